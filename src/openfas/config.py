@@ -1,0 +1,208 @@
+"""Typed configuration: one pydantic schema, loaded from YAML with dotted command-line overrides.
+
+``load_config("configs/demo.yaml", ["model.width=16", "train.epochs=2"])``. Unknown keys anywhere are an
+error that names the key; model options are checked against the registered model's signature and method
+options against the method's own schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the file/key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ExperimentConfig(_Strict):
+    name: str = "run"
+    seed: int = 0
+    deterministic: bool = False
+    output_dir: str = "runs"
+
+
+class SynthConfig(_Strict):
+    """Used when ``data.cache`` is ``"synthetic"``: the generated set is cached under ``cache_dir``."""
+
+    cache_dir: str = "~/.cache/openfas/synth"
+    domains: list[str] = Field(default_factory=lambda: ["synth_a", "synth_b", "synth_c", "synth_d"])
+    subjects_per_domain: int = 6
+    videos_per_subject: int = 1
+    frames_per_video: int = 2
+    size: int = 128
+    modalities: list[str] = Field(default_factory=lambda: ["rgb"])
+    seed: int = 0
+
+
+class DataConfig(_Strict):
+    cache: str = "synthetic"  # a prepared cache folder, or "synthetic"
+    train_split: str = "train"
+    dev_split: str = "dev"
+    test_split: str = "test"
+    train_domains: list[str] | None = None  # None = all
+    test_domains: list[str] | None = None
+    modalities: list[str] = Field(default_factory=lambda: ["rgb"])
+    image_size: int = 256
+    map_size: int = 32
+    mean: float = 0.5
+    std: float = 0.5
+    batch_size: int = 8
+    num_workers: int = 0
+    sampler: Literal["random", "domain_balanced"] = "random"
+    augment: bool = True
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+
+
+class ModelConfig(BaseModel):
+    """``name`` plus the model factory's keyword arguments (checked against its signature)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    name: str = "pixelnet"
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class MethodConfig(BaseModel):
+    """``name`` of the training method plus its options (checked against the method's ``Params``)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    name: str = "pixelwise"
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OptimConfig(_Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 5e-5
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: Literal["none", "step", "cosine"] = "none"
+    step_size: int = 20  # epochs, for "step"
+    gamma: float = 0.5
+
+
+class TrainConfig(_Strict):
+    epochs: int = 10
+    max_steps_per_epoch: int | None = None
+    log_every: int = 10
+    save_every_steps: int = 0  # 0 = save at the end of each epoch only
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    grad_clip: float | None = None
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+
+
+class EvalConfig(_Strict):
+    threshold: Literal["dev_eer", "eer", "fixed"] = "dev_eer"
+    fixed_threshold: float = 0.5
+    video_level: bool = True
+
+
+class Config(_Strict):
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value as YAML (``0.7`` → float, ``[a,b]`` → list, ``null`` → None)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = tree
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is a value, not a section")
+            node = nxt
+        node[parts[-1]] = _parse_value(value)
+    return tree
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}")
+        else:
+            lines.append(f"{loc}: {e['msg']}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def config_from_dict(tree: dict[str, Any], source: str = "<config>") -> Config:
+    try:
+        cfg = Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, source)) from None
+    validate_components(cfg, source)
+    return cfg
+
+
+def validate_components(cfg: Config, source: str = "<config>") -> None:
+    """Check model/method names and options against the registries (error names the bad key)."""
+    from openfas.methods import get_method
+    from openfas.models._registry import check_model_kwargs
+
+    try:
+        check_model_kwargs(cfg.model.name, cfg.model.kwargs())
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"{source}: model: {err.args[0]}") from None
+    try:
+        method_cls = get_method(cfg.method.name)
+        method_cls.Params.model_validate(cfg.method.kwargs())
+    except KeyError as err:
+        raise ConfigError(f"{source}: method: {err.args[0]}") from None
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, f"{source}: method")) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    tree: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            packaged = Path(__file__).parent / "configs" / p.name
+            if p.parent == Path(".") and packaged.exists():
+                p = packaged
+            else:
+                raise ConfigError(f"{path}: config file not found")
+        source = str(p)
+        try:
+            tree = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML: {err}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections")
+    tree = apply_overrides(tree, list(overrides or []))
+    return config_from_dict(tree, source)

@@ -1,0 +1,115 @@
+"""The contract between the training engine and a training algorithm (a "method").
+
+The engine (:mod:`openfas.engine.trainer`) owns devices, data loading, distributed training, mixed
+precision, optimisers, checkpoints and logging. A method owns only what differs between algorithms:
+
+* :meth:`Method.build_model` – one ``nn.Module`` holding every trainable part (a container module when a
+  method has several networks, e.g. LDCNet's FE/CF/LE/SE);
+* :meth:`Method.stages` – the training stages (LDCNet: pre-train FE+CF, then everything) with their
+  epochs and which parameters each optimises;
+* :meth:`Method.training_loss` – the loss of one batch; a meta-learning method computes the inner update
+  with ``torch.func.functional_call`` and returns the outer loss, whose backward gives the meta-gradient;
+* :meth:`Method.score` – the liveness score (higher = more live) and optionally the predicted map;
+* :meth:`Method.on_stage_start` – a hook, e.g. to compute and cache CAM quasi ground truth.
+
+Methods register with ``@register_method("name")`` and declare their options in a pydantic ``Params``
+model, so a config with an unknown method option fails naming the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn as nn
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from openfas.config import Config
+
+Batch = dict[str, torch.Tensor]
+
+
+class MethodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: ``epochs`` epochs optimising ``parameters`` (None = all trainable)."""
+
+    name: str
+    epochs: int
+    param_filter: Callable[[str], bool] | None = None
+
+
+class Method:
+    """Base class of training algorithms; see the module docstring."""
+
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    #: Sampler the method needs: "random" or "domain_balanced" (every batch holds every source domain's
+    #: live and spoof samples). ``None`` = take ``data.sampler`` from the config.
+    sampler: ClassVar[str | None] = None
+    #: Wrap the model in DistributedDataParallel. Methods that call the model through
+    #: ``torch.func.functional_call`` with substituted weights set this False; the engine then averages
+    #: gradients across ranks itself after backward.
+    ddp_wrap: ClassVar[bool] = True
+
+    def __init__(self, cfg: Config, params: MethodParams) -> None:
+        self.cfg = cfg
+        self.params = params
+
+    def build_model(self) -> nn.Module:
+        from openfas.models import create_model
+
+        kwargs = self.cfg.model.kwargs()
+        return create_model(self.cfg.model.name, **kwargs)
+
+    def stages(self) -> list[Stage]:
+        return [Stage("main", self.cfg.train.epochs)]
+
+    def trainable_parameters(self, model: nn.Module, stage: Stage) -> Iterable[nn.Parameter]:
+        if stage.param_filter is None:
+            return [p for p in model.parameters() if p.requires_grad]
+        return [p for n, p in model.named_parameters() if p.requires_grad and stage.param_filter(n)]
+
+    def on_stage_start(self, trainer: Any, stage: Stage) -> None:  # noqa: B027 - optional hook
+        """Called before the first epoch of each stage (also after a resume into that stage)."""
+
+    def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
+        """Loss terms of one batch; must contain ``"loss"`` (the scalar to minimise)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        """``{"score": B}`` (higher = more live), optionally ``{"map": B×h×w}``."""
+        raise NotImplementedError
+
+
+_METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    def decorator(cls: type[Method]) -> type[Method]:
+        _METHODS[name.lower()] = cls
+        cls.name = name.lower()  # type: ignore[attr-defined]
+        return cls
+
+    return decorator
+
+
+def get_method(name: str) -> type[Method]:
+    import openfas.methods  # noqa: F401  (registers the built-in methods)
+
+    key = name.lower()
+    if key not in _METHODS:
+        raise KeyError(f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}")
+    return _METHODS[key]
+
+
+def list_methods() -> list[str]:
+    import openfas.methods  # noqa: F401
+
+    return sorted(_METHODS)

@@ -1,0 +1,6 @@
+"""Model architectures. Each file registers its variants with ``@register_model``."""
+
+from openfas.models import pixelnet  # noqa: F401  (stand-in pixel-supervised model)
+from openfas.models._registry import create_model, list_models, register_model
+
+__all__ = ["create_model", "list_models", "register_model"]

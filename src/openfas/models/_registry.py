@@ -1,0 +1,61 @@
+"""A small model registry in the spirit of timm: ``@register_model`` on a factory, then ``create_model(name)``."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn as nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model factory under ``name`` (lower case, e.g. ``"cdcn++"``)."""
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name.lower()
+        if key in _MODELS and _MODELS[key] is not fn:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[key] = fn
+        return fn
+
+    return decorator
+
+
+def _ensure_loaded() -> None:
+    # Importing the package registers every model file.
+    import openfas.models  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of registered models matching a shell-style ``pattern``."""
+    _ensure_loaded()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def model_factory(name: str) -> Callable[..., nn.Module]:
+    _ensure_loaded()
+    key = name.lower()
+    if key not in _MODELS:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+    return _MODELS[key]
+
+
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming any key that the model's factory does not accept."""
+    sig = inspect.signature(model_factory(name))
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    for key in kwargs:
+        if key not in sig.parameters:
+            allowed = ", ".join(p for p in sig.parameters)
+            raise ValueError(f"model {name!r} has no option {key!r} (accepted: {allowed})")
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model: ``create_model("cdcn++", theta=0.7)``."""
+    check_model_kwargs(name, kwargs)
+    return model_factory(name)(**kwargs)
