@@ -15,6 +15,7 @@ loose files. ``<cache_dir>/info.json`` records how the cache was made.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ class CacheError(RuntimeError):
 def encode_png(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", image)
     if not ok:
-        raise ValueError("could not PNG-encode an array of shape %s" % (image.shape,))
+        raise ValueError(f"could not PNG-encode an array of shape {image.shape}")
     return buf.tobytes()
 
 
@@ -102,6 +103,19 @@ class CropCacheWriter:
         self.close()
 
 
+_READ_ENVS: dict[tuple[int, str], lmdb.Environment] = {}
+
+
+def _open_readonly(path: Path) -> lmdb.Environment:
+    """One read-only environment per (process, path): LMDB forbids opening a file twice in a process."""
+    key = (os.getpid(), str(path.resolve()))
+    env = _READ_ENVS.get(key)
+    if env is None:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, subdir=True)
+        _READ_ENVS[key] = env
+    return env
+
+
 class CropCacheReader:
     """Read-only access; safe to use from DataLoader worker processes (the env opens lazily per process)."""
 
@@ -116,11 +130,8 @@ class CropCacheReader:
 
     @property
     def env(self) -> lmdb.Environment:
-        import os
-
         if self._env is None or self._pid != os.getpid():
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False,
-                                  meminit=False, subdir=True)
+            self._env = _open_readonly(self.path)
             self._pid = os.getpid()
         return self._env
 

@@ -61,11 +61,35 @@ class Method:
         self.cfg = cfg
         self.params = params
 
+    def model_kwargs(self) -> dict[str, Any]:
+        """Model options from the config, with ``map_size`` / ``in_channels`` / ``modalities`` filled in
+        from ``data`` when the model accepts them; a conflicting explicit value is a config error."""
+        import inspect
+
+        from openfas.config import ConfigError
+        from openfas.models._registry import model_factory
+
+        kwargs = self.cfg.model.kwargs()
+        accepted = inspect.signature(model_factory(self.cfg.model.name)).parameters
+        data = self.cfg.data
+        derived = {"map_size": data.map_size, "in_channels": 3 * len(data.modalities),
+                   "modalities": tuple(data.modalities)}
+        for key, value in derived.items():
+            if key not in accepted:
+                continue
+            if key in kwargs:
+                given = tuple(kwargs[key]) if key == "modalities" else kwargs[key]
+                if given != value:
+                    raise ConfigError(f"model.{key}={kwargs[key]!r} does not match the data config "
+                                      f"(data gives {value!r}); remove model.{key} or change data")
+            else:
+                kwargs[key] = value
+        return kwargs
+
     def build_model(self) -> nn.Module:
         from openfas.models import create_model
 
-        kwargs = self.cfg.model.kwargs()
-        return create_model(self.cfg.model.name, **kwargs)
+        return create_model(self.cfg.model.name, **self.model_kwargs())
 
     def stages(self) -> list[Stage]:
         return [Stage("main", self.cfg.train.epochs)]

@@ -1,0 +1,281 @@
+"""The ``openfas`` command line.
+
+Every command takes a YAML config (``--config``) plus dotted overrides as extra arguments, e.g.
+``openfas train --config configs/demo.yaml model.width=16 train.epochs=2``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="openfas",
+    help="Face anti-spoofing toolkit: prepare data, train published methods, evaluate with ISO/IEC 30107-3 "
+    "metrics, export and serve liveness models.\n\nConventions: label 1 = live (bona fide), 0 = spoof; "
+    "scores: higher = more live.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Prepare, inspect and synthesise datasets (face-crop caches).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see configs/).")]
+Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.theta=0.7 train.epochs=5")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
+    from openfas.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as err:
+        _fail(str(err))
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Run folder or checkpoint to continue exactly where it stopped.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Run folder (default: <output_dir>/<name>-<model>-<time>).")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable progress bars.")] = False,
+) -> None:
+    """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
+    from openfas.config import ConfigError
+    from openfas.engine.checkpoint import CheckpointError
+    from openfas.engine.trainer import Trainer, TrainingDiverged
+
+    cfg = _load(config, overrides)
+    try:
+        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
+        result = trainer.fit()
+    except (ConfigError, CheckpointError, TrainingDiverged) as err:
+        _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
+        return
+    if trainer.dist.is_main:
+        typer.echo(json.dumps({"run_dir": str(trainer.run_dir), **result.get("headline", {})}, indent=2))
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (.safetensors) written by `openfas train`.")],
+    cache: Annotated[str | None, typer.Option(
+        help="Crop cache to evaluate on (default: the training config's).")] = None,
+    split: Annotated[str, typer.Option(help="Split to score ('all' for every split).")] = "test",
+    domains: Annotated[str | None, typer.Option(
+        help="Comma-separated domains (default: the config's test domains).")] = None,
+    threshold: Annotated[str, typer.Option(
+        help="'stored' (the checkpoint's dev threshold), 'eer' or a number.")] = "stored",
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default: <checkpoint folder>/../eval-<split>).")] = None,
+) -> None:
+    """Score a dataset split with a trained checkpoint and write per-frame scores and ``metrics.json``."""
+    from openfas.engine.checkpoint import CheckpointError
+    from openfas.engine.evaluation import evaluate_tables
+    from openfas.engine.trainer import Trainer, build_model_from_checkpoint
+
+    try:
+        model, info = build_model_from_checkpoint(checkpoint)
+    except CheckpointError as err:
+        _fail(str(err))
+        return
+    cfg = info["config"]
+    if cache is not None:
+        cfg.data.cache = cache
+    trainer = Trainer.__new__(Trainer)  # reuse the scoring code without training state
+    from openfas.engine import distributed as D
+    from openfas.engine.trainer import resolve_cache
+
+    trainer.cfg, trainer.method, trainer.model = cfg, info["method"], model
+    trainer.dist, trainer.device = D.DistInfo(), D.resolve_device(cfg.train.device)
+    trainer.model.to(trainer.device)
+    trainer.amp_dtype = None
+    trainer.cache_dir = resolve_cache(cfg)
+    doms = domains.split(",") if domains else (cfg.data.test_domains or cfg.data.train_domains)
+    table = trainer.score_split(split, doms)
+    stored = info["meta"].get("threshold")
+    if threshold == "stored":
+        if stored is None:
+            _fail(f"{checkpoint}: no stored threshold; pass --threshold eer or a number")
+        result = evaluate_tables(table, None, "fixed", float(stored), cfg.eval.video_level)
+        result["threshold"].update(policy="stored", source="threshold stored in the checkpoint (chosen on dev)")
+    elif threshold == "eer":
+        result = evaluate_tables(table, None, "eer", video_level=cfg.eval.video_level)
+    else:
+        try:
+            value = float(threshold)
+        except ValueError:
+            _fail(f"--threshold {threshold!r}: expected 'stored', 'eer' or a number")
+            return
+        result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level)
+    out_dir = out or checkpoint.parent.parent / f"eval-{split}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.write_csv(out_dir / "scores.csv")
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    typer.echo(json.dumps({"out": str(out_dir), **result["headline"]}, indent=2))
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders.")],
+) -> None:
+    """Score face images or videos (liveness score, higher = more live). [Deployment issue: in progress]"""
+    _fail("`openfas predict` is not implemented yet (tracked by the deployment issue); use "
+          "`openfas eval` on a prepared cache meanwhile", 1)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors).")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx file.")],
+) -> None:
+    """Export a trained model to ONNX (CDC convs folded, dynamic batch). [Deployment issue: in progress]"""
+    _fail("`openfas export` is not implemented yet (tracked by the deployment issue)", 1)
+
+
+@app.command()
+def serve(
+    checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint or .onnx model.")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Run the HTTP liveness service with its web page. [Deployment issue: in progress]"""
+    _fail("`openfas serve` is not implemented yet (tracked by the deployment issue)", 1)
+
+
+@app.command()
+def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] = "*") -> None:
+    """List the registered models and training methods."""
+    from openfas import list_models
+    from openfas.methods import list_methods
+
+    typer.echo("models:  " + ", ".join(list_models(pattern)))
+    typer.echo("methods: " + ", ".join(list_methods()))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the run.")] = Path("runs"),
+    overrides: Overrides = None,
+) -> None:
+    """Generate (and cache) a synthetic live/spoof set, train a small pixel-supervised model for a few
+    minutes on CPU, evaluate it on the held-out subjects and print the headline metrics.
+
+    The synthetic data is a test and demo aid, not a benchmark of real attacks.
+    """
+    from openfas.config import ConfigError, load_config
+    from openfas.engine.trainer import Trainer
+
+    try:
+        cfg = load_config("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
+    except ConfigError as err:
+        _fail(str(err))
+        return
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    h = result["headline"]
+    typer.echo("")
+    typer.echo(f"run folder: {trainer.run_dir}")
+    typer.echo(f"threshold:  {result['threshold']['value']:.4f} ({result['threshold']['source']})")
+    typer.echo(f"{h['level']}-level test metrics on held-out synthetic subjects:")
+    for k in ("auc", "eer", "apcer", "bpcer", "acer", "hter"):
+        if k in h:
+            typer.echo(f"  {k.upper():6s} {100 * h[k]:6.2f} %")
+
+
+# ---------------------------------------------------------------- data sub-commands
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Argument(help="Cache folder to create.")],
+    domains: Annotated[str, typer.Option(
+        help="Comma-separated domain names (each gets its own camera).")] = "synth_a,synth_b,synth_c,synth_d",
+    subjects: Annotated[int, typer.Option(help="Subjects per domain.")] = 6,
+    frames: Annotated[int, typer.Option(help="Frames per video.")] = 2,
+    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 128,
+    modalities: Annotated[str, typer.Option(help="Comma-separated: rgb,depth,ir.")] = "rgb",
+    seed: int = 0,
+) -> None:
+    """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
+    from openfas.data.synth import generate_synthetic
+
+    path = generate_synthetic(out, domains=tuple(domains.split(",")), subjects_per_domain=subjects,
+                              frames_per_video=frames, size=size, modalities=tuple(modalities.split(",")),
+                              seed=seed)
+    typer.echo(f"synthetic cache written to {path}")
+
+
+@data_app.command("prepare")
+def data_prepare(
+    dataset: Annotated[str, typer.Argument(help="Dataset adapter: oulu, casia, replay, msu, surf, cefa, folder.")],
+    root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
+    out: Annotated[Path, typer.Argument(help="Cache folder to create or resume.")],
+    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2').")] = None,
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to prepare.")] = "train,dev,test",
+    frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
+    every: Annotated[int | None, typer.Option(help="Every k-th frame instead of --frames.")] = None,
+    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 256,
+    detector: Annotated[str, typer.Option(help="Face detector: auto or cascade.")] = "auto",
+    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
+) -> None:
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    from openfas.data.datasets import get_dataset
+    from openfas.data.prepare import prepare_media
+
+    try:
+        adapter = get_dataset(dataset)(root)
+        items = [m for s in splits.split(",") for m in adapter.list_media(s, protocol=protocol)]
+    except (KeyError, FileNotFoundError, ValueError) as err:
+        _fail(str(err.args[0] if err.args else err))
+        return
+    report = prepare_media(items, out, every=every, frames_per_video=None if every else frames,
+                           crop_size=size, detector=detector, num_workers=workers)
+    typer.echo(str(report))
+
+
+@data_app.command("inspect")
+def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder.")]) -> None:
+    """Summarise a crop cache: samples per domain, split and attack type; skipped media and why."""
+    from collections import Counter
+
+    from openfas.data.cache import CacheError, CropCacheReader
+
+    try:
+        reader = CropCacheReader(cache)
+        records = reader.records()
+    except CacheError as err:
+        _fail(str(err))
+        return
+    if not records:
+        _fail(f"{cache}: the cache holds no crops")
+    counts = Counter((r.domain, r.split, r.attack) for r in records)
+    typer.echo(f"{cache}: {len(records)} crops, {len({r.media_id for r in records})} media items")
+    typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
+    for (d, s, a), n in sorted(counts.items()):
+        typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
+    skipped = {k: v["skipped"] for k, v in reader.media_status().items() if v.get("skipped")}
+    if skipped:
+        typer.echo(f"skipped media: {len(skipped)}")
+        for k, why in sorted(skipped.items())[:20]:
+            typer.echo(f"  {k}: {why}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The one training engine every method plugs into.
+
+Reading order: :class:`Trainer` builds data → model → (DDP) → stages; :meth:`Trainer.fit` runs the loop
+(stage → epoch → step) with mixed precision, non-finite-loss guard, logging and atomic checkpoints;
+:meth:`Trainer.score_split` produces per-frame scores for evaluation. What differs between algorithms lives in
+:mod:`openfas.methods`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+import openfas
+from openfas.config import Config, ConfigError, config_from_dict
+from openfas.data.dataset import FaceCropDataset
+from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
+from openfas.engine import distributed as D
+from openfas.engine.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_weights,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from openfas.engine.logger import RunLogger, log, setup_console_logging
+from openfas.methods.base import Method, Stage, get_method
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class TrainState:
+    stage: int = 0
+    epoch: int = 0  # epochs finished within the current stage
+    step_in_epoch: int = 0  # steps finished within the current epoch
+    global_step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step, "history": self.history}
+
+
+@dataclass
+class ScoreTable:
+    """Per-frame scores with everything evaluation needs (score: higher = more live)."""
+
+    sample_ids: list[str]
+    videos: list[str]
+    domains: list[str]
+    attacks: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def write_csv(self, path: Path) -> None:
+        import csv
+
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["sample_id", "video", "domain", "attack", "label", "score"])
+            for row in zip(self.sample_ids, self.videos, self.domains, self.attacks,
+                           self.labels.tolist(), self.scores.tolist(), strict=True):
+                w.writerow([*row[:5], f"{row[5]:.8g}"])
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
+    """The crop-cache folder of ``cfg.data``; ``"synthetic"`` generates (once) and caches a synthetic set."""
+    if cfg.data.cache != "synthetic":
+        path = Path(cfg.data.cache).expanduser()
+        if not (path / "crops.lmdb").exists():
+            raise ConfigError(f"data.cache={cfg.data.cache!r}: no crop cache there; run `openfas data prepare` "
+                              "(real datasets) or `openfas data synth`")
+        return path
+    from openfas.data.synth import generate_synthetic
+
+    s = cfg.data.synth
+    params = s.model_dump(mode="json")
+    params.pop("cache_dir")
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    path = Path(s.cache_dir).expanduser() / f"synth-{digest}"
+    if is_main:
+        generate_synthetic(path, domains=tuple(s.domains), subjects_per_domain=s.subjects_per_domain,
+                           videos_per_subject=s.videos_per_subject, frames_per_video=s.frames_per_video,
+                           size=s.size, modalities=tuple(s.modalities), seed=s.seed)
+    D.barrier()
+    return path
+
+
+def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        return torch.float16
+    # auto: mixed precision on GPUs only (bf16 where supported); CPUs stay in float32.
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def _split_filter(split: str) -> str | None:
+    return None if split == "all" else split
+
+
+class Trainer:
+    """Train one method on one config; also the evaluator of its checkpoints."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
+                 progress: bool = True) -> None:
+        setup_console_logging()
+        self.dist, self.device = D.init_distributed(cfg.train.device)
+        self.cfg = cfg
+        self.progress = progress and self.dist.is_main
+        self.state = TrainState()
+        self._resume_ckpt: dict[str, Any] | None = None
+        if resume is not None:
+            ckpt_path = Path(resume)
+            if ckpt_path.is_dir():
+                run_dir = ckpt_path
+                ckpt_path = ckpt_path / "checkpoints" / "last.safetensors"
+            self._resume_ckpt = load_checkpoint(ckpt_path)
+            saved = self._resume_ckpt["meta"].get("config")
+            if saved is not None and saved != cfg.to_dict():
+                diff = _config_diff(saved, cfg.to_dict())
+                raise ConfigError(f"{ckpt_path}: the config differs from the one the run was started with "
+                                  f"({diff}); resume with the same config and overrides")
+            if run_dir is None:
+                run_dir = ckpt_path.parent.parent
+        if run_dir is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = Path(cfg.experiment.output_dir) / f"{cfg.experiment.name}-{cfg.model.name}-{stamp}"
+            if self.dist.enabled:  # every rank must agree on the folder
+                run_dir = Path(str(D.all_gather_object(str(run_dir))[0]))
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        if self.dist.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+        seed_everything(cfg.experiment.seed + self.dist.rank, cfg.experiment.deterministic)
+
+        method_cls = get_method(cfg.method.name)
+        self.method: Method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
+        self.cache_dir = resolve_cache(cfg, self.dist.is_main)
+        self.model = self.method.build_model().to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self._resume_ckpt is not None:
+            load_model_weights(self.model, self._resume_ckpt["model"], "resume checkpoint")
+        self.train_model: nn.Module = self.model
+        if self.dist.enabled and self.method.ddp_wrap:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DDP(self.model, device_ids=ids)
+        if cfg.train.compile:
+            self.train_model = torch.compile(self.train_model)  # type: ignore[assignment]
+        self.amp_dtype = _autocast_dtype(cfg.train.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+    # ------------------------------------------------------------------ data
+    def dataset(self, split: str, domains: list[str] | None, train: bool) -> FaceCropDataset:
+        d = self.cfg.data
+        return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
+                               modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
+                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed)
+
+    def _train_loader(self, dataset: FaceCropDataset) -> tuple[DataLoader, EpochShuffleBatchSampler]:
+        kind = self.method.sampler or self.cfg.data.sampler
+        bs = self.cfg.data.batch_size
+        sampler: EpochShuffleBatchSampler
+        if kind == "domain_balanced":
+            sampler = DomainBalancedBatchSampler(dataset.domain_ids, dataset.labels, bs,
+                                                 seed=self.cfg.experiment.seed, rank=self.dist.rank,
+                                                 world_size=self.dist.world_size)
+        else:
+            sampler = EpochShuffleBatchSampler(len(dataset), bs, seed=self.cfg.experiment.seed,
+                                               rank=self.dist.rank, world_size=self.dist.world_size)
+        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self.cfg.data.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        return loader, sampler
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.cfg.train.channels_last and out["image"].dim() == 4:
+            out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+        return out
+
+    # ------------------------------------------------------------------ optim
+    def _build_optimizer(self, stage: Stage) -> tuple[torch.optim.Optimizer, Any]:
+        o = self.cfg.optim
+        params = list(self.method.trainable_parameters(self.model, stage))
+        if not params:
+            raise ConfigError(f"stage {stage.name!r} has no trainable parameters")
+        if o.name == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        elif o.name == "adamw":
+            opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        sched: Any = None
+        if o.scheduler == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_size, gamma=o.gamma)
+        elif o.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, stage.epochs))
+        return opt, sched
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_meta(self, threshold: float | None = None) -> dict[str, Any]:
+        d = self.cfg.data
+        return {
+            "openfas_version": openfas.__version__,
+            "model": self.cfg.model.name,
+            "model_kwargs": self.cfg.model.kwargs(),
+            "method": self.cfg.method.name,
+            "config": self.cfg.to_dict(),
+            "preprocess": {"image_size": d.image_size, "map_size": d.map_size, "mean": d.mean, "std": d.std,
+                           "modalities": list(d.modalities), "channel_order": "RGB"},
+            "threshold": threshold,
+            "train_state": self.state.to_json(),
+        }
+
+    def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+             threshold: float | None = None) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        extra = {"rng": rng_state()}
+        return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
+                               meta=self.checkpoint_meta(threshold),
+                               optimizer_state=optimizer.state_dict() if optimizer else None,
+                               scheduler_state=scheduler.state_dict() if scheduler else None,
+                               extra_state=extra)
+
+    # ------------------------------------------------------------------ training
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def fit(self) -> dict[str, Any]:
+        """Run every stage to the end (continuing a resumed run exactly); returns the final evaluation."""
+        cfg = self.cfg
+        train_set = self.dataset(cfg.data.train_split, cfg.data.train_domains, train=True)
+        loader, sampler = self._train_loader(train_set)
+        stages = self.method.stages()
+        resume = self._resume_ckpt
+        if resume is not None:
+            ts = resume["meta"]["train_state"]
+            self.state = TrainState(ts["stage"], ts["epoch"], ts["step_in_epoch"], ts["global_step"],
+                                    ts.get("history", []))
+        if self.dist.is_main:
+            log.info("run folder %s | %d train samples | device %s | world size %d | amp %s",
+                     self.run_dir, len(train_set), self.device, self.dist.world_size, self.amp_dtype)
+        for si, stage in enumerate(stages):
+            if si < self.state.stage:
+                continue
+            self.method.on_stage_start(self, stage)
+            opt, sched = self._build_optimizer(stage)
+            if resume is not None and resume["optimizer"] is not None and si == self.state.stage:
+                opt.load_state_dict(resume["optimizer"])
+                if sched is not None and resume["scheduler"] is not None:
+                    sched.load_state_dict(resume["scheduler"])
+                set_rng_state(resume["extra"]["rng"])
+                resume = None
+            while self.state.epoch < stage.epochs:
+                self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
+            self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
+            self.save("last")
+        result = self.evaluate_and_report()
+        if self.dist.is_main:
+            log.info("finished: %s", json.dumps(result.get("headline", {})))
+        self.logger.close()
+        return result
+
+    def _run_epoch(self, stage: Stage, si: int, train_set: FaceCropDataset, loader: DataLoader,
+                   sampler: EpochShuffleBatchSampler, opt: torch.optim.Optimizer, sched: Any) -> None:
+        cfg = self.cfg
+        epoch_id = si * 100_000 + self.state.epoch
+        sampler.set_epoch(epoch_id, skip=self.state.step_in_epoch)
+        train_set.set_epoch(epoch_id)
+        total = len(sampler) + self.state.step_in_epoch
+        limit = cfg.train.max_steps_per_epoch
+        if limit is not None:
+            total = min(total, limit)
+        self.train_model.train()
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=self.state.step_in_epoch, leave=False,
+                       desc=f"{stage.name} epoch {self.state.epoch + 1}/{stage.epochs}")
+        params = [p for g in opt.param_groups for p in g["params"]]
+        running: dict[str, float] = {}
+        for batch in loader:
+            if self.state.step_in_epoch >= total:
+                break
+            batch = self._to_device(batch)
+            with self._autocast():
+                losses = self.method.training_loss(self.train_model, batch, stage)
+            loss = losses["loss"]
+            self._check_finite(loss, stage)
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.dist.enabled and not self.method.ddp_wrap:
+                D.average_gradients(params)
+            if cfg.train.grad_clip:
+                self.scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            self.scaler.step(opt)
+            self.scaler.update()
+            self.state.step_in_epoch += 1
+            self.state.global_step += 1
+            for k, v in losses.items():
+                running[k] = running.get(k, 0.0) + float(v.detach())
+            if self.state.global_step % max(1, cfg.train.log_every) == 0:
+                n = self.state.step_in_epoch
+                self.logger.scalars(self.state.global_step, {k: v / n for k, v in running.items()},
+                                    phase="train", stage=stage.name, epoch=self.state.epoch)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+            if cfg.train.save_every_steps and self.state.global_step % cfg.train.save_every_steps == 0:
+                self.save("last", opt, sched)
+        if bar is not None:
+            bar.close()
+        if sched is not None:
+            sched.step()
+        self.state.epoch += 1
+        self.state.step_in_epoch = 0
+        n_steps = max(1, total)
+        summary = {k: v / n_steps for k, v in running.items()}
+        summary.update(self._dev_metrics())
+        self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
+        self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
+                            epoch=self.state.epoch)
+        if self.dist.is_main:
+            log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
+                     ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
+        self.save("last", opt, sched)
+
+    def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
+        ok = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.dist.enabled:
+            D.all_reduce_mean(ok)
+        if float(ok) < 1.0:
+            last = self.ckpt_dir / "last.safetensors"
+            where = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"non-finite loss ({float(loss.detach())}) at stage {stage.name!r}, epoch {self.state.epoch + 1}, "
+                f"step {self.state.step_in_epoch + 1} (global step {self.state.global_step + 1}); {where}. "
+                "Lower optim.lr, enable train.grad_clip or check the data.")
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def score_split(self, split: str, domains: list[str] | None) -> ScoreTable:
+        """Score every frame of a split (on rank 0's model; all ranks hold the same weights)."""
+        ds = self.dataset(split, domains, train=False)
+        loader = DataLoader(ds, batch_size=max(1, self.cfg.data.batch_size), shuffle=False,
+                            num_workers=self.cfg.data.num_workers)
+        self.model.eval()
+        scores = []
+        for batch in loader:
+            batch = self._to_device(batch)
+            with self._autocast():
+                out = self.method.score(self.model, batch)
+            scores.append(out["score"].float().cpu())
+        self.model.train()
+        recs = ds.records
+        return ScoreTable([r.sample_id for r in recs], [r.video for r in recs], [r.domain for r in recs],
+                          [r.attack for r in recs], np.array([r.label for r in recs]),
+                          torch.cat(scores).numpy().astype(np.float64))
+
+    def _dev_metrics(self) -> dict[str, float]:
+        from openfas.engine.evaluation import quick_metrics
+
+        try:
+            dev = self.score_split(self.cfg.data.dev_split, self.cfg.data.train_domains)
+        except Exception as err:  # noqa: BLE001 - a missing dev split must not stop training
+            log.debug("no dev evaluation: %s", err)
+            return {}
+        return {f"dev_{k}": v for k, v in quick_metrics(dev).items()}
+
+    def evaluate_and_report(self) -> dict[str, Any]:
+        """Score dev and test, pick the threshold per ``eval.threshold``, write scores, metrics and final model."""
+        from openfas.engine.evaluation import evaluate_tables
+
+        cfg = self.cfg
+        test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
+        test = self.score_split(cfg.data.test_split, test_domains)
+        dev = None
+        if cfg.eval.threshold == "dev_eer":
+            dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
+        result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level)
+        if self.dist.is_main:
+            test.write_csv(self.run_dir / "scores_test.csv")
+            if dev is not None:
+                dev.write_csv(self.run_dir / "scores_dev.csv")
+            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+            self.save("final", threshold=result["threshold"]["value"])
+        return result
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            d = _config_diff(va, vb, f"{prefix}{k}.")
+            if d:
+                return d
+        elif va != vb:
+            return f"{prefix}{k}: {va!r} → {vb!r}"
+    return ""
+
+
+def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+                                ) -> tuple[nn.Module, dict[str, Any]]:
+    """Re-create a trained model from a checkpoint's own metadata (no config file needed)."""
+    ckpt = load_checkpoint(path, map_location)
+    meta = ckpt["meta"]
+    if "model" not in meta:
+        raise CheckpointError(f"{path}: checkpoint metadata has no model name")
+    cfg = config_from_dict(meta["config"], source=f"{path} (stored config)")
+    method_cls = get_method(cfg.method.name)
+    method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
+    model = method.build_model()
+    load_model_weights(model, ckpt["model"], str(path))
+    model.eval()
+    return model, {"meta": meta, "method": method, "config": cfg}
+
+
+__all__ = ["ScoreTable", "Trainer", "TrainingDiverged", "build_model_from_checkpoint"]

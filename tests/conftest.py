@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny, quickly learnable crop cache built directly (no synthetic renderer needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from openfas.data.cache import CropCacheWriter
+from openfas.data.sample import CropRecord
+
+
+def build_tiny_cache(path: Path, size: int = 32, per_group: int = 4, domains: tuple[str, ...] = ("da", "db"),
+                     modalities: tuple[str, ...] = ("rgb",), seed: int = 0) -> Path:
+    """Live crops = sharp noise texture inside a bright disc; spoof = the same blurred and darkened.
+
+    ``per_group`` videos (2 frames each) per (domain, split, attack); splits train/dev/test.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size / 3) ** 2
+    mask = (disc * 255).astype(np.uint8)
+    with CropCacheWriter(path, info={"kind": "tiny-test"}) as w:
+        for domain in domains:
+            for split in ("train", "dev", "test"):
+                for attack in ("live", "print", "replay"):
+                    for v in range(per_group):
+                        media = f"{domain}/{split}/{attack}/{v}"
+                        crops = []
+                        for frame in range(2):
+                            base = rng.integers(0, 255, (size, size, 3)).astype(np.float32)
+                            img = base * 0.4 + disc[..., None] * 120
+                            if attack != "live":
+                                img = cv2.GaussianBlur(img, (5, 5), 2) * 0.7
+                            img = np.clip(img, 0, 255).astype(np.uint8)
+                            images = {m: img if m == "rgb" else img[:, :, ::-1].copy() for m in modalities}
+                            rec = CropRecord(sample_id=f"{media}/{frame:05d}", media_id=media,
+                                             label=int(attack == "live"), attack=attack, domain=domain,
+                                             subject=f"{domain}-{split}-{v}", video=f"{attack}{v}",
+                                             frame=frame, split=split, modalities=modalities,
+                                             target="mask" if attack == "live" else "")
+                            crops.append((rec, images, mask if attack == "live" else None))
+                        w.add_media(media, crops)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_cache(tmp_path_factory.mktemp("tiny") / "cache")

@@ -1,0 +1,92 @@
+"""Config schema, dotted overrides, error messages, and the CLI's help texts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from openfas.cli import app
+from openfas.config import ConfigError, load_config
+
+
+def test_overrides_are_typed_and_nested() -> None:
+    cfg = load_config(None, ["model.width=16", "optim.lr=3e-4", "data.train_domains=[a,b]", "train.grad_clip=null"])
+    assert cfg.model.kwargs() == {"width": 16}
+    assert cfg.optim.lr == pytest.approx(3e-4)
+    assert cfg.data.train_domains == ["a", "b"]
+    assert cfg.train.grad_clip is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.epoch=3"], "unknown key 'train.epoch'"),
+        (["data.synth.sizee=3"], "unknown key 'data.synth.sizee'"),
+        (["model.widht=3"], "no option 'widht'"),
+        (["model.name=nonexistent"], "unknown model 'nonexistent'"),
+        (["method.name=nonexistent"], "unknown method 'nonexistent'"),
+        (["method.cdl_wieght=2"], "unknown key 'cdl_wieght'"),
+        (["optim.name=lion"], "optim.name"),
+        (["train.epochs"], "not of the form"),
+    ],
+)
+def test_bad_config_names_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_yaml_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 3\n  bogus: 1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'train\.bogus'"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_model_and_data_mismatch_is_reported() -> None:
+    from openfas.methods import get_method
+
+    cfg = load_config(None, ["model.map_size=16", "data.map_size=32"])
+    method = get_method(cfg.method.name)(cfg, get_method(cfg.method.name).Params())
+    with pytest.raises(ConfigError, match=r"model\.map_size=16 does not match"):
+        method.build_model()
+
+
+def test_packaged_demo_config_loads() -> None:
+    cfg = load_config("demo.yaml")
+    assert cfg.experiment.name == "demo" and cfg.data.cache == "synthetic"
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("cmd", [[], ["train"], ["eval"], ["predict"], ["export"], ["serve"], ["data"],
+                                 ["data", "prepare"], ["data", "inspect"], ["data", "synth"], ["demo"], ["models"]])
+def test_every_command_has_help(cmd: list[str]) -> None:
+    res = runner.invoke(app, [*cmd, "--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage" in res.output
+    # the first line of each command's docstring shows up in its help
+    assert len(res.output.strip().splitlines()) > 3
+
+
+def test_cli_reports_config_errors_cleanly() -> None:
+    res = runner.invoke(app, ["train", "train.epoch=3"])
+    assert res.exit_code == 2
+    assert "unknown key 'train.epoch'" in res.output
+
+
+def test_models_command_lists_registry() -> None:
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0 and "pixelnet" in res.output and "pixelwise" in res.output
+
+
+def test_inspect_missing_cache_is_a_clear_error(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["data", "inspect", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "no crop cache here" in res.output
