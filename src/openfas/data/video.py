@@ -1,0 +1,271 @@
+"""Decode videos and still images into H×W×3 uint8 BGR frames (OpenCV channel order).
+
+PyAV is the primary decoder; OpenCV's ``VideoCapture`` is the fallback when PyAV is not installed or cannot
+open a file. Every failure — missing, zero-byte, truncated, corrupt or non-video file — raises
+:class:`MediaError` naming the file and the problem, never a bare PyAV/OpenCV traceback.
+
+Frame indices are 0-based decode order (the n-th decoded frame), the same numbering the datasets' own
+face-location files use once read by :func:`openfas.data.face.read_face_locations`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class MediaError(RuntimeError):
+    """A media file could not be read; the message names the file and the problem."""
+
+
+def sample_frame_indices(n_frames: int, every: int | None = None, count: int | None = None) -> list[int]:
+    """Indices of the frames to keep out of ``n_frames``.
+
+    * ``every=k``: frames ``0, k, 2k, …``;
+    * ``count=N``: N frames evenly spaced, the centres of N equal segments, ``floor((i + 0.5)·n / N)``
+      for ``i = 0…N−1`` (all frames when ``N ≥ n``);
+    * neither: every frame.
+    """
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    if every is not None and count is not None:
+        raise ValueError("give either every=k or count=N, not both")
+    if every is not None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        return list(range(0, n_frames, every))
+    if count is not None:
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        if count >= n_frames:
+            return list(range(n_frames))
+        return [int((i + 0.5) * n_frames / count) for i in range(count)]
+    return list(range(n_frames))
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Read a still image (any path, non-ASCII included); colour images come back as H×W×3 uint8 BGR.
+
+    Grayscale and 16-bit images (depth/IR maps) are converted to 3-channel uint8 when ``flags`` is
+    ``IMREAD_COLOR``; pass ``cv2.IMREAD_UNCHANGED`` to get the raw array.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise MediaError(f"{path}: cannot read file ({err})") from err
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise MediaError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return image if flags == cv2.IMREAD_UNCHANGED else to_bgr_uint8(image)
+
+
+def to_bgr_uint8(image: np.ndarray) -> np.ndarray:
+    """Convert gray / BGRA / 16-bit / float images to H×W×3 uint8 (16-bit and float are min-max scaled)."""
+    if image.dtype != np.uint8:
+        img = image.astype(np.float32)
+        lo, hi = float(img.min()), float(img.max())
+        img = (img - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(img)
+        image = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(f"{path}: file not found")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+
+
+def _have_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- PyAV
+
+
+def _pyav_frames(path: Path) -> Iterable[np.ndarray]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
+        raise MediaError(f"{path}: not a readable video ({type(err).__name__}: {err})") from err
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream found (truncated file, or not a video)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="bgr24")
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise MediaError(f"{path}: decoding failed ({type(err).__name__}: {err})") from err
+    finally:
+        container.close()
+
+
+def _pyav_count(path: Path) -> int:
+    """Frame count from the container header, or by counting video packets when the header has none."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
+        raise MediaError(f"{path}: not a readable video ({type(err).__name__}: {err})") from err
+    try:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream found (truncated file, or not a video)")
+        stream = container.streams.video[0]
+        if stream.frames and stream.frames > 0:
+            return int(stream.frames)
+        n = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size > 0:
+                    n += 1
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise MediaError(f"{path}: demuxing failed ({type(err).__name__}: {err})") from err
+        return n
+    finally:
+        container.close()
+
+
+# -------------------------------------------------------------------------------------------- OpenCV
+
+
+def _cv2_open(path: Path) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise MediaError(f"{path}: OpenCV cannot open it as a video")
+    return cap
+
+
+def _cv2_frames(path: Path) -> Iterable[np.ndarray]:
+    cap = _cv2_open(path)
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            yield frame
+    finally:
+        cap.release()
+
+
+def _cv2_count(path: Path) -> int:
+    cap = _cv2_open(path)
+    try:
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+    if n > 0:
+        return n
+    return sum(1 for _ in _cv2_frames(path))
+
+
+# ---------------------------------------------------------------------------------------------- API
+
+
+def _backends(backend: str) -> list[str]:
+    if backend == "auto":
+        return ["pyav", "opencv"] if _have_pyav() else ["opencv"]
+    if backend not in ("pyav", "opencv"):
+        raise ValueError(f"unknown video backend {backend!r}; expected 'auto', 'pyav' or 'opencv'")
+    return [backend]
+
+
+def count_frames(path: str | Path, backend: str = "auto") -> int:
+    """Number of frames of a video (1 for a still image)."""
+    path = Path(path)
+    _check_file(path)
+    if is_image_file(path):
+        read_image(path)
+        return 1
+    first_error: MediaError | None = None
+    for name in _backends(backend):
+        try:
+            n = _pyav_count(path) if name == "pyav" else _cv2_count(path)
+        except MediaError as err:
+            first_error = first_error or err
+            continue
+        if n > 0:
+            return n
+        first_error = first_error or MediaError(f"{path}: the video has no frames")
+    assert first_error is not None
+    raise first_error
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | None = None,
+                backend: str = "auto") -> list[tuple[int, np.ndarray]]:
+    """Decode the frames at ``indices`` (all frames when ``None``) as ``[(index, H×W×3 uint8 BGR)]``.
+
+    Frames are decoded sequentially (exact, unlike seeking) up to the largest wanted index. Indices past the
+    end of the video are silently absent from the result (the header's frame count can overstate it); a
+    video that yields no frame at all, or fails before the first wanted one, raises :class:`MediaError`.
+    A still image is frame 0.
+    """
+    path = Path(path)
+    _check_file(path)
+    if is_image_file(path):
+        if indices is not None and 0 not in indices:
+            return []
+        return [(0, read_image(path))]
+    wanted = None if indices is None else set(int(i) for i in indices)
+    last = None if wanted is None else (max(wanted) if wanted else -1)
+    if last == -1:
+        return []
+    first_error: MediaError | None = None
+    for name in _backends(backend):
+        frames = _pyav_frames(path) if name == "pyav" else _cv2_frames(path)
+        out: list[tuple[int, np.ndarray]] = []
+        decoded = 0
+        try:
+            for i, frame in enumerate(frames):
+                decoded = i + 1
+                if wanted is None or i in wanted:
+                    out.append((i, np.ascontiguousarray(frame)))
+                if last is not None and i >= last:
+                    break
+        except MediaError as err:
+            if out:  # truncated tail: keep what decoded, say so
+                log.warning("%s (kept %d frames decoded before the error)", err, len(out))
+                return out
+            first_error = first_error or err
+            continue
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+        if decoded == 0:
+            first_error = first_error or MediaError(f"{path}: no decodable video frames")
+            continue
+        return out
+    assert first_error is not None
+    raise first_error
