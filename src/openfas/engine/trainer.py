@@ -96,11 +96,12 @@ def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
             raise ConfigError(f"data.cache={cfg.data.cache!r}: no crop cache there; run `openfas data prepare` "
                               "(real datasets) or `openfas data synth`")
         return path
-    from openfas.data.synth import generate_synthetic
+    from openfas.data.synth import GENERATOR_VERSION, generate_synthetic
 
     s = cfg.data.synth
     params = s.model_dump(mode="json")
     params.pop("cache_dir")
+    params["generator_version"] = GENERATOR_VERSION
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     path = Path(s.cache_dir).expanduser() / f"synth-{digest}"
     if is_main:
