@@ -173,7 +173,7 @@ def demo(
     overrides: Overrides = None,
 ) -> None:
     """Generate (and cache) a synthetic live/spoof set, train a small pixel-supervised model for a few
-    minutes on CPU, evaluate it on the held-out subjects and print the headline metrics.
+    minutes on CPU, evaluate it on a held-out synthetic domain and print the headline metrics.
 
     The synthetic data is a test and demo aid, not a benchmark of real attacks.
     """
@@ -191,7 +191,7 @@ def demo(
     typer.echo("")
     typer.echo(f"run folder: {trainer.run_dir}")
     typer.echo(f"threshold:  {result['threshold']['value']:.4f} ({result['threshold']['source']})")
-    typer.echo(f"{h['level']}-level test metrics on held-out synthetic subjects:")
+    typer.echo(f"{h['level']}-level metrics on the held-out domain(s) {cfg.data.test_domains}:")
     for k in ("auc", "eer", "apcer", "bpcer", "acer", "hter"):
         if k in h:
             typer.echo(f"  {k.upper():6s} {100 * h[k]:6.2f} %")

@@ -345,13 +345,15 @@ class Trainer:
                                     phase="train", stage=stage.name, epoch=self.state.epoch)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             if cfg.train.save_every_steps and self.state.global_step % cfg.train.save_every_steps == 0:
                 self.save("last", opt, sched)
         if bar is not None:
             bar.close()
         if sched is not None:
             sched.step()
+        # DDP keeps parameters in sync; BatchNorm statistics drift per rank after the last forward.
+        D.broadcast_buffers(self.model)
         self.state.epoch += 1
         self.state.step_in_epoch = 0
         n_steps = max(1, total)
