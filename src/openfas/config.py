@@ -185,6 +185,14 @@ def validate_components(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(_format_validation(err, f"{source}: method")) from None
 
 
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+def list_packaged_configs() -> list[str]:
+    """Names of the configs shipped with openfas (relative paths usable as ``load_config(name)``)."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS)) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
     tree: dict[str, Any] = {}
@@ -192,8 +200,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         p = Path(path)
         if not p.exists():
-            packaged = Path(__file__).parent / "configs" / p.name
-            if p.parent == Path(".") and packaged.exists():
+            packaged = PACKAGED_CONFIGS / p
+            if not p.is_absolute() and packaged.exists():
                 p = packaged
             else:
                 raise ConfigError(f"{path}: config file not found")
