@@ -21,6 +21,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 
 test: install lint
+	./tools/ensure_chromium.sh
 	$(PY) -m pytest -q tests
 
 bench: install

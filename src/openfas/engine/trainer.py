@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 import openfas
 from openfas.config import Config, ConfigError, config_from_dict
+from openfas.data.cache import CropCacheReader
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
@@ -112,6 +113,23 @@ def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
     return path
 
 
+def crop_geometry(cache_dir: Path) -> dict[str, Any]:
+    """How the crops of a cache were cut (so a deployed model can crop faces the same way).
+
+    Prepared caches: ``{"source": "prepared", "crop_size", "scale", "detector"}`` (scale = crop side / longer side
+    of the face box, see :func:`openfas.data.face.square_region`); synthetic caches: ``{"source": "synthetic",
+    "crop_size"}`` (the rendered image is the crop).
+    """
+    info = CropCacheReader(cache_dir).info()
+    if "prepare" in info:
+        p = info["prepare"]
+        return {"source": "prepared", "crop_size": p.get("crop_size"), "scale": p.get("scale"),
+                "detector": p.get("detector")}
+    if "synth" in info:
+        return {"source": "synthetic", "crop_size": info["synth"].get("size")}
+    return {"source": "unknown"}
+
+
 def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "off":
         return None
@@ -169,6 +187,7 @@ class Trainer:
         method_cls = get_method(cfg.method.name)
         self.method: Method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
         self.cache_dir = resolve_cache(cfg, self.dist.is_main)
+        self.crop_info = crop_geometry(self.cache_dir)
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -242,7 +261,8 @@ class Trainer:
             "method": self.cfg.method.name,
             "config": self.cfg.to_dict(),
             "preprocess": {"image_size": d.image_size, "map_size": d.map_size, "mean": d.mean, "std": d.std,
-                           "modalities": list(d.modalities), "channel_order": "RGB"},
+                           "modalities": list(d.modalities), "channel_order": "RGB",
+                           "crop": getattr(self, "crop_info", {})},
             "threshold": threshold,
             "train_state": self.state.to_json(),
         }
