@@ -271,7 +271,7 @@ class Trainer:
              threshold: float | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
-        extra = {"rng": rng_state()}
+        extra = {"rng": rng_state(), "method": self.method.state_dict()}
         return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
                                meta=self.checkpoint_meta(threshold),
                                optimizer_state=optimizer.state_dict() if optimizer else None,
@@ -308,6 +308,7 @@ class Trainer:
                 if sched is not None and resume["scheduler"] is not None:
                     sched.load_state_dict(resume["scheduler"])
                 set_rng_state(resume["extra"]["rng"])
+                self.method.load_state_dict(resume["extra"].get("method") or {})
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
@@ -324,6 +325,7 @@ class Trainer:
         cfg = self.cfg
         epoch_id = si * 100_000 + self.state.epoch
         sampler.set_epoch(epoch_id, skip=self.state.step_in_epoch)
+        self.method.on_epoch_start(stage, self.state.epoch, resumed_mid_epoch=self.state.step_in_epoch > 0)
         train_set.set_epoch(epoch_id)
         total = len(sampler) + self.state.step_in_epoch
         limit = cfg.train.max_steps_per_epoch

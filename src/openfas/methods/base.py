@@ -62,8 +62,9 @@ class Method:
         self.params = params
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Model options from the config, with ``map_size`` / ``in_channels`` / ``modalities`` filled in
-        from ``data`` when the model accepts them; a conflicting explicit value is a config error."""
+        """Model options from the config, with ``map_size`` / ``in_channels`` / ``modalities`` /
+        ``input_mean`` / ``input_std`` filled in from ``data`` when the model accepts them; a conflicting
+        explicit value is a config error."""
         import inspect
 
         from openfas.config import ConfigError
@@ -73,7 +74,7 @@ class Method:
         accepted = inspect.signature(model_factory(self.cfg.model.name)).parameters
         data = self.cfg.data
         derived = {"map_size": data.map_size, "in_channels": 3 * len(data.modalities),
-                   "modalities": tuple(data.modalities)}
+                   "modalities": tuple(data.modalities), "input_mean": data.mean, "input_std": data.std}
         for key, value in derived.items():
             if key not in accepted:
                 continue
@@ -101,6 +102,17 @@ class Method:
 
     def on_stage_start(self, trainer: Any, stage: Stage) -> None:  # noqa: B027 - optional hook
         """Called before the first epoch of each stage (also after a resume into that stage)."""
+
+    def on_epoch_start(self, stage: Stage, epoch: int, resumed_mid_epoch: bool) -> None:  # noqa: B027
+        """Called before each epoch (``resumed_mid_epoch``: the epoch continues from a checkpoint)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Training state the method keeps outside the model (e.g. ANRL's running class centres); it is saved
+        in every checkpoint and given back by :meth:`load_state_dict` on resume. Tensors and JSON values."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`state_dict` returned."""
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         """Loss terms of one batch; must contain ``"loss"`` (the scalar to minimise)."""
