@@ -20,7 +20,7 @@ from openfas.engine.trainer import Trainer, TrainingDiverged
 from openfas.methods.base import Method, register_method
 
 TINY = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=4", "optim.lr=0.003",
-        "train.log_every=1"]
+        "train.log_every=1", "eval.report=false"]
 
 
 def _env() -> dict[str, str]:

@@ -105,9 +105,11 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    threshold: Literal["dev_eer", "eer", "fixed"] = "dev_eer"
+    threshold: Literal["dev_eer", "dev_apcer", "eer", "fixed"] = "dev_eer"
     fixed_threshold: float = 0.5
+    apcer_target: float = 0.05  # for "dev_apcer": the dev threshold where the worst-species APCER <= this
     video_level: bool = True
+    report: bool = True  # write report.html + figures at the end of training
 
 
 class Config(_Strict):

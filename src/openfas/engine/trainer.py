@@ -439,15 +439,26 @@ class Trainer:
         test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
         test = self.score_split(cfg.data.test_split, test_domains)
         dev = None
-        if cfg.eval.threshold == "dev_eer":
+        if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
-        result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level)
+        result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
+                                 apcer_target=cfg.eval.apcer_target)
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
                 dev.write_csv(self.run_dir / "scores_dev.csv")
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
             self.save("final", threshold=result["threshold"]["value"])
+            if cfg.eval.report:
+                try:
+                    from openfas.eval.report import write_report
+
+                    path = write_report(self.run_dir, cache_dir=self.cache_dir, model=self.model,
+                                        method=self.method, device=self.device)
+                    log.info("report: %s", path)
+                except Exception as err:  # noqa: BLE001 - a report problem must not lose a finished run
+                    log.warning("could not write the report (%s: %s); scores and metrics are saved",
+                                type(err).__name__, err)
         return result
 
 

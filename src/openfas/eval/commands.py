@@ -1,4 +1,4 @@
-"""``openfas eval`` (and the other evaluation commands): registered on the main CLI by :func:`register`.
+"""``openfas eval``, ``openfas report`` and ``openfas compare``: registered on the main CLI by :func:`register`.
 
 Heavy imports stay inside the command functions so that ``openfas --help`` is fast.
 """
@@ -17,6 +17,8 @@ from openfas.cli_common import fail as _fail
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to ``app``."""
     app.command("eval")(evaluate)
+    app.command("report")(report)
+    app.command("compare")(compare)
 
 
 def evaluate(
@@ -27,51 +29,126 @@ def evaluate(
     domains: Annotated[str | None, typer.Option(
         help="Comma-separated domains (default: the config's test domains).")] = None,
     threshold: Annotated[str, typer.Option(
-        help="'stored' (the checkpoint's dev threshold), 'eer' or a number.")] = "stored",
+        help="'stored' (the checkpoint's dev threshold), 'eer' (of the scored set), 'dev_eer', 'dev_apcer' "
+             "(picked on the dev split, see --apcer-target) or a number.")] = "stored",
+    apcer_target: Annotated[float, typer.Option(
+        help="Worst-species APCER the 'dev_apcer' threshold must meet on dev (0.05 = BPCER20 point).")] = 0.05,
     out: Annotated[Path | None, typer.Option(
         help="Output folder (default: <checkpoint folder>/../eval-<split>).")] = None,
+    device: Annotated[str | None, typer.Option(help="Device (default: the config's train.device).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the config's).")] = None,
+    write_html: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html and figures.")] = True,
 ) -> None:
-    """Score a dataset split with a trained checkpoint and write per-frame scores and ``metrics.json``."""
+    """Score a split with a trained checkpoint; write per-frame scores, ``metrics.json`` and a report."""
+    from openfas.config import ConfigError
+    from openfas.data.cache import CacheError
+    from openfas.engine import distributed as D
     from openfas.engine.checkpoint import CheckpointError
     from openfas.engine.evaluation import evaluate_tables
-    from openfas.engine.trainer import Trainer, build_model_from_checkpoint
+    from openfas.engine.trainer import build_model_from_checkpoint, resolve_cache
+    from openfas.eval.runner import score_cache
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
-    except CheckpointError as err:
+    except (CheckpointError, ConfigError) as err:
         _fail(str(err))
-        return
-    cfg = info["config"]
+    cfg, method = info["config"], info["method"]
     if cache is not None:
         cfg.data.cache = cache
-    trainer = Trainer.__new__(Trainer)  # reuse the scoring code without training state
-    from openfas.engine import distributed as D
-    from openfas.engine.trainer import resolve_cache
-
-    trainer.cfg, trainer.method, trainer.model = cfg, info["method"], model
-    trainer.dist, trainer.device = D.DistInfo(), D.resolve_device(cfg.train.device)
-    trainer.model.to(trainer.device)
-    trainer.amp_dtype = None
-    trainer.cache_dir = resolve_cache(cfg)
-    doms = domains.split(",") if domains else (cfg.data.test_domains or cfg.data.train_domains)
-    table = trainer.score_split(split, doms)
-    stored = info["meta"].get("threshold")
-    if threshold == "stored":
-        if stored is None:
-            _fail(f"{checkpoint}: no stored threshold; pass --threshold eer or a number")
-        result = evaluate_tables(table, None, "fixed", float(stored), cfg.eval.video_level)
-        result["threshold"].update(policy="stored", source="threshold stored in the checkpoint (chosen on dev)")
-    elif threshold == "eer":
-        result = evaluate_tables(table, None, "eer", video_level=cfg.eval.video_level)
-    else:
+    policies = ("stored", "eer", "dev_eer", "dev_apcer")
+    value: float | None = None
+    if threshold not in policies:
         try:
             value = float(threshold)
         except ValueError:
-            _fail(f"--threshold {threshold!r}: expected 'stored', 'eer' or a number")
-            return
-        result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level)
+            _fail(f"--threshold {threshold!r}: expected one of {', '.join(policies)} or a number")
+    stored = info["meta"].get("threshold")
+    if threshold == "stored" and stored is None:
+        _fail(f"{checkpoint}: no stored threshold; pass --threshold eer, dev_eer, dev_apcer or a number")
+    if not 0.0 <= apcer_target <= 1.0:
+        _fail(f"--apcer-target {apcer_target}: must be a fraction in [0, 1]")
+    dev_device = D.resolve_device(device or cfg.train.device)
+    bs = batch_size or cfg.data.batch_size
+    doms = domains.split(",") if domains else (cfg.data.test_domains or cfg.data.train_domains)
+    try:
+        cache_dir = resolve_cache(cfg)
+        table = score_cache(model, method, cache_dir, split, doms, dev_device, bs)
+        dev = None
+        if threshold in ("dev_eer", "dev_apcer"):
+            dev = score_cache(model, method, cache_dir, cfg.data.dev_split, cfg.data.train_domains, dev_device, bs)
+    except (ConfigError, CacheError) as err:
+        _fail(str(err))
+    try:
+        if threshold == "stored":
+            result = evaluate_tables(table, None, "fixed", float(stored), cfg.eval.video_level,
+                                     source=f"threshold stored in {checkpoint.name} (chosen on dev at training)")
+            result["threshold"]["policy"] = "stored"
+        elif value is not None:
+            result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level)
+        else:
+            result = evaluate_tables(table, dev, threshold, video_level=cfg.eval.video_level,
+                                     apcer_target=apcer_target)
+    except ValueError as err:
+        _fail(f"{checkpoint}: {err}")
     out_dir = out or checkpoint.parent.parent / f"eval-{split}"
     out_dir.mkdir(parents=True, exist_ok=True)
     table.write_csv(out_dir / "scores.csv")
+    if dev is not None:
+        dev.write_csv(out_dir / "scores_dev.csv")
+    result["eval"] = {"checkpoint": str(checkpoint), "cache": str(cache_dir), "split": split,
+                      "domains": doms}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    typer.echo(json.dumps({"out": str(out_dir), **result["headline"]}, indent=2))
+    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    summary = {"out": str(out_dir), **result["headline"]}
+    if write_html:
+        from openfas.eval.report import write_report
+
+        summary["report"] = str(write_report(out_dir, cache_dir=cache_dir, model=model, method=method,
+                                             device=dev_device))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run or eval folder (metrics.json + scores CSV).")],
+    cache: Annotated[Path | None, typer.Option(
+        help="Crop cache holding the scored crops (default: the run config's data.cache).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="Checkpoint whose predicted maps to show (pixel-wise methods).")] = None,
+    examples: Annotated[int, typer.Option(help="Number of worst-scored examples to show.")] = 8,
+) -> None:
+    """(Re)write ``report.html`` and its PNG figures for a run or eval folder."""
+    from openfas.eval.report import ReportError, write_report
+
+    model = method = None
+    if checkpoint is not None:
+        from openfas.engine.checkpoint import CheckpointError
+        from openfas.engine.trainer import build_model_from_checkpoint
+
+        try:
+            model, info = build_model_from_checkpoint(checkpoint)
+        except CheckpointError as err:
+            _fail(str(err))
+        method = info["method"]
+    try:
+        path = write_report(run_dir, cache_dir=cache, model=model, method=method, n_examples=examples)
+    except (ReportError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    typer.echo(str(path))
+
+
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run or eval folders (each with metrics.json).")],
+    level: Annotated[str, typer.Option(help="'headline', 'frame' or 'video'.")] = "headline",
+    by_protocol: Annotated[bool, typer.Option(
+        "--by-protocol", help="Group by benchmark protocol and print paper-style tables (OULU-NPU, OCIM).")] = False,
+) -> None:
+    """Print the metrics of several runs side by side (headline metrics and threshold policy)."""
+    from openfas.eval.compare import compare_runs
+    from openfas.eval.protocols import protocol_table
+
+    if level not in ("headline", "frame", "video"):
+        _fail(f"--level {level!r}: use headline, frame or video")
+    try:
+        typer.echo(protocol_table(runs) if by_protocol else compare_runs(runs, level))
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
