@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method
+from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
 from openfas.methods.meta import call_with, domain_batch, inner_update, named_params, split_meta_domains
 
 
@@ -45,10 +45,6 @@ class ANRLParams(MethodParams):
 def center_distance(feat: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between every row of ``feat`` (N×D) and ``center`` (D) — TFace's EuclideanLoss."""
     return ((feat - center.unsqueeze(0)) ** 2).mean()
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 @register_method("anrl")
@@ -110,7 +106,7 @@ class ANRLMethod(Method):
         return total, s
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
-        net = _unwrap(model)
+        net = unwrap_model(model)
         p = self.params
         n_domains = int(batch["domain"].max().item()) + 1
         doms = sorted(int(d) for d in torch.unique(batch["domain"]).tolist())
@@ -142,5 +138,5 @@ class ANRLMethod(Method):
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        out = _unwrap(model)(batch["image"])
+        out = unwrap_model(model)(batch["image"])
         return {"score": torch.softmax(out["logits"].float(), 1)[:, 1], "map": out["depth"].float()}

@@ -124,6 +124,15 @@ class Method:
         raise NotImplementedError
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The user module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
 _METHODS: dict[str, type[Method]] = {}
 
 

@@ -13,7 +13,7 @@ run makes the same splits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -69,8 +69,3 @@ def call_with(module: nn.Module, weights: dict[str, torch.Tensor], *args: Any,
     if fresh_buffers:
         subs.update({n: b.clone() for n, b in module.named_buffers()})
     return functional_call(module, subs, args, kwargs, strict=False)
-
-
-def mean_of(values: Iterable[torch.Tensor]) -> torch.Tensor:
-    vals = list(values)
-    return torch.stack(vals).mean()

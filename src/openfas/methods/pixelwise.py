@@ -6,20 +6,11 @@ import torch
 import torch.nn as nn
 
 from openfas.losses.depth import pixelwise_loss
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method
+from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
 
 
 class PixelwiseParams(MethodParams):
     cdl_weight: float = 1.0  # weight of the contrastive depth loss (Eq. 6 of Yu et al. 2020 uses 1)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The user module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
 
 
 @register_method("pixelwise")
@@ -33,7 +24,7 @@ class PixelwiseMethod(Method):
     params: PixelwiseParams
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
-        inner = _unwrap(model)
+        inner = unwrap_model(model)
         if callable(getattr(inner, "branch_maps", None)) and getattr(inner, "has_branches", True):
             # Score-level fusion (multi-modal CDCN): each modality branch has its own loss (the paper trains
             # each modality separately); the sum is minimised. Called through ``model`` (not the unwrapped

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method
+from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
 from openfas.methods.meta import call_with, domain_batch, inner_update, named_params, split_meta_domains
 
 
@@ -31,10 +31,6 @@ class RFMetaParams(MethodParams):
     meta_step_size: float = 1e-3  # α of the inner step
     depth_weight: float = 10.0  # W_depth
     meta_test_weight: float = 1.0  # W_metatest
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 @register_method("rfmeta")
@@ -51,7 +47,7 @@ class RFMetaMethod(Method):
         return feat, dep, b["label"].float()
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
-        net = _unwrap(model)
+        net = unwrap_model(model)
         p = self.params
         if not p.meta:
             cls_sum, dep_sum = 0.0, 0.0
@@ -85,5 +81,5 @@ class RFMetaMethod(Method):
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        out = _unwrap(model)(batch["image"])
+        out = unwrap_model(model)(batch["image"])
         return {"score": torch.sigmoid(out["logit"].float()), "map": out["depth"].float()}
