@@ -10,9 +10,11 @@ face-location files use once read by :func:`openfas.data.face.read_face_location
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -109,7 +111,9 @@ def _have_pyav() -> bool:
 # ---------------------------------------------------------------------------------------------- PyAV
 
 
-def _pyav_frames(path: Path) -> Iterable[np.ndarray]:
+@contextlib.contextmanager
+def _pyav_video_stream(path: Path) -> Iterator[tuple[Any, Any]]:
+    """``(container, first video stream)`` of ``path``, closed on exit; open failures become MediaError."""
     import av
 
     try:
@@ -119,29 +123,28 @@ def _pyav_frames(path: Path) -> Iterable[np.ndarray]:
     try:
         if not container.streams.video:
             raise MediaError(f"{path}: no video stream found (truncated file, or not a video)")
-        stream = container.streams.video[0]
+        yield container, container.streams.video[0]
+    finally:
+        container.close()
+
+
+def _pyav_frames(path: Path) -> Iterable[np.ndarray]:
+    import av
+
+    with _pyav_video_stream(path) as (container, stream):
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="bgr24")
         except (av.FFmpegError, OSError, ValueError) as err:
             raise MediaError(f"{path}: decoding failed ({type(err).__name__}: {err})") from err
-    finally:
-        container.close()
 
 
 def _pyav_count(path: Path) -> int:
     """Frame count from the container header, or by counting video packets when the header has none."""
     import av
 
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
-        raise MediaError(f"{path}: not a readable video ({type(err).__name__}: {err})") from err
-    try:
-        if not container.streams.video:
-            raise MediaError(f"{path}: no video stream found (truncated file, or not a video)")
-        stream = container.streams.video[0]
+    with _pyav_video_stream(path) as (container, stream):
         if stream.frames and stream.frames > 0:
             return int(stream.frames)
         n = 0
@@ -152,8 +155,6 @@ def _pyav_count(path: Path) -> int:
         except (av.FFmpegError, OSError, ValueError) as err:
             raise MediaError(f"{path}: demuxing failed ({type(err).__name__}: {err})") from err
         return n
-    finally:
-        container.close()
 
 
 # -------------------------------------------------------------------------------------------- OpenCV
