@@ -48,7 +48,21 @@ def _png_ok(path: Path) -> None:
 
 
 def test_score_cache_equals_trainer_scoring(trained: Trainer, tiny_cache: Path) -> None:
-    ref = trained.score_split("test", None)
+    # reference: one sample at a time straight through the dataset and the method, no loader, no batching
+    from openfas.data.dataset import FaceCropDataset
+    from openfas.engine.trainer import ScoreTable
+
+    d = trained.cfg.data
+    ds = FaceCropDataset(tiny_cache, split="test", modalities=d.modalities, image_size=d.image_size,
+                         map_size=d.map_size, train=False, mean=d.mean, std=d.std)
+    trained.model.eval()
+    with torch.no_grad():
+        ref_scores = [float(trained.method.score(trained.model, {k: v[None] for k, v in ds[i].items()})["score"])
+                      for i in range(len(ds))]
+    recs = ds.records
+    ref = ScoreTable([r.sample_id for r in recs], [r.media_id for r in recs], [r.domain for r in recs],
+                     [r.attack for r in recs], np.array([r.label for r in recs]), np.array(ref_scores))
+    assert trained.score_split("test", None).sample_ids == ref.sample_ids
     trained.model.train()
     got = score_cache(trained.model, trained.method, tiny_cache, "test", None, "cpu", batch_size=5)
     assert trained.model.training  # the caller's mode is restored

@@ -409,21 +409,11 @@ class Trainer:
     @torch.no_grad()
     def score_split(self, split: str, domains: list[str] | None) -> ScoreTable:
         """Score every frame of a split (on rank 0's model; all ranks hold the same weights)."""
-        ds = self.dataset(split, domains, train=False)
-        loader = DataLoader(ds, batch_size=max(1, self.cfg.data.batch_size), shuffle=False,
-                            num_workers=self.cfg.data.num_workers)
-        self.model.eval()
-        scores = []
-        for batch in loader:
-            batch = self._to_device(batch)
-            with self._autocast():
-                out = self.method.score(self.model, batch)
-            scores.append(out["score"].float().cpu())
-        self.model.train()
-        recs = ds.records
-        return ScoreTable([r.sample_id for r in recs], [r.media_id for r in recs], [r.domain for r in recs],
-                          [r.attack for r in recs], np.array([r.label for r in recs]),
-                          torch.cat(scores).numpy().astype(np.float64))
+        from openfas.eval.runner import score_cache
+
+        return score_cache(self.model, self.method, self.cache_dir, split, domains, self.device,
+                           self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
+                           amp_dtype=self.amp_dtype)
 
     def _dev_metrics(self) -> dict[str, float]:
         from openfas.engine.evaluation import quick_metrics
