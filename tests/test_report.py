@@ -145,6 +145,12 @@ def test_compare_and_report_commands(trained: Trainer, tmp_path: Path) -> None:
     assert res.exit_code == 0 and res.output.strip().endswith("report.html")
     with pytest.raises(ReportError, match="metrics.json"):
         write_report(tmp_path / "nothing-here")
+    broken = tmp_path / "broken-config"
+    broken.mkdir()
+    shutil.copy(run / "metrics.json", broken / "metrics.json")
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ReportError, match=r"config\.json: not valid JSON"):
+        write_report(broken)
 
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from openfas.eval.runfiles import read_run_json
 
 _ROWS = [("auc", "AUC (%)"), ("eer", "EER (%)"), ("hter", "HTER (%)"), ("apcer", "APCER worst (%)"),
          ("apcer_pooled", "APCER pooled (%)"), ("bpcer", "BPCER (%)"), ("acer", "ACER (%)"),
@@ -13,13 +14,7 @@ _ROWS = [("auc", "AUC (%)"), ("eer", "EER (%)"), ("hter", "HTER (%)"), ("apcer",
 
 
 def _load(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metrics.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found (is {run_dir} a run or eval folder?)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    return read_run_json(run_dir, "metrics.json")  # type: ignore[return-value]
 
 
 def compare_runs(run_dirs: Sequence[str | Path], level: str = "headline") -> str:

@@ -14,13 +14,14 @@ Std is the population standard deviation (``ddof=0``, numpy's default) unless ``
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from openfas.eval.runfiles import read_run_json
 
 #: Domain-name spellings of the four DG datasets (lower case, '-' and '_' equivalent).
 DOMAIN_LETTERS = {"oulu": "O", "oulu-npu": "O", "oulunpu": "O", "o": "O",
@@ -106,20 +107,10 @@ def _normalise_explicit(text: str) -> str:
 def load_run(run_dir: str | Path) -> RunResult:
     """Read ``metrics.json`` (and ``config.json`` when present) of a run or eval folder."""
     run_dir = Path(run_dir)
-    mpath = run_dir / "metrics.json"
-    if not mpath.exists():
-        raise FileNotFoundError(f"{mpath}: not found (is {run_dir} a run folder?)")
-    try:
-        metrics = json.loads(mpath.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{mpath}: not valid JSON ({err})") from None
+    metrics = read_run_json(run_dir, "metrics.json") or {}
     if "headline" not in metrics:
-        raise ValueError(f"{mpath}: no 'headline' entry (not written by openfas?)")
-    cpath = run_dir / "config.json"
-    try:
-        config = json.loads(cpath.read_text()) if cpath.exists() else None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{cpath}: not valid JSON ({err})") from None
+        raise ValueError(f"{run_dir / 'metrics.json'}: no 'headline' entry (not written by openfas?)")
+    config = read_run_json(run_dir, "config.json", required=False)
     protocol, sub = protocol_of(config, metrics)
     model = ((config or {}).get("model") or {}).get("name", "?")
     method = ((config or {}).get("method") or {}).get("name", "?")

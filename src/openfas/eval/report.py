@@ -20,6 +20,7 @@ import numpy as np
 
 from openfas.eval import metrics as M
 from openfas.eval import plots
+from openfas.eval.runfiles import read_run_json
 
 if TYPE_CHECKING:
     import torch
@@ -44,20 +45,16 @@ def load_run_files(run_dir: str | Path) -> tuple[dict[str, Any], ScoreTable, dic
     from openfas.engine.evaluation import read_scores_csv
 
     run_dir = Path(run_dir)
-    mpath = run_dir / "metrics.json"
-    if not mpath.exists():
-        raise ReportError(f"{mpath}: not found (is {run_dir} a run or eval folder?)")
     try:
-        metrics = json.loads(mpath.read_text())
-    except json.JSONDecodeError as err:
-        raise ReportError(f"{mpath}: not valid JSON ({err})") from None
+        metrics = read_run_json(run_dir, "metrics.json")
+        config = read_run_json(run_dir, "config.json", required=False)
+    except (FileNotFoundError, ValueError) as err:
+        raise ReportError(str(err)) from None
     spath = next((run_dir / n for n in SCORE_FILES if (run_dir / n).exists()), None)
     if spath is None:
         raise ReportError(f"{run_dir}: no per-frame scores ({' or '.join(SCORE_FILES)})")
     table = read_scores_csv(spath)
-    cpath = run_dir / "config.json"
-    config = json.loads(cpath.read_text()) if cpath.exists() else None
-    return metrics, table, config
+    return metrics, table, config  # type: ignore[return-value]
 
 
 def _img_tag(path: Path, alt: str) -> str:
