@@ -102,3 +102,17 @@ def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
         return
     for buf in module.buffers():
         dist.broadcast(buf.data, src=src)
+
+
+def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s parameters and buffers to every rank.
+
+    The DDP wrapper does this when it is built; a method trained without it (``ddp_wrap = False``, averaged by
+    :func:`average_gradients`) needs it once after the model is built or loaded, since each rank seeds its
+    generator with ``seed + rank`` and so initialises different weights.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=src)

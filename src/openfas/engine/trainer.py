@@ -198,6 +198,8 @@ class Trainer:
         if self._resume_ckpt is not None:
             load_model_weights(self.model, self._resume_ckpt["model"], "resume checkpoint")
         self.train_model: nn.Module = self.model
+        if self.dist.enabled and not self.method.ddp_wrap:
+            D.broadcast_module(self.model)  # ranks were seeded seed + rank; DDP would broadcast, we must
         if self.dist.enabled and self.method.ddp_wrap:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
