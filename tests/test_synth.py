@@ -340,3 +340,81 @@ def test_scene_framing_places_a_small_face() -> None:
             "rgb"
         ]
         assert img.shape == (128, 128, 3)
+
+
+# ------------------------------------------------------------------ domain_shift (harder DG protocol)
+DOMS = ("synth_a", "synth_b", "synth_c", "synth_d")
+
+
+def test_domain_shift_spreads_domain_colour_statistics() -> None:
+    """The same live faces seen by the four cameras: the spread of their mean face colour across domains grows
+    with ``domain_shift``; shift 1 is the default camera."""
+    for d in DOMS:
+        assert camera_params(d, shift=1.0) == camera_params(d)
+        assert camera_params(d, shift=2.5) != camera_params(d)
+
+    def spread(shift: float) -> float:
+        out = []
+        for s in range(3):
+            means = []
+            for d in DOMS:
+                r = render_sample(s, "live", d, 0, SIZE, rng_seed=s, domain_shift=shift)
+                means.append(r["rgb"][r["mask"] > 0].mean(0))
+            out.append(np.ptp(np.array(means), axis=0).max())
+        return float(np.median(out))
+
+    assert spread(2.5) > 1.5 * spread(1.0)
+    with pytest.raises(ValueError, match="domain_shift"):
+        camera_params("synth_a", shift=-1.0)
+
+
+def test_domain_shift_fades_rgb_texture_but_keeps_depth_and_ir_cues() -> None:
+    """At shift 2.5 the held-out camera of the synthetic DG protocol (synth_d) is blurrier and lower in
+    resolution: the fine-detail energy of the RGB images drops, while depth (relief vs flat) and IR (dark
+    screens) still separate live from replay."""
+    c = slice(SIZE // 4, 3 * SIZE // 4)
+    hf = {1.0: [], 2.5: []}
+    for shift in hf:
+        for s in range(4):
+            for attack in ("live", "print", "replay"):
+                hf[shift].append(_hf_ratio(render_sample(s, attack, "synth_d", 0, SIZE, rng_seed=s,
+                                                         domain_shift=shift)["rgb"]))
+    assert np.median(hf[2.5]) < 0.5 * np.median(hf[1.0])
+    live_sd, replay_sd, live_ir, replay_ir = [], [], [], []
+    for s in range(6):
+        lv = render_sample(s, "live", "synth_d", 0, SIZE, ("depth", "ir"), rng_seed=s, domain_shift=2.5)
+        rp = render_sample(s, "replay", "synth_d", 0, SIZE, ("depth", "ir"), rng_seed=s, domain_shift=2.5)
+        live_sd.append(cv2.medianBlur(lv["depth"][..., 0], 5)[c, c].astype(float).std())
+        replay_sd.append(cv2.medianBlur(rp["depth"][..., 0], 5)[c, c].astype(float).std())
+        live_ir.append(lv["ir"][c, c].mean())
+        replay_ir.append(rp["ir"][c, c].mean())
+    assert np.median(live_sd) > 2 * np.median(replay_sd)
+    assert np.median(replay_ir) < 0.3 * np.median(live_ir)
+
+
+def test_domain_shift_is_recorded_only_when_not_default(tmp_path) -> None:
+    kw = dict(domains=("d1",), subjects_per_domain=3, frames_per_video=1, size=32, progress=False)
+    default = generate_synthetic(tmp_path / "a", **kw)
+    explicit = generate_synthetic(tmp_path / "b", **kw, domain_shift=1.0)
+    assert (default / "info.json").read_text() == (explicit / "info.json").read_text()
+    assert "domain_shift" not in json.loads((default / "info.json").read_text())["synth"]
+    ra, rb = CropCacheReader(default), CropCacheReader(explicit)
+    for rec in ra.records():
+        assert np.array_equal(ra.image(rec.sample_id), rb.image(rec.sample_id))
+    with pytest.raises(SynthCacheMismatch):
+        generate_synthetic(tmp_path / "a", **kw, domain_shift=2.0)
+    shifted = generate_synthetic(tmp_path / "c", **kw, domain_shift=2.0)
+    assert json.loads((shifted / "info.json").read_text())["synth"]["domain_shift"] == 2.0
+    rc = CropCacheReader(shifted)
+    assert not all(np.array_equal(ra.image(r.sample_id), rc.image(r.sample_id)) for r in ra.records())
+
+
+def test_synth_config_domain_shift_is_additive() -> None:
+    from openfas.config import ConfigError, load_config
+
+    base = load_config(None, [])
+    assert "domain_shift" not in base.to_dict()["data"]["synth"]  # default dump (and cache digest) unchanged
+    cfg = load_config(None, ["data.synth.domain_shift=2.5"])
+    assert cfg.data.synth.domain_shift == 2.5 and cfg.to_dict()["data"]["synth"]["domain_shift"] == 2.5
+    with pytest.raises(ConfigError):
+        load_config(None, ["data.synth.domain_shift=-1"])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 
 class ConfigError(ValueError):
@@ -40,6 +40,18 @@ class SynthConfig(_Strict):
     size: int = 128
     modalities: list[str] = Field(default_factory=lambda: ["rgb"])
     seed: int = 0
+    # How far each domain's camera lies from a neutral one (1 = generator default; e.g. 2.5 for a harder
+    # leave-one-domain-out protocol, see openfas.data.synth.camera_params).
+    domain_shift: float = Field(default=1.0, ge=0.0)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_additions(self, handler: Any) -> dict[str, Any]:
+        """Options added after the first release are left out while at their default, so a default config
+        dumps (config.json, the synthetic-cache digest) exactly as before they existed."""
+        out = handler(self)
+        if self.domain_shift == 1.0:
+            out.pop("domain_shift", None)
+        return out
 
 
 class DataConfig(_Strict):

@@ -86,8 +86,14 @@ class CameraParams:
     ir_noise: float
 
 
-def camera_params(domain: str, seed: int = 0) -> CameraParams:
-    """Deterministic camera/scene parameters of a domain: any string, mixed with ``seed``."""
+def camera_params(domain: str, seed: int = 0, shift: float = 1.0) -> CameraParams:
+    """Deterministic camera/scene parameters of a domain: any string, mixed with ``seed``.
+
+    ``shift`` scales how far each domain's camera lies from a neutral one (see :func:`_stronger_camera`);
+    1.0 (the default) gives exactly the parameters of generator version 1.
+    """
+    if shift != 1.0:
+        return _stronger_camera(camera_params(domain, seed), domain, seed, shift)
     rng = np.random.default_rng(_seed("domain", str(domain), int(seed)))
     temp, tint = rng.uniform(-1, 1), rng.uniform(-1, 1)
     wb = (1.0 - 0.16 * temp, 1.0 + 0.05 * tint, 1.0 + 0.16 * temp)
@@ -115,6 +121,45 @@ def camera_params(domain: str, seed: int = 0) -> CameraParams:
         depth_holes=float(rng.uniform(0, 0.02)),
         ir_gain=float(rng.uniform(0.8, 1.15)),
         ir_noise=float(rng.uniform(0.005, 0.025)),
+    )
+
+
+def _stronger_camera(cam: CameraParams, domain: str, seed: int, shift: float) -> CameraParams:
+    """The domain camera with its deviation from a neutral camera scaled by ``shift`` (>= 0).
+
+    Gains and curves (white balance, exposure, gamma, saturation, scene light, IR gain) move away from 1 by
+    ``shift`` times their default deviation; degradations (blur, sharpening, noise, vignetting, JPEG loss
+    100 − q, depth noise/holes, IR noise) are multiplied by ``shift``. Resolution loss grows too: downscale
+    = 1 + (d − 1)·shift + (shift − 1)·u with u ~ U(0, 0.6) drawn per domain, so for shift > 1 most domains
+    lose resolution (at shift = 1 every term is the default one). Stronger shifts make domains differ
+    more, and texture cues of print/replay (halftone, moiré) fade in the blurrier, lower-quality domains
+    while depth/IR cues are only made noisier: the held-out domain of a leave-one-out protocol gets harder.
+    """
+    if shift < 0:
+        raise ValueError(f"domain_shift must be >= 0, got {shift}")
+    u = float(np.random.default_rng(_seed("domain-shift", str(domain), int(seed))).uniform(0, 0.6))
+
+    def away(x: float) -> float:
+        return 1.0 + (x - 1.0) * shift
+
+    return CameraParams(
+        wb=tuple(max(0.3, away(x)) for x in cam.wb),
+        exposure=max(0.3, away(cam.exposure)),
+        gamma=max(0.3, away(cam.gamma)),
+        saturation=max(0.0, away(cam.saturation)),
+        blur=cam.blur * shift,
+        downscale=max(1.0, 1.0 + (cam.downscale - 1.0) * shift + (shift - 1.0) * u),
+        sharpen=cam.sharpen * shift,
+        noise=cam.noise * shift,
+        jpeg_quality=int(np.clip(round(100 - (100 - cam.jpeg_quality) * shift), 10, 100)),
+        vignette=min(0.8, cam.vignette * shift),
+        wall=cam.wall,
+        wall2=cam.wall2,
+        light=tuple(max(0.3, away(x)) for x in cam.light),
+        depth_noise=cam.depth_noise * shift,
+        depth_holes=min(0.2, cam.depth_holes * shift),
+        ir_gain=max(0.3, away(cam.ir_gain)),
+        ir_noise=cam.ir_noise * shift,
     )
 
 
@@ -487,6 +532,7 @@ def render_sample(
     face_scale: float = 0.36,
     face_center: tuple[float, float] | None = None,
     height: int | None = None,
+    domain_shift: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Render one frame: ``{"rgb": H×W×3 uint8 BGR, "depth"/"ir": H×W×3 uint8, "mask", "depth_target": H×W}``.
 
@@ -494,6 +540,7 @@ def render_sample(
     per-frame jitter, ``domain`` (+ ``domain_seed``) the camera and scene. ``mask`` (0/255, the face
     ellipse) and ``depth_target`` (relief) are zero for attacks. ``face_scale`` is the face's vertical
     semi-axis as a fraction of the height (0.36 = a face crop; smaller = a face inside a larger scene).
+    ``domain_shift`` scales the domain cameras' deviation from neutral (:func:`camera_params`).
     """
     if attack not in ("live", *SYNTH_ATTACKS):
         raise ValueError(f"synthetic attack must be 'live' or one of {SYNTH_ATTACKS}, got {attack!r}")
@@ -501,7 +548,7 @@ def render_sample(
     if bad:
         raise ValueError(f"unknown modalities {bad}; expected a subset of {MODALITIES}")
     h, w = (height or size), size
-    cam = camera_params(domain, domain_seed)
+    cam = camera_params(domain, domain_seed, domain_shift)
     vid_rng = np.random.default_rng(_seed("video", int(rng_seed), attack))
     frame_rng = np.random.default_rng(_seed("frame", int(rng_seed), attack, int(frame)))
     subj = sample_subject(subject_seed)
@@ -559,6 +606,7 @@ def generate_synthetic(
     attacks: Sequence[str] = SYNTH_ATTACKS,
     seed: int = 0,
     progress: bool = True,
+    domain_shift: float = 1.0,
 ) -> Path:
     """Write a synthetic set into a crop cache (:class:`~openfas.data.cache.CropCacheWriter`) and return it.
 
@@ -569,6 +617,9 @@ def generate_synthetic(
     same parameters returns at once when complete and otherwise only fills in the media items not done yet;
     a folder holding anything else raises :class:`SynthCacheMismatch` (nothing is overwritten: delete the
     folder or choose another one).
+
+    ``domain_shift`` (default 1.0) scales how much the domain cameras differ (:func:`camera_params`); it is
+    stored in ``info.json`` only when it is not 1.0, so default sets are byte-identical to earlier ones.
     """
     cache_dir = Path(cache_dir)
     if target not in ("mask", "depth"):
@@ -578,6 +629,8 @@ def generate_synthetic(
         raise ValueError(f"attacks must be a non-empty subset of {SYNTH_ATTACKS}, got {list(attacks)}")
     if not domains or len(set(domains)) != len(domains):
         raise ValueError(f"domains must be non-empty and distinct, got {list(domains)}")
+    if domain_shift < 0:
+        raise ValueError(f"domain_shift must be >= 0, got {domain_shift}")
     if videos_per_subject < 1 or frames_per_video < 1 or size < 16:
         raise ValueError("videos_per_subject and frames_per_video must be >= 1 and size >= 16")
     if "rgb" not in modalities or any(m not in MODALITIES for m in modalities):
@@ -597,6 +650,8 @@ def generate_synthetic(
         "attacks": list(attacks),
         "seed": seed,
     }
+    if domain_shift != 1.0:
+        params["domain_shift"] = float(domain_shift)
     info_path = cache_dir / "info.json"
     if info_path.exists() or (cache_dir / "crops.lmdb").exists():
         old = json.loads(info_path.read_text()).get("synth") if info_path.exists() else None
@@ -625,7 +680,8 @@ def generate_synthetic(
             crops = []
             for f in range(frames_per_video):
                 out = render_sample(
-                    subject_seed, attack, domain, f, size, tuple(modalities), rng_seed, domain_seed=seed
+                    subject_seed, attack, domain, f, size, tuple(modalities), rng_seed, domain_seed=seed,
+                    domain_shift=domain_shift,
                 )
                 rec = CropRecord(
                     sample_id=f"{media_id}-f{f:02d}",
