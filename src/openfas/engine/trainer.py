@@ -112,7 +112,7 @@ def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
     if is_main:
         generate_synthetic(path, domains=tuple(s.domains), subjects_per_domain=s.subjects_per_domain,
                            videos_per_subject=s.videos_per_subject, frames_per_video=s.frames_per_video,
-                           size=s.size, modalities=tuple(s.modalities), seed=s.seed)
+                           size=s.size, modalities=tuple(s.modalities), seed=s.seed, domain_shift=s.domain_shift)
     D.barrier()
     return path
 
