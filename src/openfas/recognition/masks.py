@@ -155,7 +155,7 @@ def _rasterise(poly: np.ndarray, shape: tuple[int, int], ss: int = 4) -> np.ndar
     """Anti-aliased polygon coverage (H×W float in [0, 1]) by ``ss``× supersampling."""
     h, w = shape
     canvas = np.zeros((h * ss, w * ss), np.uint8)
-    pts = np.round((poly * ss)).astype(np.int32).reshape(-1, 1, 2)
+    pts = np.round(poly * ss).astype(np.int32).reshape(-1, 1, 2)
     cv2.fillPoly(canvas, [pts], 255)
     return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
