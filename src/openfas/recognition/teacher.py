@@ -7,6 +7,8 @@ A teacher maps a batch of aligned faces to embeddings. Accepted files (nothing i
 * ``*.pt`` / ``*.pth`` / ``*.ts`` / ``*.jit`` – a TorchScript module (``torch.jit.save``) mapping an
   N×3×S×S RGB batch normalised as ``(x/255 − 0.5)/0.5`` (the insightface convention) to N×D embeddings;
   ``S`` = ``teacher_input_size`` (default 112);
+* ``*.pt2`` – the same interface as a ``torch.export`` program (``torch.export.save``), exported with a
+  dynamic batch dimension;
 * ``*.onnx`` – the same interface as an ONNX graph, run with ONNX Runtime on the CPU (``pip install
   'openfas[onnx]'``).
 
@@ -88,6 +90,9 @@ def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 
             for p in module.parameters():
                 p.requires_grad_(False)
             return Teacher(module, "torchscript", path, input_size, 0.5, 0.5, student_mean, student_std)
+        if suffix == ".pt2":
+            module = torch.export.load(str(path)).module()
+            return Teacher(module, "export", path, input_size, 0.5, 0.5, student_mean, student_std)
         if suffix == ".onnx":
             try:
                 import onnxruntime as ort
@@ -100,7 +105,7 @@ def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 
     except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear message
         raise TeacherError(f"{path}: cannot load the teacher ({type(err).__name__}: {err})") from None
     raise TeacherError(f"{path}: unknown teacher file type {suffix!r} (use .safetensors, a TorchScript .pt/.pth/"
-                       ".ts or .onnx)")
+                       ".ts, a torch.export .pt2 or .onnx)")
 
 
 __all__ = ["Teacher", "TeacherError", "load_teacher"]
