@@ -107,7 +107,9 @@ def test_teacher_interfaces_and_size_mismatch(ids_root: Path, teacher_ckpt: Path
 
 
 def test_recognition_resume_is_exact(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
-    extra = ("train.epochs=2", f"method.teacher={teacher_ckpt}", "model.concept_hidden=8")
+    # init_from applies when a run starts; a resumed run must keep its own weights
+    extra = ("train.epochs=2", f"method.teacher={teacher_ckpt}", "model.concept_hidden=8",
+             f"method.init_from={teacher_ckpt}")
     full = tmp_path / "full"
     _train("recognition/csdn_synth.yaml", ids_root, full, *extra)
 
@@ -128,3 +130,26 @@ def test_recognition_resume_is_exact(ids_root: Path, teacher_ckpt: Path, tmp_pat
     for k in a:
         if k.startswith("model."):
             assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+def test_init_from_copies_teacher_into_every_sub_decision_block(ids_root: Path, teacher_ckpt: Path,
+                                                                tmp_path: Path) -> None:
+    from openfas.engine.checkpoint import load_checkpoint
+    from openfas.methods.recognition import init_from_checkpoint
+    from openfas.models import create_model
+
+    model = create_model("csdn", image_size=32, num_classes=4, embedding_dim=16, depth=None, layers=(1, 1),
+                         widths=(8, 16), concept_hidden=8)
+    copied = init_from_checkpoint(model, teacher_ckpt)
+    state = load_checkpoint(teacher_ckpt)["model"]
+    own = model.state_dict()
+    for i in range(3):
+        assert torch.equal(own[f"blocks.{i}.1.weight"], state["blocks.0.1.weight"])
+    assert torch.equal(own["head.weight"], state["head.weight"])
+    assert not any(k.startswith("concept.") for k in copied)
+    small = create_model("csdn", image_size=32, num_classes=4, embedding_dim=8, depth=None, layers=(1,),
+                         widths=(4,), concept_hidden=8)
+    from openfas.engine.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no tensor matches"):
+        init_from_checkpoint(small, teacher_ckpt)

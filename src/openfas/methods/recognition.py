@@ -43,6 +43,10 @@ from openfas.methods.base import Batch, Method, MethodParams, Stage, register_me
 class CosFaceParams(MethodParams):
     s: float = 32.0  # CosFace scale (FaceX-Zoo AM-Softmax default; insightface uses 64)
     m: float = 0.35  # CosFace margin (FaceX-Zoo default; insightface uses 0.4)
+    # Start training from an openfas recognition checkpoint (fine-tuning a normal-face model on masked data):
+    # every tensor whose name and shape match is copied; a single-decision output block initialises every
+    # CSDN dropout block. Applied when a run starts (a resumed run keeps its own weights).
+    init_from: str | None = None
 
 
 class CSDNParams(CosFaceParams):
@@ -54,6 +58,30 @@ class CSDNParams(CosFaceParams):
     temperature: float = 1.0  # softmax temperature of the sub-decisions (assumed)
     detach_kl_weights: bool = True
     consistency_activation: Literal["exp", "tanh"] = "exp"
+
+
+def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
+    """Copy matching tensors of an openfas checkpoint into ``model``; returns the names copied."""
+    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    from openfas.engine.logger import log
+
+    state = load_checkpoint(Path(path).expanduser())["model"]
+    own = model.state_dict()
+    n_blocks = sum(1 for k in own if k.startswith("blocks.") and k.endswith(".1.weight"))
+    source: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        source[k] = v
+        if k.startswith("blocks.0.") and "blocks.1.1.weight" not in state:  # single block → every block
+            for i in range(1, n_blocks):
+                source[f"blocks.{i}." + k[len("blocks.0."):]] = v
+    copied = [k for k, v in source.items() if k in own and own[k].shape == v.shape]
+    if not any(source[k].dim() > 0 for k in copied):  # BatchNorm step counters alone do not count
+        raise CheckpointError(f"{path}: init_from: no tensor matches the model (names or shapes differ)")
+    model.load_state_dict({k: source[k] for k in copied}, strict=False)
+    skipped = sorted(set(own) - set(copied))
+    log.info("init_from %s: %d tensors copied, %d kept from initialisation%s", path, len(copied), len(skipped),
+             f" (e.g. {skipped[:4]})" if skipped else "")
+    return copied
 
 
 @register_method("cosface")
@@ -105,8 +133,16 @@ class CosFaceMethod(Method):
         return {"train": root / "train", "pairs": pairs,
                 "pairs_root": Path(d.pairs_root).expanduser() if d.pairs_root else pairs.parent}
 
+    def build_model(self) -> nn.Module:
+        model = super().build_model()
+        if self.params.init_from and getattr(self, "_training", False):
+            init_from_checkpoint(model, self.params.init_from)
+        return model
+
     def prepare_data(self, trainer: Any) -> None:
         from openfas.engine import distributed as D
+
+        self._training = True  # build_model() now serves a training run: apply init_from
 
         if trainer.dist.is_main:
             self.paths = self.identity_paths(generate=True)
