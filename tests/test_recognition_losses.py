@@ -93,3 +93,19 @@ def test_recognition_nets_shapes_and_weights(name: str) -> None:
 def test_csdn_needs_several_dropout_blocks() -> None:
     with pytest.raises(ValueError, match=">= 2 dropout_rates"):
         create_model("csdn", image_size=32, num_classes=3, dropout_rates=(0.5,), depth=None, layers=(1,), widths=(8,))
+
+
+def test_band_regions_restrict_each_sub_decision_to_its_rows() -> None:
+    torch.manual_seed(0)
+    model = create_model("csdn", image_size=64, num_classes=4, embedding_dim=8, depth=None, layers=(1, 1, 1, 1),
+                         widths=(4, 4, 4, 4), concept_hidden=8, regions="bands").eval()
+    c, h, w = model.feature_shape
+    f = torch.randn(2, c * h * w)
+    g = f.view(2, c, h, w).clone()
+    g[:, :, -1] += 5.0  # change only the bottom row of the feature map (chin / mouth)
+    model.features = lambda x: f if x.sum() > 0 else g.flatten(1)  # type: ignore[method-assign]
+    a, b = model(torch.ones(2, 3, 64, 64)), model(-torch.ones(2, 3, 64, 64))
+    assert torch.allclose(a.branch_embeddings[:, 0], b.branch_embeddings[:, 0])  # top band: eyes
+    assert not torch.allclose(a.branch_embeddings[:, 2], b.branch_embeddings[:, 2])  # bottom band
+    with pytest.raises(ValueError, match="regions="):
+        create_model("csdn", image_size=32, num_classes=3, depth=None, layers=(1,), widths=(8,), regions="grid")

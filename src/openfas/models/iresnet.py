@@ -82,8 +82,10 @@ class FaceEmbeddingNet(nn.Module):
     def __init__(self, image_size: int = 112, embedding_dim: int = 512, num_classes: int = 2,
                  layers: tuple[int, ...] = (2, 2, 2, 2), widths: tuple[int, ...] = (64, 128, 256, 512),
                  dropout_rates: tuple[float, ...] = (0.4,), concept: bool = False, concept_hidden: int = 128,
-                 in_channels: int = 3) -> None:
+                 in_channels: int = 3, regions: str = "all") -> None:
         super().__init__()
+        if regions not in ("all", "bands"):
+            raise ValueError(f"regions={regions!r}: use 'all' or 'bands'")
         if not dropout_rates:
             raise ValueError("dropout_rates must name at least one dropout block")
         if concept and len(dropout_rates) < 2:
@@ -100,6 +102,18 @@ class FaceEmbeddingNet(nn.Module):
         if concept:
             self.concept = nn.Sequential(nn.Linear(flat, concept_hidden), nn.PReLU(concept_hidden),
                                          nn.Linear(concept_hidden, len(dropout_rates)))
+        # regions="bands": block i sees only horizontal band i of n overlapping bands of the feature map (top =
+        # eyes, bottom = mouth/chin), a structured reading of "sub-decisions for different facial regions".
+        n = len(dropout_rates)
+        band = torch.ones(n, *self.feature_shape)
+        if regions == "bands" and n > 1:
+            band.zero_()
+            for i in range(n):
+                lo = (i * side) // (n + 1)
+                hi = max(lo + 1, ((i + 2) * side + n) // (n + 1))
+                band[i, :, lo:hi] = 1.0
+        self.register_buffer("region_masks", band.flatten(1), persistent=False)
+        self.regions = regions
         self.head = CosFaceHead(embedding_dim, num_classes)
         self.embedding_dim = embedding_dim
         self.num_branches = len(dropout_rates)
@@ -110,7 +124,10 @@ class FaceEmbeddingNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> RecognitionOutput:
         f = self.features(x)
-        branch = torch.stack([blk(f) for blk in self.blocks], 1)  # N×n×D
+        if self.regions == "bands":
+            branch = torch.stack([blk(f * self.region_masks[i]) for i, blk in enumerate(self.blocks)], 1)
+        else:
+            branch = torch.stack([blk(f) for blk in self.blocks], 1)  # N×n×D
         if self.concept is None:
             w = torch.full(branch.shape[:2], 1.0 / self.num_branches, device=x.device, dtype=branch.dtype)
         else:
@@ -146,11 +163,13 @@ def iresnet(image_size: int = 112, num_classes: int = 2, embedding_dim: int = 51
 def csdn(image_size: int = 112, num_classes: int = 2, embedding_dim: int = 512, depth: int | None = 18,
          layers: tuple[int, ...] | None = None, widths: tuple[int, ...] = (64, 128, 256, 512),
          dropout_rates: tuple[float, ...] = (0.2, 0.4, 0.6), concept_hidden: int = 128,
-         in_channels: int = 3) -> FaceEmbeddingNet:
+         in_channels: int = 3, regions: str = "all") -> FaceEmbeddingNet:
     """Consistent Sub-Decision Network: n = len(dropout_rates) sub-decisions weighted by a concept branch.
 
-    The rates (0.2, 0.4, 0.6) are our assumption (the paper's values are not public).
+    The rates (0.2, 0.4, 0.6) are our assumption (the paper's values are not public). ``regions``: "all" (every
+    block sees the whole flattened map; blocks differ by dropout rate and weights) or "bands" (block i sees
+    horizontal band i of the map).
     """
     return FaceEmbeddingNet(image_size, embedding_dim, num_classes, _layout(depth, layers), tuple(widths),
                             tuple(dropout_rates), concept=True, concept_hidden=concept_hidden,
-                            in_channels=in_channels)
+                            in_channels=in_channels, regions=regions)
