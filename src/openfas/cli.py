@@ -130,6 +130,35 @@ def data_synth(
     typer.echo(f"synthetic cache written to {path}")
 
 
+@data_app.command("synth-ids")
+def data_synth_ids(
+    out: Annotated[Path, typer.Argument(help="Folder to create (train/, test/, pairs, landmarks, mask coverage).")],
+    identities: Annotated[int, typer.Option(help="Training identities.")] = 24,
+    images: Annotated[int, typer.Option(help="Training images per identity.")] = 8,
+    test_identities: Annotated[int, typer.Option(help="Test identities (disjoint from training).")] = 16,
+    test_images: Annotated[int, typer.Option(
+        help="Unmasked test images per identity (as many masked ones are added).")] = 4,
+    pairs_per_identity: Annotated[int, typer.Option(help="Same-identity pairs per test identity (as many "
+                                                         "different-identity pairs).")] = 12,
+    size: Annotated[int, typer.Option(help="Image size in pixels.")] = 112,
+    degrade: Annotated[float, typer.Option(help="Probability of a low-quality (blur/noise/JPEG) image.")] = 0.5,
+    seed: int = 0,
+) -> None:
+    """Synthetic identities with synthesised masks for masked-face recognition (a test and demo aid, NOT a
+    benchmark): identity folders with landmarks for training, masked/unmasked test images with their mask
+    coverage (masks.csv) and MFR2-style pairs files."""
+    from openfas.recognition.synth import generate_identities
+
+    try:
+        path = generate_identities(out, identities=identities, images_per_identity=images,
+                                   test_identities=test_identities, test_images_per_identity=test_images,
+                                   size=size, degrade_prob=degrade, seed=seed, pairs_per_identity=pairs_per_identity)
+    except (FileExistsError, ValueError) as err:
+        _fail(str(err))
+        return
+    typer.echo(f"synthetic identities written to {path} (train/, test/pairs.txt, test/masks.csv)")
+
+
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(

@@ -54,6 +54,38 @@ class SynthConfig(_Strict):
         return out
 
 
+class IdentitySynthConfig(_Strict):
+    """Used when ``data.identities.root`` is ``"synthetic"``: synthetic identities with synthesised masks
+    (:func:`openfas.recognition.synth.generate_identities`), cached under ``cache_dir``."""
+
+    cache_dir: str = "~/.cache/openfas/synth-ids"
+    identities: int = 24
+    images_per_identity: int = 8
+    test_identities: int = 16
+    test_images_per_identity: int = 4
+    pairs_per_identity: int = 12
+    size: int = 112
+    degrade_prob: float = 0.5
+    seed: int = 0
+
+
+class IdentityDataConfig(_Strict):
+    """Face-recognition data (methods ``cosface`` / ``csdn``): an identity-folder root for training and a
+    verification pairs file evaluated after training."""
+
+    root: str = "synthetic"  # root/<identity>/<image> (CASIA-WebFace style), or "synthetic"
+    masked_root: str | None = None  # optional pre-masked copies with the same relative paths
+    landmarks: str | None = None  # CSV of 5 landmarks per image; default root/landmarks.csv, else aligned template
+    mask_prob: float = Field(0.5, ge=0.0, le=1.0)  # probability that a training item is masked
+    mask_types: list[str] = Field(default_factory=lambda: ["surgical", "cloth", "n95"])
+    pairs: str | None = None  # pairs file (lfw / mfr2 / mlfw); "synthetic" root: its generated masked pairs
+    pairs_root: str | None = None  # image root of the pairs; default: the pairs file's folder
+    pairs_format: Literal["auto", "lfw", "mfr2", "mlfw"] = "auto"
+    pairs_ext: str | None = None  # image suffix of lfw/mfr2 pair lines (default .jpg for lfw, .png for mfr2)
+    flip: bool = False  # evaluation: sum the embeddings of the image and its mirror (insightface)
+    synth: IdentitySynthConfig = Field(default_factory=IdentitySynthConfig)
+
+
 class DataConfig(_Strict):
     cache: str = "synthetic"  # a prepared cache folder, or "synthetic"
     train_split: str = "train"
@@ -71,6 +103,7 @@ class DataConfig(_Strict):
     sampler: Literal["random", "domain_balanced"] = "random"
     augment: bool = True
     synth: SynthConfig = Field(default_factory=SynthConfig)
+    identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 
 
 class ModelConfig(BaseModel):

@@ -70,6 +70,10 @@ def predict(
     threshold: Annotated[float | None, typer.Option(help="Override the checkpoint's decision threshold.")] = None,
     device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
+    embed: Annotated[bool, typer.Option(
+        "--embed", help="Recognition checkpoints (cosface / csdn): write each image's L2-normalised embedding and "
+                        "quality score C(X) (CSDN consistency, higher = more reliable; null for cosface). Inputs "
+                        "are taken as aligned face crops.")] = False,
 ) -> None:
     """Score face images or videos (liveness score, higher = more live).
 
@@ -86,6 +90,9 @@ def predict(
 
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
+    if embed:
+        _predict_embeddings(checkpoint, inputs, output_format, out, device)
+        return
     try:
         predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector, threshold=threshold)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
@@ -128,6 +135,70 @@ def predict(
             stream.close()
     if failed:
         typer.secho(f"{failed} input(s) could not be read (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
+
+
+def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
+                        device: str) -> None:
+    """``predict --embed``: one row per image with its embedding and quality score."""
+    import csv
+    import json
+    import math
+
+    import torch
+
+    from openfas.config import ConfigError
+    from openfas.data.video import IMAGE_SUFFIXES, MediaError
+    from openfas.engine import distributed as D
+    from openfas.engine.checkpoint import CheckpointError
+    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.recognition.data import load_face
+
+    try:
+        model, info = build_model_from_checkpoint(checkpoint)
+    except (CheckpointError, ConfigError) as err:
+        _fail(str(err))
+    method, cfg = info["method"], info["config"]
+    if not callable(getattr(method, "embed", None)):
+        _fail(f"{checkpoint}: --embed needs a face-recognition checkpoint (method cosface or csdn), "
+              f"this one is method {cfg.method.name!r}")
+    dev = D.resolve_device(device)
+    model.to(dev).eval()
+    files, missing = _expand(inputs)
+    files = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
+    if not files and not missing:
+        _fail("no image files in the given inputs")
+    failed = len(missing)
+    for path in files:
+        try:
+            x = load_face(path, cfg.data.image_size, cfg.data.mean, cfg.data.std).unsqueeze(0).to(dev)
+        except (MediaError, OSError) as err:
+            failed += 1
+            rows.append({"file": str(path), "error": str(err)})
+            continue
+        emb, q = method.embed(model, x)
+        e = torch.nn.functional.normalize(emb.float(), dim=1)[0].cpu().tolist()
+        qv = float(q[0])
+        rows.append({"file": str(path), "quality": None if math.isnan(qv) else round(qv, 6),
+                     "embedding": [round(v, 6) for v in e]})
+    stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
+    try:
+        if output_format == "json":
+            json.dump({"model": str(checkpoint), "method": cfg.method.name, "quality": "C(X) in [0, 1], higher = "
+                       "more consistent sub-decisions (csdn only)", "results": rows}, stream)
+            stream.write("\n")
+        else:
+            dim = max((len(r.get("embedding", [])) for r in rows), default=0)
+            writer = csv.writer(stream)
+            writer.writerow(["file", "quality", "error", *(f"e{i}" for i in range(dim))])
+            for r in rows:
+                writer.writerow([r["file"], r.get("quality"), r.get("error", ""), *r.get("embedding", [])])
+    finally:
+        if out:
+            stream.close()
+    if failed:
+        typer.secho(f"{failed} input(s) could not be read (see the 'error' field)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1)
 
 

@@ -190,8 +190,9 @@ class Trainer:
 
         method_cls = get_method(cfg.method.name)
         self.method: Method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
-        self.cache_dir = resolve_cache(cfg, self.dist.is_main)
-        self.crop_info = crop_geometry(self.cache_dir)
+        self.cache_dir: Path | None = None
+        self.crop_info: dict[str, Any] = {}
+        self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -217,7 +218,7 @@ class Trainer:
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
                                train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed)
 
-    def _train_loader(self, dataset: FaceCropDataset) -> tuple[DataLoader, EpochShuffleBatchSampler]:
+    def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
         bs = self.cfg.data.batch_size
         sampler: EpochShuffleBatchSampler
@@ -292,8 +293,7 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Run every stage to the end (continuing a resumed run exactly); returns the final evaluation."""
-        cfg = self.cfg
-        train_set = self.dataset(cfg.data.train_split, cfg.data.train_domains, train=True)
+        train_set = self.method.train_dataset(self)
         loader, sampler = self._train_loader(train_set)
         stages = self.method.stages()
         resume = self._resume_ckpt
@@ -320,13 +320,13 @@ class Trainer:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
-        result = self.evaluate_and_report()
+        result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
         self.logger.close()
         return result
 
-    def _run_epoch(self, stage: Stage, si: int, train_set: FaceCropDataset, loader: DataLoader,
+    def _run_epoch(self, stage: Stage, si: int, train_set: Any, loader: DataLoader,
                    sampler: EpochShuffleBatchSampler, opt: torch.optim.Optimizer, sched: Any) -> None:
         cfg = self.cfg
         epoch_id = si * 100_000 + self.state.epoch
@@ -386,7 +386,7 @@ class Trainer:
         self.state.step_in_epoch = 0
         n_steps = max(1, total)
         summary = {k: v / n_steps for k, v in running.items()}
-        summary.update(self._dev_metrics())
+        summary.update(self.method.dev_metrics(self))
         self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
         self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
                             epoch=self.state.epoch)
@@ -417,7 +417,7 @@ class Trainer:
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 
-    def _dev_metrics(self) -> dict[str, float]:
+    def pad_dev_metrics(self) -> dict[str, float]:
         from openfas.engine.evaluation import quick_metrics
 
         try:

@@ -38,8 +38,21 @@ def evaluate(
     device: Annotated[str | None, typer.Option(help="Device (default: the config's train.device).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the config's).")] = None,
     write_html: Annotated[bool, typer.Option("--report/--no-report", help="Write report.html and figures.")] = True,
+    pairs: Annotated[Path | None, typer.Option(
+        help="Recognition checkpoints: verification pairs file (LFW, MFR2 or MLFW pairs.txt; default: the "
+             "config's data.identities.pairs).")] = None,
+    root: Annotated[Path | None, typer.Option(
+        help="Recognition: image root of the pairs (default: the pairs file's folder).")] = None,
+    pairs_format: Annotated[str, typer.Option(help="Recognition: auto, lfw, mfr2 or mlfw.")] = "auto",
+    ext: Annotated[str | None, typer.Option(
+        help="Recognition: image suffix of lfw/mfr2 pair lines (default .jpg for lfw, .png for mfr2).")] = None,
+    flip: Annotated[bool, typer.Option("--flip", help="Recognition: add the mirrored image's embedding.")] = False,
 ) -> None:
-    """Score a split with a trained checkpoint; write per-frame scores, ``metrics.json`` and a report."""
+    """Score a split with a trained checkpoint; write per-frame scores, ``metrics.json`` and a report.
+
+    Recognition checkpoints (methods cosface / csdn) are evaluated on verification pairs instead: 10-fold
+    accuracy, TAR@FAR, ROC AUC, EER (and, for CSDN on a root with masks.csv, Spearman of C(X) vs mask coverage).
+    """
     from openfas.config import ConfigError
     from openfas.data.cache import CacheError
     from openfas.engine import distributed as D
@@ -53,6 +66,13 @@ def evaluate(
     except (CheckpointError, ConfigError) as err:
         _fail(str(err))
     cfg, method = info["config"], info["method"]
+    if callable(getattr(method, "embed", None)):
+        _evaluate_recognition(checkpoint, model, method, cfg, pairs, root, pairs_format, ext, flip, out, device,
+                              batch_size)
+        return
+    if pairs is not None:
+        _fail(f"{checkpoint}: --pairs needs a face-recognition checkpoint (method cosface or csdn), "
+              f"this one is method {cfg.method.name!r}")
     if cache is not None:
         cfg.data.cache = cache
     policies = ("stored", "eer", "dev_eer", "dev_apcer")
@@ -105,6 +125,42 @@ def evaluate(
 
         summary["report"] = str(write_report(out_dir, cache_dir=cache_dir, model=model, method=method,
                                              device=dev_device))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | None, root: Path | None,  # noqa: ANN001
+                          pairs_format: str, ext: str | None, flip: bool, out: Path | None, device: str | None,
+                          batch_size: int | None) -> None:
+    from openfas.engine import distributed as D
+    from openfas.recognition.data import IdentityDataError, MediaError
+    from openfas.recognition.evaluate import evaluate_pairs
+    from openfas.recognition.pairs import PAIR_FORMATS, PairsError
+
+    if pairs_format not in PAIR_FORMATS:
+        _fail(f"--pairs-format {pairs_format!r}: use one of {', '.join(PAIR_FORMATS)}")
+    if pairs is None:
+        d = cfg.data.identities
+        try:
+            paths = method.identity_paths(generate=False)
+        except (OSError, ValueError) as err:
+            _fail(str(err))
+        pairs, root = paths.get("pairs"), root or paths.get("pairs_root")
+        if pairs is None:
+            _fail(f"{checkpoint}: no pairs file in the training config; pass --pairs")
+        pairs_format, ext, flip = d.pairs_format, ext or d.pairs_ext, flip or d.flip
+    out_dir = out or checkpoint.parent.parent / f"eval-{Path(pairs).stem}"
+    try:
+        result = evaluate_pairs(model, method, pairs, root, cfg.data.image_size, cfg.data.mean, cfg.data.std,
+                                D.resolve_device(device or cfg.train.device), batch_size or cfg.data.batch_size,
+                                pairs_format, ext, flip, out_dir=out_dir)
+    except (PairsError, IdentityDataError, MediaError, ValueError) as err:
+        _fail(str(err))
+    result["eval"] = {"checkpoint": str(checkpoint)}
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    summary = {"out": str(out_dir), **result["headline"]}
+    if "quality_vs_coverage" in result:
+        summary["quality_vs_coverage"] = result["quality_vs_coverage"]
     typer.echo(json.dumps(summary, indent=2))
 
 

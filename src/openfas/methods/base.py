@@ -10,7 +10,11 @@ precision, optimisers, checkpoints and logging. A method owns only what differs 
 * :meth:`Method.training_loss` – the loss of one batch; a meta-learning method computes the inner update
   with ``torch.func.functional_call`` and returns the outer loss, whose backward gives the meta-gradient;
 * :meth:`Method.score` – the liveness score (higher = more live) and optionally the predicted map;
-* :meth:`Method.on_stage_start` – a hook, e.g. to compute and cache CAM quasi ground truth.
+* :meth:`Method.on_stage_start` – a hook, e.g. to compute and cache CAM quasi ground truth;
+* data and evaluation hooks with the PAD behaviour as default, for methods that train on other data
+  (face recognition): :meth:`Method.prepare_data` (locate/generate the data; default: the crop cache),
+  :meth:`Method.train_dataset`, :meth:`Method.dev_metrics` (per-epoch) and :meth:`Method.evaluate`
+  (after training; default: PAD scoring of dev/test with the configured threshold policy).
 
 Methods register with ``@register_method("name")`` and declare their options in a pydantic ``Params``
 model, so a config with an unknown method option fails naming the key.
@@ -113,6 +117,28 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Restore what :meth:`state_dict` returned."""
+
+    # ------------------------------------------------------------------ data / evaluation hooks
+    def prepare_data(self, trainer: Any) -> None:
+        """Locate (or generate) the data before the model is built; sets ``trainer.cache_dir`` and
+        ``trainer.crop_info``. Default: the PAD crop cache of ``data.cache``."""
+        from openfas.engine.trainer import crop_geometry, resolve_cache
+
+        trainer.cache_dir = resolve_cache(self.cfg, trainer.dist.is_main)
+        trainer.crop_info = crop_geometry(trainer.cache_dir)
+
+    def train_dataset(self, trainer: Any) -> Any:
+        """The training dataset (``__len__``, ``__getitem__`` → dict with ``"image"``, ``set_epoch``)."""
+        return trainer.dataset(self.cfg.data.train_split, self.cfg.data.train_domains, train=True)
+
+    def dev_metrics(self, trainer: Any) -> dict[str, float]:
+        """Metrics logged after every epoch. Default: PAD quick metrics on the dev split (if any)."""
+        return trainer.pad_dev_metrics()
+
+    def evaluate(self, trainer: Any) -> dict[str, Any]:
+        """Final evaluation after training; writes results and the ``final`` checkpoint (rank 0) and returns
+        a dict with a ``"headline"`` entry. Default: :meth:`Trainer.evaluate_and_report` (PAD)."""
+        return trainer.evaluate_and_report()
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         """Loss terms of one batch; must contain ``"loss"`` (the scalar to minimise)."""

@@ -1,0 +1,194 @@
+"""Recognition training through the one engine: CosFace teacher → CSDN with distillation, evaluation CLI,
+``predict --embed``, teachers (openfas / TorchScript, size mismatch) and exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from openfas.cli import app
+from openfas.config import ConfigError, load_config
+from openfas.engine.trainer import Trainer
+from openfas.recognition.synth import generate_identities
+from openfas.recognition.teacher import TeacherError, load_teacher
+
+
+@pytest.fixture(scope="module")
+def ids_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_identities(tmp_path_factory.mktemp("rec") / "ids", identities=4, images_per_identity=3,
+                               test_identities=3, test_images_per_identity=2, size=32, pairs_per_identity=3)
+
+
+def _overrides(root: Path, out: Path, *extra: str) -> list[str]:
+    return [f"data.identities.root={root / 'train'}", f"data.identities.pairs={root / 'test' / 'pairs.txt'}",
+            "data.image_size=32", "data.batch_size=4", "model.num_classes=4", "model.embedding_dim=16",
+            "model.layers=[1,1]", "model.widths=[8,16]", "train.epochs=1", "train.log_every=1",
+            "train.device=cpu", f"experiment.output_dir={out}", "optim.lr=0.01", *extra]
+
+
+def _train(config: str, root: Path, run_dir: Path, *extra: str) -> Trainer:
+    cfg = load_config(config, _overrides(root, run_dir.parent, *extra))
+    trainer = Trainer(cfg, run_dir=run_dir, progress=False)
+    trainer.fit()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(ids_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "teacher"
+    _train("recognition/teacher_synth.yaml", ids_root, run)
+    return run / "checkpoints" / "final.safetensors"
+
+
+def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
+    run = tmp_path / "csdn"
+    _train("recognition/csdn_synth.yaml", ids_root, run, f"method.teacher={teacher_ckpt}", "model.concept_hidden=8")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pairs"] == 18 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert set(metrics["headline"]) >= {"accuracy", "auc", "tar@far=0.001"}
+    q = metrics["quality_vs_coverage"]
+    assert q["images"] == 12 and q["masked_images"] == 6 and -1.0 <= q["spearman_all"] <= 1.0
+    hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"cls", "branch_cls", "kl", "kd"} <= set(hist[0])
+    ckpt = run / "checkpoints" / "final.safetensors"
+    assert not any("teacher" in k for k in load_file(str(ckpt)))  # the teacher is not saved in the student
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(ids_root / "test" / "pairs.txt"),
+                              "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert (tmp_path / "ev" / "scores_pairs.csv").read_text().count("\n") == 19
+
+    img = ids_root / "test" / "TestPerson000" / "TestPerson000_0003.png"
+    res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output)["results"][0]
+    assert len(row["embedding"]) == 16 and 0.0 <= row["quality"] <= 1.0
+    assert sum(v * v for v in row["embedding"]) == pytest.approx(1.0, abs=1e-4)
+
+    bad = tmp_path / "bad_pairs.txt"
+    bad.write_text("TestPerson000 1 3\nTestPerson000 x\n")
+    res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(bad)])
+    assert res.exit_code == 2 and "bad_pairs.txt:2" in res.output
+
+
+def test_teacher_interfaces_and_size_mismatch(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
+    t = load_teacher(teacher_ckpt, student_mean=0.5, student_std=0.5)
+    assert t.embedding_dim == 16 and t(torch.zeros(3, 3, 48, 48)).shape == (3, 16)  # resized to 32 px
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((2, 3)).repeat(1, 4)
+
+    path = tmp_path / "teacher.pt"
+    torch.jit.script(Tiny()).save(str(path))
+    ts = load_teacher(path, input_size=112)
+    assert ts.kind == "torchscript" and ts.embedding_dim == 12
+    prog = torch.export.export(Tiny(), (torch.zeros(2, 3, 112, 112),),
+                               dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
+    torch.export.save(prog, str(tmp_path / "teacher.pt2"))
+    ex = load_teacher(tmp_path / "teacher.pt2")
+    assert ex.kind == "export" and ex(torch.zeros(5, 3, 112, 112)).shape == (5, 12)
+    with pytest.raises(TeacherError, match="teacher file not found"):
+        load_teacher(tmp_path / "none.onnx")
+    with pytest.raises(TeacherError, match="gives 12-d embeddings but the student has model.embedding_dim=16"):
+        _train("recognition/csdn_synth.yaml", ids_root, tmp_path / "r", f"method.teacher={path}")
+    with pytest.raises(ConfigError, match="needs method.teacher"):
+        _train("recognition/csdn_synth.yaml", ids_root, tmp_path / "r2")
+    with pytest.raises(ConfigError, match="4 identities, but model.num_classes=5"):
+        _train("recognition/cosface_synth.yaml", ids_root, tmp_path / "r3", "model.num_classes=5")
+
+
+def test_recognition_resume_is_exact(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
+    # init_from applies when a run starts; a resumed run must keep its own weights
+    extra = ("train.epochs=2", f"method.teacher={teacher_ckpt}", "model.concept_hidden=8",
+             f"method.init_from={teacher_ckpt}")
+    full = tmp_path / "full"
+    _train("recognition/csdn_synth.yaml", ids_root, full, *extra)
+
+    cfg = load_config("recognition/csdn_synth.yaml", _overrides(ids_root, tmp_path, *extra))
+    part = tmp_path / "part"
+    trainer = Trainer(cfg, run_dir=part, progress=False)
+
+    def stop(stage, epoch, resumed_mid_epoch):  # noqa: ANN001, ANN202
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    trainer.method.on_epoch_start = stop
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    Trainer(cfg, resume=part, progress=False).fit()
+    a = load_file(str(full / "checkpoints" / "final.safetensors"))
+    b = load_file(str(part / "checkpoints" / "final.safetensors"))
+    for k in a:
+        if k.startswith("model."):
+            assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+def test_init_from_copies_teacher_into_every_sub_decision_block(ids_root: Path, teacher_ckpt: Path,
+                                                                tmp_path: Path) -> None:
+    from openfas.engine.checkpoint import load_checkpoint
+    from openfas.methods.recognition import init_from_checkpoint
+    from openfas.models import create_model
+
+    model = create_model("csdn", image_size=32, num_classes=4, embedding_dim=16, depth=None, layers=(1, 1),
+                         widths=(8, 16), concept_hidden=8)
+    copied = init_from_checkpoint(model, teacher_ckpt)
+    state = load_checkpoint(teacher_ckpt)["model"]
+    own = model.state_dict()
+    for i in range(3):
+        assert torch.equal(own[f"blocks.{i}.1.weight"], state["blocks.0.1.weight"])
+    assert torch.equal(own["head.weight"], state["head.weight"])
+    assert not any(k.startswith("concept.") for k in copied)
+    small = create_model("csdn", image_size=32, num_classes=4, embedding_dim=8, depth=None, layers=(1,),
+                         widths=(4,), concept_hidden=8)
+    from openfas.engine.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no tensor matches"):
+        init_from_checkpoint(small, teacher_ckpt)
+
+
+DDP_SCRIPT = """
+import os, sys
+from safetensors.torch import save_file
+from openfas.config import load_config
+from openfas.engine.trainer import Trainer
+cfg = load_config("recognition/csdn_synth.yaml", sys.argv[2:])
+t = Trainer(cfg, run_dir=sys.argv[1], progress=False)
+t.fit()
+rank = int(os.environ["RANK"])
+save_file({k: v.contiguous() for k, v in t.model.state_dict().items()}, f"{sys.argv[1]}/rank{rank}.safetensors")
+"""
+
+
+@pytest.mark.slow
+def test_csdn_ddp_two_cpu_processes_end_with_identical_weights(ids_root: Path, teacher_ckpt: Path,
+                                                               tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_csdn.py"
+    script.write_text(DDP_SCRIPT)
+    run = tmp_path / "ddp"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           str(script), str(run), *_overrides(ids_root, tmp_path, f"method.teacher={teacher_ckpt}",
+                                              "model.concept_hidden=8")]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = load_file(str(run / "rank0.safetensors")), load_file(str(run / "rank1.safetensors"))
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
+    assert (run / "metrics.json").is_file()
