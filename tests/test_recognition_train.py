@@ -192,3 +192,16 @@ def test_csdn_ddp_two_cpu_processes_end_with_identical_weights(ids_root: Path, t
     for k in r0:
         assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
     assert (run / "metrics.json").is_file()
+
+
+def test_cli_reports_data_and_teacher_problems(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = _overrides(ids_root, tmp_path)
+    res = runner.invoke(app, ["train", "-c", "recognition/cosface_synth.yaml", *base,
+                              f"data.identities.root={tmp_path / 'missing'}"])
+    assert res.exit_code == 2 and "identity folder root not found" in res.output
+    res = runner.invoke(app, ["train", "-c", "recognition/csdn_synth.yaml", *base,
+                              f"method.teacher={tmp_path / 'none.pt'}"])
+    assert res.exit_code == 2 and "teacher file not found" in res.output
+    res = runner.invoke(app, ["predict", str(teacher_ckpt), str(ids_root / "test" / "masks.csv")])
+    assert res.exit_code == 2 and "use --embed" in res.output

@@ -93,6 +93,8 @@ def predict(
     if embed:
         _predict_embeddings(checkpoint, inputs, output_format, out, device)
         return
+    if checkpoint.suffix == ".safetensors" and _checkpoint_method(checkpoint) in ("cosface", "csdn"):
+        _fail(f"{checkpoint}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
     try:
         predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector, threshold=threshold)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
@@ -136,6 +138,15 @@ def predict(
     if failed:
         typer.secho(f"{failed} input(s) could not be read (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1)
+
+
+def _checkpoint_method(checkpoint: Path) -> str | None:
+    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(checkpoint)["meta"].get("method")
+    except CheckpointError:
+        return None  # Predictor.from_checkpoint reports the problem
 
 
 def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
