@@ -53,6 +53,7 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     assert set(metrics["headline"]) >= {"accuracy", "auc", "tar@far=0.001"}
     q = metrics["quality_vs_coverage"]
     assert q["images"] == 12 and q["masked_images"] == 6 and -1.0 <= q["spearman_all"] <= 1.0
+    assert sum(metrics["sub_decision_weights"]["masked"]) == pytest.approx(1.0, abs=1e-3)
     hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"cls", "branch_cls", "kl", "kd"} <= set(hist[0])
     ckpt = run / "checkpoints" / "final.safetensors"
@@ -70,7 +71,7 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.output)["results"][0]
-    assert len(row["embedding"]) == 16 and 0.0 <= row["quality"] <= 1.0
+    assert len(row["embedding"]) == 16 and 0.0 <= row["quality"] <= 1.0 and len(row["weights"]) == 3
     assert sum(v * v for v in row["embedding"]) == pytest.approx(1.0, abs=1e-4)
 
     bad = tmp_path / "bad_pairs.txt"

@@ -188,11 +188,11 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
             continue
-        emb, q = method.embed(model, x)
+        emb, q, w = method.embed(model, x)
         e = torch.nn.functional.normalize(emb.float(), dim=1)[0].cpu().tolist()
         qv = float(q[0])
         rows.append({"file": str(path), "quality": None if math.isnan(qv) else round(qv, 6),
-                     "embedding": [round(v, 6) for v in e]})
+                     "weights": [round(float(v), 4) for v in w[0]], "embedding": [round(v, 6) for v in e]})
     stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
     try:
         if output_format == "json":

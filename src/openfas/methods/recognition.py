@@ -195,14 +195,14 @@ class CosFaceMethod(Method):
         return {"loss": loss, "cls": loss.detach()}
 
     @torch.no_grad()
-    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(embeddings N×D, quality N: NaN for a single-decision model)."""
+    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(embeddings N×D, quality N: NaN for a single-decision model, sub-decision weights N×n)."""
         out = model(x)
-        return out.embedding.float(), torch.full((x.shape[0],), float("nan"), device=x.device)
+        return out.embedding.float(), torch.full((x.shape[0],), float("nan"), device=x.device), out.weights.float()
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        emb, q = self.embed(model, batch["image"])
+        emb, q, _ = self.embed(model, batch["image"])
         return {"score": q, "embedding": emb}
 
 
@@ -269,7 +269,7 @@ class CSDNMethod(CosFaceMethod):
         return {"loss": loss, **terms}
 
     @torch.no_grad()
-    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = model(x)
         q = consistency_value(self.divergence(out, reduce=False), self.params.consistency_activation)
-        return out.embedding.float(), q
+        return out.embedding.float(), q, out.weights.float()

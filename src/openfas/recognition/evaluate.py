@@ -24,18 +24,20 @@ from openfas.recognition.verification import verification_report
 
 @torch.no_grad()
 def embed_files(model: torch.nn.Module, method: Any, files: list[Path], image_size: int, mean: float, std: float,
-                device: torch.device, batch_size: int = 64, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(N×D L2-normalised embeddings, N quality scores C(X); NaN for single-decision models)."""
+                device: torch.device, batch_size: int = 64, flip: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N×D L2-normalised embeddings, N quality scores C(X) (NaN for single-decision models), N×n weights)."""
     model.eval().to(device)
-    embs, quals = [], []
+    embs, quals, weights = [], [], []
     for k in range(0, len(files), batch_size):
         x = torch.stack([load_face(f, image_size, mean, std) for f in files[k:k + batch_size]]).to(device)
-        e, q = method.embed(model, x)
+        e, q, w = method.embed(model, x)
         if flip:
             e = e + method.embed(model, torch.flip(x, dims=[3]))[0]
         embs.append(F.normalize(e.float(), dim=1).cpu())
         quals.append(q.float().cpu())
-    return torch.cat(embs).numpy(), torch.cat(quals).numpy()
+        weights.append(w.float().cpu())
+    return torch.cat(embs).numpy(), torch.cat(quals).numpy(), torch.cat(weights).numpy()
 
 
 def read_coverage(path: Path) -> dict[str, float]:
@@ -55,7 +57,7 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
     base = Path(root) if root is not None else Path(pl.source).parent
     rels = sorted(set(pl.left) | set(pl.right))
     files = [resolve_image(base, r, pl) for r in rels]
-    emb, qual = embed_files(model, method, files, image_size, mean, std, device, batch_size, flip)
+    emb, qual, weights = embed_files(model, method, files, image_size, mean, std, device, batch_size, flip)
     index = {r: i for i, r in enumerate(rels)}
     li = np.array([index[r] for r in pl.left])
     ri = np.array([index[r] for r in pl.right])
@@ -68,8 +70,13 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
         result["quality_mean"] = float(np.nanmean(qual))
         cov_file = base / "masks.csv"
         if cov_file.is_file():
+            coverage = read_coverage(cov_file)
             result["quality_vs_coverage"] = quality_coverage_correlation(
-                {r: float(q) for r, q in zip(rels, qual, strict=True)}, read_coverage(cov_file))
+                {r: float(q) for r, q in zip(rels, qual, strict=True)}, coverage)
+            masked = np.array([coverage.get(r, np.nan) > 0 for r in rels])
+            if masked.any() and (~masked).any():  # where the concept branch looks, with and without a mask
+                result["sub_decision_weights"] = {"unmasked": weights[~masked].mean(0).round(4).tolist(),
+                                                  "masked": weights[masked].mean(0).round(4).tolist()}
     tar = result["tar_at_far"]
     result["headline"] = {"accuracy": result["accuracy"], "accuracy_std": result["accuracy_std"],
                           "auc": result["auc"], "eer": result["eer"],
