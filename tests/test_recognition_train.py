@@ -66,6 +66,8 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert again["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (tmp_path / "ev" / "scores_pairs.csv").read_text().count("\n") == 19
+    res = runner.invoke(app, ["compare", str(run), str(tmp_path / "ev")])
+    assert res.exit_code == 0 and "TAR@FAR=0.001 (%)" in res.output and "Spearman C(X)" in res.output
 
     img = ids_root / "test" / "TestPerson000" / "TestPerson000_0003.png"
     res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])

@@ -117,4 +117,42 @@ def quality_coverage_correlation(quality: dict[str, float], coverage: dict[str, 
     return out
 
 
-__all__ = ["embed_files", "evaluate_pairs", "quality_coverage_correlation", "read_coverage"]
+def is_verification_run(run_dir: str | Path) -> bool:
+    """True when ``run_dir/metrics.json`` holds verification metrics (written by :func:`evaluate_pairs`)."""
+    f = Path(run_dir) / "metrics.json"
+    try:
+        return f.is_file() and "tar_at_far" in json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def compare_verification_runs(run_dirs: list[Path]) -> str:
+    """A text table, one column per run: accuracy, AUC, EER, TAR@FAR and the C(X)–coverage correlation (%)."""
+    cols = [(Path(r).name, json.loads((Path(r) / "metrics.json").read_text())) for r in run_dirs]
+
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{100 * v:.2f}"
+
+    rows: list[tuple[str, list[str]]] = [
+        ("pairs", [str(m.get("pairs", "?")) for _, m in cols]),
+        ("accuracy (%)", [f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f}" for _, m in cols]),
+        ("AUC (%)", [pct(m.get("auc")) for _, m in cols]),
+        ("EER (%)", [pct(m.get("eer")) for _, m in cols]),
+    ]
+    fars = sorted({k for _, m in cols for k in m.get("tar_at_far", {})}, key=float, reverse=True)
+    rows += [(f"TAR@FAR={k} (%)", [pct(m.get("tar_at_far", {}).get(k, {}).get("tar")) for _, m in cols])
+             for k in fars]
+    rows.append(("Spearman C(X)~coverage", [
+        "–" if "quality_vs_coverage" not in m else f"{m['quality_vs_coverage'].get('spearman_all', float('nan')):+.3f}"
+        for _, m in cols]))
+    width = max(len(r[0]) for r in rows)
+    colw = [max(len(name), *(len(r[1][i]) for r in rows)) for i, (name, _) in enumerate(cols)]
+    lines = [" | ".join([f"{'metric':{width}s}", *(f"{n:>{w}s}" for (n, _), w in zip(cols, colw, strict=True))])]
+    lines.append("-|-".join(["-" * width, *("-" * w for w in colw)]))
+    lines += [" | ".join([f"{k:{width}s}", *(f"{v:>{w}s}" for v, w in zip(vals, colw, strict=True))])
+              for k, vals in rows]
+    return "\n".join(lines)
+
+
+__all__ = ["compare_verification_runs", "embed_files", "evaluate_pairs", "is_verification_run",
+           "quality_coverage_correlation", "read_coverage"]
