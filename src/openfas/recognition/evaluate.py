@@ -75,8 +75,9 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
                 {r: float(q) for r, q in zip(rels, qual, strict=True)}, coverage)
             masked = np.array([coverage.get(r, np.nan) > 0 for r in rels])
             if masked.any() and (~masked).any():  # where the concept branch looks, with and without a mask
-                result["sub_decision_weights"] = {"unmasked": weights[~masked].mean(0).round(4).tolist(),
-                                                  "masked": weights[masked].mean(0).round(4).tolist()}
+                w64 = weights.astype(np.float64)
+                result["sub_decision_weights"] = {"unmasked": w64[~masked].mean(0).round(4).tolist(),
+                                                  "masked": w64[masked].mean(0).round(4).tolist()}
     tar = result["tar_at_far"]
     result["headline"] = {"accuracy": result["accuracy"], "accuracy_std": result["accuracy_std"],
                           "auc": result["auc"], "eer": result["eer"],
@@ -106,12 +107,17 @@ def quality_coverage_correlation(quality: dict[str, float], coverage: dict[str, 
     q = np.array([quality[k] for k in common])
     c = np.array([coverage[k] for k in common])
     out: dict[str, Any] = {"images": len(common)}
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float | None:  # undefined (None) when either side is constant
+        if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+            return None
+        return float(spearmanr(a, b).statistic)
+
     if len(common) >= 3:
-        out["spearman_all"] = float(spearmanr(q, c).statistic)
+        out["spearman_all"] = rho(q, c)
         m = c > 0
         out["masked_images"] = int(m.sum())
-        if m.sum() >= 3:
-            out["spearman_masked"] = float(spearmanr(q[m], c[m]).statistic)
+        out["spearman_masked"] = rho(q[m], c[m])
         out["quality_mean_unmasked"] = float(q[~m].mean()) if (~m).any() else None
         out["quality_mean_masked"] = float(q[m].mean()) if m.any() else None
     return out
@@ -143,8 +149,8 @@ def compare_verification_runs(run_dirs: list[Path]) -> str:
     rows += [(f"TAR@FAR={k} (%)", [pct(m.get("tar_at_far", {}).get(k, {}).get("tar")) for _, m in cols])
              for k in fars]
     rows.append(("Spearman C(X)~coverage", [
-        "–" if "quality_vs_coverage" not in m else f"{m['quality_vs_coverage'].get('spearman_all', float('nan')):+.3f}"
-        for _, m in cols]))
+        "–" if m.get("quality_vs_coverage", {}).get("spearman_all") is None
+        else f"{m['quality_vs_coverage']['spearman_all']:+.3f}" for _, m in cols]))
     width = max(len(r[0]) for r in rows)
     colw = [max(len(name), *(len(r[1][i]) for r in rows)) for i, (name, _) in enumerate(cols)]
     lines = [" | ".join([f"{'metric':{width}s}", *(f"{n:>{w}s}" for (n, _), w in zip(cols, colw, strict=True))])]
