@@ -99,6 +99,12 @@ def test_teacher_interfaces_and_size_mismatch(ids_root: Path, teacher_ckpt: Path
     torch.export.save(prog, str(tmp_path / "teacher.pt2"))
     ex = load_teacher(tmp_path / "teacher.pt2")
     assert ex.kind == "export" and ex(torch.zeros(5, 3, 112, 112)).shape == (5, 12)
+    pytest.importorskip("onnxruntime")
+    torch.onnx.export(Tiny(), (torch.zeros(2, 3, 112, 112),), str(tmp_path / "teacher.onnx"), dynamo=False,
+                      input_names=["x"], output_names=["e"], dynamic_axes={"x": {0: "n"}, "e": {0: "n"}})
+    ox = load_teacher(tmp_path / "teacher.onnx")
+    x = torch.rand(4, 3, 112, 112)
+    assert ox.kind == "onnx" and torch.allclose(ox(x), Tiny()(x), atol=1e-5)
     with pytest.raises(TeacherError, match="teacher file not found"):
         load_teacher(tmp_path / "none.onnx")
     with pytest.raises(TeacherError, match="gives 12-d embeddings but the student has model.embedding_dim=16"):
