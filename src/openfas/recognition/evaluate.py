@@ -2,8 +2,9 @@
 
 Pair score = cosine similarity of the L2-normalised embeddings (optionally of the image + its mirror, summed
 before normalising, as insightface does). Metrics: :func:`openfas.recognition.verification.verification_report`.
-When the image root has a ``masks.csv`` (``file,…,coverage``; written by the synthetic generator) the
-Spearman correlation between the model's quality score C(X) and the mask coverage is added.
+When the image root has a ``masks.csv`` (``file,…,coverage[,degraded]``; written by the synthetic generator)
+the Spearman correlation between the model's quality score C(X) and the mask coverage is added, and how well
+C(X) separates clean from degraded images (ROC AUC).
 """
 
 from __future__ import annotations
@@ -40,9 +41,23 @@ def embed_files(model: torch.nn.Module, method: Any, files: list[Path], image_si
     return torch.cat(embs).numpy(), torch.cat(quals).numpy(), torch.cat(weights).numpy()
 
 
-def read_coverage(path: Path) -> dict[str, float]:
+def read_coverage(path: Path, column: str = "coverage") -> dict[str, float]:
+    """``file → value`` of one numeric column of a ``masks.csv`` (empty when the column is absent)."""
     with open(path, newline="") as f:
-        return {row["file"]: float(row["coverage"]) for row in csv.DictReader(f)}
+        return {row["file"]: float(row[column]) for row in csv.DictReader(f) if row.get(column) not in (None, "")}
+
+
+def quality_vs_degradation(quality: dict[str, float], degraded: dict[str, float]) -> dict[str, Any] | None:
+    """Does C(X) separate clean from degraded (blur/noise/JPEG) images? ROC AUC of C(X) for "clean"."""
+    from sklearn.metrics import roc_auc_score
+
+    keys = [k for k in quality if k in degraded and np.isfinite(quality[k])]
+    d = np.array([degraded[k] > 0 for k in keys])
+    if len(keys) < 3 or d.all() or not d.any():
+        return None
+    q = np.array([quality[k] for k in keys])
+    return {"auc_clean": float(roc_auc_score(~d, q)), "quality_mean_clean": float(q[~d].mean()),
+            "quality_mean_degraded": float(q[d].mean()), "degraded_images": int(d.sum())}
 
 
 def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | PairList, root: str | Path | None,
@@ -71,8 +86,11 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
         cov_file = base / "masks.csv"
         if cov_file.is_file():
             coverage = read_coverage(cov_file)
-            result["quality_vs_coverage"] = quality_coverage_correlation(
-                {r: float(q) for r, q in zip(rels, qual, strict=True)}, coverage)
+            quality = {r: float(q) for r, q in zip(rels, qual, strict=True)}
+            result["quality_vs_coverage"] = quality_coverage_correlation(quality, coverage)
+            deg = quality_vs_degradation(quality, read_coverage(cov_file, "degraded"))
+            if deg is not None:
+                result["quality_vs_degradation"] = deg
             masked = np.array([coverage.get(r, np.nan) > 0 for r in rels])
             if masked.any() and (~masked).any():  # where the concept branch looks, with and without a mask
                 w64 = weights.astype(np.float64)
@@ -161,4 +179,4 @@ def compare_verification_runs(run_dirs: list[Path]) -> str:
 
 
 __all__ = ["compare_verification_runs", "embed_files", "evaluate_pairs", "is_verification_run",
-           "quality_coverage_correlation", "read_coverage"]
+           "quality_coverage_correlation", "quality_vs_degradation", "read_coverage"]
