@@ -415,7 +415,7 @@ class Trainer:
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 
-    def pad_dev_metrics(self) -> dict[str, float]:
+    def _dev_metrics(self) -> dict[str, float]:
         from openfas.engine.evaluation import quick_metrics
 
         try:
