@@ -23,6 +23,7 @@ assumption, set in the config):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -97,8 +98,6 @@ class CosFaceMethod(Method):
         from openfas.models._registry import model_factory
 
         kwargs = self.cfg.model.kwargs()
-        import inspect
-
         accepted = inspect.signature(model_factory(self.cfg.model.name)).parameters
         if "num_classes" not in accepted or "image_size" not in accepted:
             raise ConfigError(f"method {self.name!r} needs a recognition model (iresnet or csdn), "
