@@ -214,3 +214,18 @@ def test_cli_reports_data_and_teacher_problems(ids_root: Path, teacher_ckpt: Pat
     assert res.exit_code == 2 and "teacher file not found" in res.output
     res = runner.invoke(app, ["predict", str(teacher_ckpt), str(ids_root / "test" / "masks.csv")])
     assert res.exit_code == 2 and "use --embed" in res.output
+
+
+def test_runs_saved_before_the_identities_section_still_resume(tiny_cache: Path, tmp_path: Path) -> None:
+    from openfas.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    tiny = ["data.image_size=32", "data.map_size=8", "model.width=8", "eval.report=false", f"data.cache={tiny_cache}"]
+    cfg = load_config(None, tiny)
+    Trainer(cfg, run_dir=tmp_path / "run", progress=False).save("last")
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    del ck["meta"]["config"]["data"]["identities"]  # what a checkpoint written before this section holds
+    old = tmp_path / "old.safetensors"
+    save_checkpoint(old, model_state=ck["model"], meta=ck["meta"], extra_state=ck["extra"])
+    Trainer(cfg, resume=old, run_dir=tmp_path / "resumed", progress=False)  # accepted: defaults fill the gap
+    with pytest.raises(ConfigError, match=r"train.epochs: 10 → 3"):
+        Trainer(load_config(None, [*tiny, "train.epochs=3"]), resume=old, run_dir=tmp_path / "r2", progress=False)
