@@ -65,7 +65,7 @@ def test_synthetic_identities_layout(synth_root: Path) -> None:
     assert len(lms) == 6 and all(v.shape == (5, 2) for v in lms.values())
     with open(synth_root / "test" / "masks.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 12
+    assert len(rows) == 12 and all(r["degraded"] in ("0", "1") for r in rows)
     for r in rows:
         assert (float(r["coverage"]) > 0.1) == (r["masked"] == "1")
         assert (synth_root / "test" / r["file"]).is_file()

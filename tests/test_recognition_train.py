@@ -53,6 +53,7 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     assert set(metrics["headline"]) >= {"accuracy", "auc", "tar@far=0.001"}
     q = metrics["quality_vs_coverage"]
     assert q["images"] == 12 and q["masked_images"] == 6 and -1.0 <= q["spearman_all"] <= 1.0
+    assert sum(metrics["sub_decision_weights"]["masked"]) == pytest.approx(1.0, abs=1e-3)
     hist = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"cls", "branch_cls", "kl", "kd"} <= set(hist[0])
     ckpt = run / "checkpoints" / "final.safetensors"
@@ -65,12 +66,14 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert again["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (tmp_path / "ev" / "scores_pairs.csv").read_text().count("\n") == 19
+    res = runner.invoke(app, ["compare", str(run), str(tmp_path / "ev")])
+    assert res.exit_code == 0 and "TAR@FAR=0.001 (%)" in res.output and "Spearman C(X)" in res.output
 
     img = ids_root / "test" / "TestPerson000" / "TestPerson000_0003.png"
     res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.output)["results"][0]
-    assert len(row["embedding"]) == 16 and 0.0 <= row["quality"] <= 1.0
+    assert len(row["embedding"]) == 16 and 0.0 <= row["quality"] <= 1.0 and len(row["weights"]) == 3
     assert sum(v * v for v in row["embedding"]) == pytest.approx(1.0, abs=1e-4)
 
     bad = tmp_path / "bad_pairs.txt"
@@ -96,6 +99,12 @@ def test_teacher_interfaces_and_size_mismatch(ids_root: Path, teacher_ckpt: Path
     torch.export.save(prog, str(tmp_path / "teacher.pt2"))
     ex = load_teacher(tmp_path / "teacher.pt2")
     assert ex.kind == "export" and ex(torch.zeros(5, 3, 112, 112)).shape == (5, 12)
+    pytest.importorskip("onnxruntime")
+    torch.onnx.export(Tiny(), (torch.zeros(2, 3, 112, 112),), str(tmp_path / "teacher.onnx"), dynamo=False,
+                      input_names=["x"], output_names=["e"], dynamic_axes={"x": {0: "n"}, "e": {0: "n"}})
+    ox = load_teacher(tmp_path / "teacher.onnx")
+    x = torch.rand(4, 3, 112, 112)
+    assert ox.kind == "onnx" and torch.allclose(ox(x), Tiny()(x), atol=1e-5)
     with pytest.raises(TeacherError, match="teacher file not found"):
         load_teacher(tmp_path / "none.onnx")
     with pytest.raises(TeacherError, match="gives 12-d embeddings but the student has model.embedding_dim=16"):
@@ -192,3 +201,31 @@ def test_csdn_ddp_two_cpu_processes_end_with_identical_weights(ids_root: Path, t
     for k in r0:
         assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
     assert (run / "metrics.json").is_file()
+
+
+def test_cli_reports_data_and_teacher_problems(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = _overrides(ids_root, tmp_path)
+    res = runner.invoke(app, ["train", "-c", "recognition/cosface_synth.yaml", *base,
+                              f"data.identities.root={tmp_path / 'missing'}"])
+    assert res.exit_code == 2 and "identity folder root not found" in res.output
+    res = runner.invoke(app, ["train", "-c", "recognition/csdn_synth.yaml", *base,
+                              f"method.teacher={tmp_path / 'none.pt'}"])
+    assert res.exit_code == 2 and "teacher file not found" in res.output
+    res = runner.invoke(app, ["predict", str(teacher_ckpt), str(ids_root / "test" / "masks.csv")])
+    assert res.exit_code == 2 and "use --embed" in res.output
+
+
+def test_runs_saved_before_the_identities_section_still_resume(tiny_cache: Path, tmp_path: Path) -> None:
+    from openfas.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    tiny = ["data.image_size=32", "data.map_size=8", "model.width=8", "eval.report=false", f"data.cache={tiny_cache}"]
+    cfg = load_config(None, tiny)
+    Trainer(cfg, run_dir=tmp_path / "run", progress=False).save("last")
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    del ck["meta"]["config"]["data"]["identities"]  # what a checkpoint written before this section holds
+    old = tmp_path / "old.safetensors"
+    save_checkpoint(old, model_state=ck["model"], meta=ck["meta"], extra_state=ck["extra"])
+    Trainer(cfg, resume=old, run_dir=tmp_path / "resumed", progress=False)  # accepted: defaults fill the gap
+    with pytest.raises(ConfigError, match=r"train.epochs: 10 → 3"):
+        Trainer(load_config(None, [*tiny, "train.epochs=3"]), resume=old, run_dir=tmp_path / "r2", progress=False)

@@ -55,14 +55,19 @@ def train(
 ) -> None:
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
     from openfas.config import ConfigError
+    from openfas.data.video import MediaError
     from openfas.engine.checkpoint import CheckpointError
     from openfas.engine.trainer import Trainer, TrainingDiverged
+    from openfas.recognition.data import IdentityDataError
+    from openfas.recognition.pairs import PairsError
+    from openfas.recognition.teacher import TeacherError
 
     cfg = _load(config, overrides)
     try:
         trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
         result = trainer.fit()
-    except (ConfigError, CheckpointError, TrainingDiverged) as err:
+    except (ConfigError, CheckpointError, TrainingDiverged, IdentityDataError, PairsError, TeacherError,
+            MediaError) as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
         return
     if trainer.dist.is_main:

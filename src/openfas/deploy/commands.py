@@ -93,6 +93,8 @@ def predict(
     if embed:
         _predict_embeddings(checkpoint, inputs, output_format, out, device)
         return
+    if checkpoint.suffix == ".safetensors" and _checkpoint_method(checkpoint) in ("cosface", "csdn"):
+        _fail(f"{checkpoint}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
     try:
         predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector, threshold=threshold)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
@@ -138,6 +140,15 @@ def predict(
         raise typer.Exit(1)
 
 
+def _checkpoint_method(checkpoint: Path) -> str | None:
+    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(checkpoint)["meta"].get("method")
+    except CheckpointError:
+        return None  # Predictor.from_checkpoint reports the problem
+
+
 def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
                         device: str) -> None:
     """``predict --embed``: one row per image with its embedding and quality score."""
@@ -177,11 +188,11 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
             continue
-        emb, q = method.embed(model, x)
+        emb, q, w = method.embed(model, x)
         e = torch.nn.functional.normalize(emb.float(), dim=1)[0].cpu().tolist()
         qv = float(q[0])
         rows.append({"file": str(path), "quality": None if math.isnan(qv) else round(qv, 6),
-                     "embedding": [round(v, 6) for v in e]})
+                     "weights": [round(float(v), 4) for v in w[0]], "embedding": [round(v, 6) for v in e]})
     stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
     try:
         if output_format == "json":

@@ -169,6 +169,11 @@ class Trainer:
                 ckpt_path = ckpt_path / "checkpoints" / "last.safetensors"
             self._resume_ckpt = load_checkpoint(ckpt_path)
             saved = self._resume_ckpt["meta"].get("config")
+            if saved is not None:
+                try:  # fill sections added to the schema since the run started with their defaults
+                    saved = config_from_dict(saved, source=str(ckpt_path)).to_dict()
+                except ConfigError:
+                    pass  # compared as stored; the difference is reported below
             if saved is not None and saved != cfg.to_dict():
                 diff = _config_diff(saved, cfg.to_dict())
                 raise ConfigError(f"{ckpt_path}: the config differs from the one the run was started with "
@@ -417,7 +422,7 @@ class Trainer:
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 
-    def pad_dev_metrics(self) -> dict[str, float]:
+    def _dev_metrics(self) -> dict[str, float]:
         from openfas.engine.evaluation import quick_metrics
 
         try:

@@ -204,6 +204,14 @@ def compare(
 
     if level not in ("headline", "frame", "video"):
         _fail(f"--level {level!r}: use headline, frame or video")
+    from openfas.recognition.evaluate import compare_verification_runs, is_verification_run
+
+    kinds = {is_verification_run(r) for r in runs}
+    if kinds == {True}:  # face-verification runs (cosface / csdn)
+        typer.echo(compare_verification_runs(runs))
+        return
+    if len(kinds) > 1:
+        _fail("cannot compare face-verification runs with liveness (PAD) runs in one table")
     try:
         typer.echo(protocol_table(runs) if by_protocol else compare_runs(runs, level))
     except (FileNotFoundError, ValueError) as err:

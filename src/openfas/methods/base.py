@@ -133,7 +133,7 @@ class Method:
 
     def dev_metrics(self, trainer: Any) -> dict[str, float]:
         """Metrics logged after every epoch. Default: PAD quick metrics on the dev split (if any)."""
-        return trainer.pad_dev_metrics()
+        return trainer._dev_metrics()
 
     def evaluate(self, trainer: Any) -> dict[str, Any]:
         """Final evaluation after training; writes results and the ``final`` checkpoint (rank 0) and returns

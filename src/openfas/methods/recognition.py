@@ -23,6 +23,7 @@ assumption, set in the config):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -97,8 +98,6 @@ class CosFaceMethod(Method):
         from openfas.models._registry import model_factory
 
         kwargs = self.cfg.model.kwargs()
-        import inspect
-
         accepted = inspect.signature(model_factory(self.cfg.model.name)).parameters
         if "num_classes" not in accepted or "image_size" not in accepted:
             raise ConfigError(f"method {self.name!r} needs a recognition model (iresnet or csdn), "
@@ -195,14 +194,14 @@ class CosFaceMethod(Method):
         return {"loss": loss, "cls": loss.detach()}
 
     @torch.no_grad()
-    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(embeddings N×D, quality N: NaN for a single-decision model)."""
+    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(embeddings N×D, quality N: NaN for a single-decision model, sub-decision weights N×n)."""
         out = model(x)
-        return out.embedding.float(), torch.full((x.shape[0],), float("nan"), device=x.device)
+        return out.embedding.float(), torch.full((x.shape[0],), float("nan"), device=x.device), out.weights.float()
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        emb, q = self.embed(model, batch["image"])
+        emb, q, _ = self.embed(model, batch["image"])
         return {"score": q, "embedding": emb}
 
 
@@ -269,7 +268,7 @@ class CSDNMethod(CosFaceMethod):
         return {"loss": loss, **terms}
 
     @torch.no_grad()
-    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = model(x)
         q = consistency_value(self.divergence(out, reduce=False), self.params.consistency_activation)
-        return out.embedding.float(), q
+        return out.embedding.float(), q, out.weights.float()

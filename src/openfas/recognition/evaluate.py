@@ -2,8 +2,9 @@
 
 Pair score = cosine similarity of the L2-normalised embeddings (optionally of the image + its mirror, summed
 before normalising, as insightface does). Metrics: :func:`openfas.recognition.verification.verification_report`.
-When the image root has a ``masks.csv`` (``file,…,coverage``; written by the synthetic generator) the
-Spearman correlation between the model's quality score C(X) and the mask coverage is added.
+When the image root has a ``masks.csv`` (``file,…,coverage[,degraded]``; written by the synthetic generator)
+the Spearman correlation between the model's quality score C(X) and the mask coverage is added, and how well
+C(X) separates clean from degraded images (ROC AUC).
 """
 
 from __future__ import annotations
@@ -24,23 +25,39 @@ from openfas.recognition.verification import verification_report
 
 @torch.no_grad()
 def embed_files(model: torch.nn.Module, method: Any, files: list[Path], image_size: int, mean: float, std: float,
-                device: torch.device, batch_size: int = 64, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(N×D L2-normalised embeddings, N quality scores C(X); NaN for single-decision models)."""
+                device: torch.device, batch_size: int = 64, flip: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N×D L2-normalised embeddings, N quality scores C(X) (NaN for single-decision models), N×n weights)."""
     model.eval().to(device)
-    embs, quals = [], []
+    embs, quals, weights = [], [], []
     for k in range(0, len(files), batch_size):
         x = torch.stack([load_face(f, image_size, mean, std) for f in files[k:k + batch_size]]).to(device)
-        e, q = method.embed(model, x)
+        e, q, w = method.embed(model, x)
         if flip:
             e = e + method.embed(model, torch.flip(x, dims=[3]))[0]
         embs.append(F.normalize(e.float(), dim=1).cpu())
         quals.append(q.float().cpu())
-    return torch.cat(embs).numpy(), torch.cat(quals).numpy()
+        weights.append(w.float().cpu())
+    return torch.cat(embs).numpy(), torch.cat(quals).numpy(), torch.cat(weights).numpy()
 
 
-def read_coverage(path: Path) -> dict[str, float]:
+def read_coverage(path: Path, column: str = "coverage") -> dict[str, float]:
+    """``file → value`` of one numeric column of a ``masks.csv`` (empty when the column is absent)."""
     with open(path, newline="") as f:
-        return {row["file"]: float(row["coverage"]) for row in csv.DictReader(f)}
+        return {row["file"]: float(row[column]) for row in csv.DictReader(f) if row.get(column) not in (None, "")}
+
+
+def quality_vs_degradation(quality: dict[str, float], degraded: dict[str, float]) -> dict[str, Any] | None:
+    """Does C(X) separate clean from degraded (blur/noise/JPEG) images? ROC AUC of C(X) for "clean"."""
+    from sklearn.metrics import roc_auc_score
+
+    keys = [k for k in quality if k in degraded and np.isfinite(quality[k])]
+    d = np.array([degraded[k] > 0 for k in keys])
+    if len(keys) < 3 or d.all() or not d.any():
+        return None
+    q = np.array([quality[k] for k in keys])
+    return {"auc_clean": float(roc_auc_score(~d, q)), "quality_mean_clean": float(q[~d].mean()),
+            "quality_mean_degraded": float(q[d].mean()), "degraded_images": int(d.sum())}
 
 
 def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | PairList, root: str | Path | None,
@@ -55,7 +72,7 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
     base = Path(root) if root is not None else Path(pl.source).parent
     rels = sorted(set(pl.left) | set(pl.right))
     files = [resolve_image(base, r, pl) for r in rels]
-    emb, qual = embed_files(model, method, files, image_size, mean, std, device, batch_size, flip)
+    emb, qual, weights = embed_files(model, method, files, image_size, mean, std, device, batch_size, flip)
     index = {r: i for i, r in enumerate(rels)}
     li = np.array([index[r] for r in pl.left])
     ri = np.array([index[r] for r in pl.right])
@@ -68,8 +85,17 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
         result["quality_mean"] = float(np.nanmean(qual))
         cov_file = base / "masks.csv"
         if cov_file.is_file():
-            result["quality_vs_coverage"] = quality_coverage_correlation(
-                {r: float(q) for r, q in zip(rels, qual, strict=True)}, read_coverage(cov_file))
+            coverage = read_coverage(cov_file)
+            quality = {r: float(q) for r, q in zip(rels, qual, strict=True)}
+            result["quality_vs_coverage"] = quality_coverage_correlation(quality, coverage)
+            deg = quality_vs_degradation(quality, read_coverage(cov_file, "degraded"))
+            if deg is not None:
+                result["quality_vs_degradation"] = deg
+            masked = np.array([coverage.get(r, np.nan) > 0 for r in rels])
+            if masked.any() and (~masked).any():  # where the concept branch looks, with and without a mask
+                w64 = weights.astype(np.float64)
+                result["sub_decision_weights"] = {"unmasked": w64[~masked].mean(0).round(4).tolist(),
+                                                  "masked": w64[masked].mean(0).round(4).tolist()}
     tar = result["tar_at_far"]
     result["headline"] = {"accuracy": result["accuracy"], "accuracy_std": result["accuracy_std"],
                           "auc": result["auc"], "eer": result["eer"],
@@ -99,15 +125,58 @@ def quality_coverage_correlation(quality: dict[str, float], coverage: dict[str, 
     q = np.array([quality[k] for k in common])
     c = np.array([coverage[k] for k in common])
     out: dict[str, Any] = {"images": len(common)}
+
+    def rho(a: np.ndarray, b: np.ndarray) -> float | None:  # undefined (None) when either side is constant
+        if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+            return None
+        return float(spearmanr(a, b).statistic)
+
     if len(common) >= 3:
-        out["spearman_all"] = float(spearmanr(q, c).statistic)
+        out["spearman_all"] = rho(q, c)
         m = c > 0
         out["masked_images"] = int(m.sum())
-        if m.sum() >= 3:
-            out["spearman_masked"] = float(spearmanr(q[m], c[m]).statistic)
+        out["spearman_masked"] = rho(q[m], c[m])
         out["quality_mean_unmasked"] = float(q[~m].mean()) if (~m).any() else None
         out["quality_mean_masked"] = float(q[m].mean()) if m.any() else None
     return out
 
 
-__all__ = ["embed_files", "evaluate_pairs", "quality_coverage_correlation", "read_coverage"]
+def is_verification_run(run_dir: str | Path) -> bool:
+    """True when ``run_dir/metrics.json`` holds verification metrics (written by :func:`evaluate_pairs`)."""
+    f = Path(run_dir) / "metrics.json"
+    try:
+        return f.is_file() and "tar_at_far" in json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def compare_verification_runs(run_dirs: list[Path]) -> str:
+    """A text table, one column per run: accuracy, AUC, EER, TAR@FAR and the C(X)–coverage correlation (%)."""
+    cols = [(Path(r).name, json.loads((Path(r) / "metrics.json").read_text())) for r in run_dirs]
+
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{100 * v:.2f}"
+
+    rows: list[tuple[str, list[str]]] = [
+        ("pairs", [str(m.get("pairs", "?")) for _, m in cols]),
+        ("accuracy (%)", [f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f}" for _, m in cols]),
+        ("AUC (%)", [pct(m.get("auc")) for _, m in cols]),
+        ("EER (%)", [pct(m.get("eer")) for _, m in cols]),
+    ]
+    fars = sorted({k for _, m in cols for k in m.get("tar_at_far", {})}, key=float, reverse=True)
+    rows += [(f"TAR@FAR={k} (%)", [pct(m.get("tar_at_far", {}).get(k, {}).get("tar")) for _, m in cols])
+             for k in fars]
+    rows.append(("Spearman C(X)~coverage", [
+        "–" if m.get("quality_vs_coverage", {}).get("spearman_all") is None
+        else f"{m['quality_vs_coverage']['spearman_all']:+.3f}" for _, m in cols]))
+    width = max(len(r[0]) for r in rows)
+    colw = [max(len(name), *(len(r[1][i]) for r in rows)) for i, (name, _) in enumerate(cols)]
+    lines = [" | ".join([f"{'metric':{width}s}", *(f"{n:>{w}s}" for (n, _), w in zip(cols, colw, strict=True))])]
+    lines.append("-|-".join(["-" * width, *("-" * w for w in colw)]))
+    lines += [" | ".join([f"{k:{width}s}", *(f"{v:>{w}s}" for v, w in zip(vals, colw, strict=True))])
+              for k, vals in rows]
+    return "\n".join(lines)
+
+
+__all__ = ["compare_verification_runs", "embed_files", "evaluate_pairs", "is_verification_run",
+           "quality_coverage_correlation", "quality_vs_degradation", "read_coverage"]

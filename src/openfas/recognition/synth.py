@@ -11,7 +11,7 @@ Layout written by :func:`generate_identities` (CASIA-WebFace / MFR2 conventions)
     root/train/<Name>/<k>.png            unmasked training images (masks are added on the fly in training)
     root/train/landmarks.csv             file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry (5 points, pixels)
     root/test/<Name>/<Name>_<i>.png      i = 1…k unmasked, k+1…2k masked (other renders), MFR2 style
-    root/test/masks.csv                  file,identity,masked,mask_type,coverage
+    root/test/masks.csv                  file,identity,masked,mask_type,coverage,degraded
     root/test/pairs.txt                  masked-vs-unmasked pairs, MFR2 format ("Name i j" / "A i B j")
     root/test/pairs_unmasked.txt         unmasked-vs-unmasked pairs (sanity check)
     root/info.json                       generator parameters
@@ -30,7 +30,7 @@ import numpy as np
 from openfas.data.synth_faces import Layers, Subject, render_scene, sample_jitter, sample_look, sample_subject
 from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: masks.csv gains the 'degraded' column (images unchanged)
 
 
 def render_landmarks(subj: Subject, look, jit, cx: float, cy: float, b: float) -> np.ndarray:  # noqa: ANN001
@@ -117,8 +117,10 @@ def generate_identities(root: str | Path, identities: int = 24, images_per_ident
         raise ValueError("need >= 2 identities per split, >= 1 training image and >= 2 test images per identity")
     rng = np.random.default_rng([seed, 0x1D5])
 
-    def maybe_degrade(img: np.ndarray) -> np.ndarray:
-        return degrade(img, rng) if rng.random() < degrade_prob else img
+    def maybe_degrade(img: np.ndarray) -> tuple[np.ndarray, bool]:
+        if rng.random() < degrade_prob:
+            return degrade(img, rng), True
+        return img, False
 
     train = root / "train"
     train.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,7 @@ def generate_identities(root: str | Path, identities: int = 24, images_per_ident
             for k in range(images_per_identity):
                 layers, lm = _render(subj, size, rng)
                 rel = f"{d.name}/{k:04d}.png"
-                cv2.imwrite(str(train / rel), maybe_degrade(_to_uint8(layers)))
+                cv2.imwrite(str(train / rel), maybe_degrade(_to_uint8(layers))[0])
                 wr.writerow([rel, *(f"{v:.2f}" for v in lm[:5].ravel())])
 
     test = root / "test"
@@ -141,7 +143,7 @@ def generate_identities(root: str | Path, identities: int = 24, images_per_ident
     names = [_name("test", i) for i in range(test_identities)]
     with open(test / "masks.csv", "w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["file", "identity", "masked", "mask_type", "coverage"])
+        wr.writerow(["file", "identity", "masked", "mask_type", "coverage", "degraded"])
         for i, name in enumerate(names):
             subj = sample_subject(seed * 100_003 + 50_000 + i)
             d = test / name
@@ -156,8 +158,9 @@ def generate_identities(root: str | Path, identities: int = 24, images_per_ident
                     img, _, coverage = apply_mask(img, lm, style, face_region=layers.mask)
                     kind = style.kind
                 rel = f"{name}/{name}_{j + 1:04d}.png"
-                cv2.imwrite(str(test / rel), maybe_degrade(img))
-                wr.writerow([rel, name, int(masked), kind, f"{coverage:.4f}"])
+                img, degraded = maybe_degrade(img)
+                cv2.imwrite(str(test / rel), img)
+                wr.writerow([rel, name, int(masked), kind, f"{coverage:.4f}", int(degraded)])
 
     def write_pairs(path: Path, masked: bool) -> None:
         lines = []
