@@ -5,6 +5,7 @@ method through the Trainer (CAM cache, resume inside stage 2, folded export)."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
 from pathlib import Path
 
@@ -136,6 +137,14 @@ def test_ldcnet_shapes_feature_scaling_and_classifier_norm() -> None:
     rows = create_model("ldcnet", classifier_norm_axis=1).classifier.normalized_weight()
     assert torch.allclose(rows.norm(dim=1), torch.ones(2), atol=1e-6)
     assert abs(model.backbone.bottleneck.fc.bias.mean().item() - 0.1) < 1e-7
+
+
+@pytest.mark.parametrize("size_in", [64, 32, 16, 8, 4, 2, 1, 12])
+def test_pool_to_equals_adaptive_average_pooling(size_in: int) -> None:
+    from openfas.models.ldcnet import pool_to
+
+    x = torch.randn(2, 3, size_in, size_in, dtype=torch.float64)
+    assert torch.allclose(pool_to(x, 32), F.adaptive_avg_pool2d(x, 32), **TOL)
 
 
 def _torchvision_layout(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -364,12 +373,6 @@ def test_trains_both_stages_caches_cams_resumes_inside_stage_2_and_exports(tiny_
         if k.startswith("model."):
             assert torch.equal(a[k], b[k]), f"{k} differs after resume"
 
-    # the CAM cache is required when resuming inside stage 2
-    cam_file.unlink()
-    with pytest.raises(FileNotFoundError, match="cam_targets.safetensors: the CAM targets of this run are missing"):
-        trainer = Trainer(cfg, resume=killed / "checkpoints" / "last.safetensors", progress=False)
-        trainer.state.epoch = 1  # as if stopped inside stage 2
-        trainer.method.on_stage_start(trainer, trainer.method.stages()[1])
 
     # export: the folded model (LDC → plain conv, BN folded, normalised classifier) scores like the eager one
     model, info = build_model_from_checkpoint(full / "checkpoints" / "final.safetensors")
@@ -378,6 +381,11 @@ def test_trains_both_stages_caches_cams_resumes_inside_stage_2_and_exports(tiny_
     x = torch.randn(3, 3, 64, 64)
     ref, got = info["method"].score(model, {"image": x}), info["method"].score(folded, {"image": x})
     assert torch.allclose(ref["score"], got["score"], atol=1e-5) and torch.allclose(ref["map"], got["map"], atol=1e-5)
+    if importlib.util.find_spec("onnxruntime") is not None:  # the ONNX graph of the same folded model
+        from openfas.deploy.export import export_onnx
+
+        report = export_onnx(full / "checkpoints" / "final.safetensors", tmp_path / "ldcnet.onnx")
+        assert report.folded and report.outputs == ["score", "map"] and report.max_abs_diff["score"] < 1e-5
 
 
 def test_dg_configs_load_and_name_their_source() -> None:
@@ -390,3 +398,31 @@ def test_dg_configs_load_and_name_their_source() -> None:
         assert cfg.optim.lr == 0.0001 and len(cfg.data.train_domains) == 3
         text = (files("openfas") / "configs" / "ldcnet" / f"ldcnet_dg_{name}.yaml").read_text()
         assert "huiyu8794/LDCNet" in text and "ASSUMED" in text
+
+
+def test_cam_targets_recomputed_on_stage_entry_and_required_inside_stage(tiny_cache: Path, tmp_path: Path) -> None:
+    """Entering stage 2 afresh overwrites a stale cache; resuming inside it needs the run's own file."""
+    from types import SimpleNamespace
+
+    from openfas.data.dataset import FaceCropDataset
+    from openfas.methods.ldcnet import CAM_CACHE_NAME
+
+    method = _method(f"data.cache={tiny_cache}")
+    model = method.build_model()
+    trainer = SimpleNamespace(
+        run_dir=tmp_path, model=model, device=torch.device("cpu"), dist=SimpleNamespace(is_main=True),
+        state=SimpleNamespace(epoch=0, step_in_epoch=0),
+        dataset=lambda split, domains, train: FaceCropDataset(tiny_cache, split=split, domains=domains,
+                                                              image_size=64, map_size=32, train=train))
+    save_cam_cache(tmp_path / CAM_CACHE_NAME, ["stale"], torch.zeros(1, 32, 32), {})
+    main = method.stages()[1]
+    method.on_stage_start(trainer, main)
+    n = len(trainer.dataset("train", None, False))
+    assert method.cam_targets.shape == (n, 32, 32) and method.cam_targets.max() > 0
+    trainer.state.epoch = 1  # resumed inside stage 2: loaded, not recomputed
+    save_cam_cache(tmp_path / CAM_CACHE_NAME, ["stale"], torch.zeros(1, 32, 32), {})
+    with pytest.raises(CamCacheError, match="no CAM for"):
+        method.on_stage_start(trainer, main)
+    (tmp_path / CAM_CACHE_NAME).unlink()
+    with pytest.raises(FileNotFoundError, match="cam_targets.safetensors: the CAM targets of this run are missing"):
+        method.on_stage_start(trainer, main)

@@ -9,8 +9,9 @@ Two stages:
 2. at the start of ``main``: Grad-CAM maps of the pre-trained FE + CF at the last block of FE ``layer4``
    (:mod:`openfas.eval.cam`), class = the sample's label, give the quasi ground truth: a live face gets its CAM as
    live-attention target and 0 as spoof-attention target, a spoof face the reverse. They are computed once on the
-   un-augmented training crops and cached in ``<run>/cam_targets.safetensors`` keyed by sample id (a resumed run
-   reloads them; the model at that point is no longer the pre-trained one);
+   un-augmented training crops and cached in ``<run>/cam_targets.safetensors`` keyed by sample id; a run resumed
+   inside ``main`` reloads them (the model is no longer the pre-trained one then, so a missing file is an error),
+   a run entering ``main`` afresh (also a resume from the end of ``pretrain``) recomputes them;
 3. ``main`` (``train.epochs``): everything, with
 
        L = L_cls + β·L_trip + γ·L_att                                              (total loss of the paper)
@@ -59,6 +60,9 @@ class LDCNetMethod(Method):
     Params = LDCNetParams
     params: LDCNetParams
     sampler = "domain_balanced"  # official: 5 live + 5 spoof per source domain per step
+    # Stage 1 runs FE + CF only (LE/SE get no gradient), which the DDP wrapper would reject; the engine averages
+    # the gradients across ranks itself instead.
+    ddp_wrap = False
 
     def __init__(self, cfg: Any, params: MethodParams) -> None:
         super().__init__(cfg, params)
@@ -84,11 +88,11 @@ class LDCNetMethod(Method):
         ids = [r.sample_id for r in train_set.records]
         path = Path(trainer.run_dir) / CAM_CACHE_NAME
         resumed_inside = trainer.state.epoch > 0 or trainer.state.step_in_epoch > 0
-        if not path.exists():
-            if resumed_inside:
-                raise FileNotFoundError(f"{path}: the CAM targets of this run are missing; the run resumes inside "
-                                        "stage 'main', where the pre-trained model they come from is gone. "
-                                        "Restore the file or start the run again")
+        if resumed_inside and not path.exists():
+            raise FileNotFoundError(f"{path}: the CAM targets of this run are missing; the run resumes inside "
+                                    "stage 'main', where the pre-trained model they come from is gone. "
+                                    "Restore the file or start the run again")
+        if not resumed_inside:  # stage 'main' starts now: the model is the pre-trained one (any old file is stale)
             if trainer.dist.is_main:
                 net = unwrap_model(trainer.model)
                 maps = class_activation_maps(

@@ -31,6 +31,19 @@ from openfas.models._registry import register_model
 from openfas.ops.ldc import LDConv2d
 
 
+def pool_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, size)`` written as an average pool (input a multiple of ``size``) or a nearest
+    repeat (``size`` a multiple of the input), which it equals exactly in those cases, so that ONNX can export it
+    (the exporter rejects adaptive pooling to a size that does not divide the input, e.g. layer3's 16×16 → 32×32
+    at 256 px); other sizes fall back to adaptive pooling."""
+    h, w = x.shape[-2:]
+    if h % size == 0 and w % size == 0:
+        return x if h == w == size else F.avg_pool2d(x, (h // size, w // size))
+    if size % h == 0 and size % w == 0:
+        return F.interpolate(x, size=(size, size), mode="nearest")
+    return F.adaptive_avg_pool2d(x, size)
+
+
 class BasicBlock(nn.Module):
     """ResNet basic block with LDC 3×3 convs (official ``Learnable_Res18.BasicBlock``)."""
 
@@ -68,7 +81,8 @@ class FeatureExtractor(nn.Module):
         self.layer2 = _layer(64, 128, 2)
         self.layer3 = _layer(128, 256, 2)
         self.layer4 = _layer(256, 512, 2)
-        self.bottleneck = nn.Sequential(OrderedDict(fc=nn.Linear(512, 512), relu=nn.ReLU(), dropout=nn.Dropout(dropout)))
+        self.bottleneck = nn.Sequential(OrderedDict(fc=nn.Linear(512, 512), relu=nn.ReLU(),
+                                                    dropout=nn.Dropout(dropout)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -88,8 +102,7 @@ class FeatureExtractor(nn.Module):
         f2 = self.layer2(f1)
         f3 = self.layer3(f2)
         s = self.map_size
-        multi = torch.cat([F.adaptive_avg_pool2d(f1, s), F.adaptive_avg_pool2d(f2, s),
-                           F.adaptive_avg_pool2d(f3, s)], 1)
+        multi = torch.cat([pool_to(f1, s), pool_to(f2, s), pool_to(f3, s)], 1)
         f = F.adaptive_avg_pool2d(self.layer4(f3), 1).flatten(1)
         f = self.bottleneck(f)
         # official: f / (clamp(‖f‖, 1e-12)^0.5 · 2^0.5)
