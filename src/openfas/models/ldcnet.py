@@ -31,17 +31,28 @@ from openfas.models._registry import register_model
 from openfas.ops.ldc import LDConv2d
 
 
+def _adaptive_pool_matrix(n_in: int, n_out: int, like: torch.Tensor) -> torch.Tensor:
+    """n_out×n_in averaging matrix of adaptive average pooling: row i averages inputs ⌊i·n/m⌋ … ⌈(i+1)·n/m⌉ − 1."""
+    rows = []
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(n_in)])
+    # built from Python numbers, so an ONNX export records it as a constant
+    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+
+
 def pool_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d(x, size)`` written as an average pool (input a multiple of ``size``) or a nearest
-    repeat (``size`` a multiple of the input), which it equals exactly in those cases, so that ONNX can export it
-    (the exporter rejects adaptive pooling to a size that does not divide the input, e.g. layer3's 16×16 → 32×32
-    at 256 px); other sizes fall back to adaptive pooling."""
+    """``F.adaptive_avg_pool2d(x, size)`` in a form ONNX can export (the exporter rejects adaptive pooling to a
+    size that does not divide the input, e.g. layer3's 16×16 → 32×32 at 256 px): an average pool when the input is
+    a multiple of ``size``, a nearest repeat when ``size`` is a multiple of the input (both equal adaptive pooling
+    exactly), otherwise the separable averaging matrices P_h · x · P_wᵀ."""
     h, w = x.shape[-2:]
     if h % size == 0 and w % size == 0:
         return x if h == w == size else F.avg_pool2d(x, (h // size, w // size))
     if size % h == 0 and size % w == 0:
         return F.interpolate(x, size=(size, size), mode="nearest")
-    return F.adaptive_avg_pool2d(x, size)
+    ph, pw = _adaptive_pool_matrix(h, size, x), _adaptive_pool_matrix(w, size, x)
+    return torch.matmul(torch.matmul(ph, x), pw.t())
 
 
 class BasicBlock(nn.Module):
