@@ -290,9 +290,9 @@ def test_loss_is_ce_plus_beta_triplet_plus_gamma_attention() -> None:
     torch.manual_seed(0)
     method = _method()
     model = method.build_model().train()
-    n = 12
-    label = torch.tensor([1, 0] * 6)
-    batch = {"image": torch.randn(n, 3, 64, 64), "label": label, "attack": torch.tensor([0, 1, 0, 2] * 3),
+    n = 8
+    label = torch.tensor([1, 0] * 4)
+    batch = {"image": torch.randn(n, 3, 48, 48), "label": label, "attack": torch.tensor([0, 1, 0, 2] * 2),
              "index": torch.arange(n).flip(0), "domain": torch.zeros(n, dtype=torch.long)}
     method.cam_targets = torch.rand(20, 32, 32) * 255
     ref_model = copy.deepcopy(model)
