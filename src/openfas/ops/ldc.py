@@ -1,0 +1,85 @@
+"""Learnable descriptive convolution (LDC), Huang et al., "Learnable Descriptive Convolutional Network for Face
+Anti-Spoofing", BMVC 2022 (official code huiyu8794/LDCNet, ``conv3x3_learn`` in ``models/LDCN.py`` and the
+basic block of ``models/Learnable_Res18.py``).
+
+LDC generalises central difference convolution (CDC, :mod:`openfas.ops.cdc`) with a learnable weight m[o, i]
+per (output, input) channel pair and a learnable scalar θ. As the official code computes it, the kernel is
+rescaled by a mask before ONE convolution:
+
+    mask[o, i, u, v] = 1 − θ · m[o, i] · c[u, v] · Σ_{u', v'} w[o, i, u', v']
+    w'               = w ⊙ mask,          y = conv(x, w')
+
+with c the fixed centre selector (1 at the kernel centre, 0 elsewhere). Only the centre tap changes:
+w'_centre = w_centre · (1 − θ·m·Σw). m is initialised to 1 and θ to 0.5; both are trained (as is w, and the
+gradient flows through Σw as well, exactly as in the official forward). Note the difference to CDC, whose centre
+tap is w_centre − θ·Σw (additive); LDC's is multiplicative in w_centre.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def ldc_kernel(weight: torch.Tensor, learnable_mask: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """The folded LDC kernel w ⊙ (1 − θ·m·c·Σ_kernel w) for ``weight`` out×in×k×k (odd k), ``learnable_mask``
+    out×in and ``theta`` a one-element tensor. Differentiable in all three."""
+    kh, kw = weight.shape[-2:]
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"learnable descriptive convolution needs an odd kernel size (a centre tap), got {kh}×{kw}")
+    if learnable_mask.shape != weight.shape[:2]:
+        raise ValueError(f"learnable_mask must have shape {tuple(weight.shape[:2])} (out × in), "
+                         f"got {tuple(learnable_mask.shape)}")
+    centre = weight.new_zeros(kh, kw)
+    centre[kh // 2, kw // 2] = 1.0
+    kernel_sum = weight.sum(dim=(2, 3), keepdim=True)
+    mask = 1.0 - theta.reshape(1, 1, 1, 1) * learnable_mask[:, :, None, None] * centre * kernel_sum
+    return weight * mask
+
+
+class LDConv2d(nn.Conv2d):
+    """Learnable descriptive convolution (Huang et al. 2022, official ``conv3x3_learn``), one ``F.conv2d``.
+
+    Parameters beyond ``nn.Conv2d``: ``learnable_mask`` (out × in/groups, init 1) and ``theta`` (shape [1],
+    init 0.5). ``weight`` keeps the ``nn.Conv2d`` name and layout, so ImageNet ResNet weights load into it
+    directly. :meth:`fuse` returns a plain ``nn.Conv2d`` with the folded kernel for deployment.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 1,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+        theta: float = 0.5,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        kh, kw = self.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"LDConv2d needs an odd kernel size (a centre tap), got {kh}×{kw}")
+        self.learnable_mask = nn.Parameter(torch.ones(out_channels, in_channels // groups))
+        self.theta = nn.Parameter(torch.full((1,), float(theta)))
+
+    def folded_weight(self) -> torch.Tensor:
+        return ldc_kernel(self.weight, self.learnable_mask, self.theta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.folded_weight(), self.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` holding w ⊙ mask: the same output, no per-call kernel update."""
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                         padding=self.padding, dilation=self.dilation, groups=self.groups,
+                         bias=self.bias is not None, padding_mode=self.padding_mode,
+                         device=self.weight.device, dtype=self.weight.dtype)
+        conv.weight.copy_(self.folded_weight())
+        if self.bias is not None:
+            conv.bias.copy_(self.bias)
+        conv.train(self.training)
+        return conv
