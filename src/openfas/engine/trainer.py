@@ -234,8 +234,12 @@ class Trainer:
         else:
             sampler = EpochShuffleBatchSampler(len(dataset), bs, seed=self.cfg.experiment.seed,
                                                rank=self.dist.rank, world_size=self.dist.world_size)
+        # The loader gets its own generator: iterating a DataLoader draws a worker base seed from its generator,
+        # and drawing it from the global RNG (the default) would shift every later global draw (dropout) after
+        # a mid-epoch resume restored the RNG state. Batches and augmentation are seeded by the sampler/dataset.
+        generator = torch.Generator().manual_seed(self.cfg.experiment.seed + self.dist.rank)
         loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self.cfg.data.num_workers,
-                            pin_memory=self.device.type == "cuda")
+                            pin_memory=self.device.type == "cuda", generator=generator)
         return loader, sampler
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
