@@ -32,6 +32,9 @@ BatchNorm folded into plain convs), exported to ONNX (``torch.onnx.export(..., d
 onnxruntime, vs PyTorch eager with the two-conv formulation; reports the ratio and the max abs difference.
 
 ``--threads`` sets torch's (and onnxruntime's) intra-op threads (default 1: the machine is shared).
+``--clock cpu`` times with the process's CPU time instead of wall time: on a machine shared with other jobs,
+waiting for a core is then not counted (cache and memory-bandwidth contention still are), so ratios stay
+meaningful where wall-clock medians of a few long steps are dominated by the neighbours' load.
 """
 
 from __future__ import annotations
@@ -115,10 +118,13 @@ class Trainer:
             torch.cuda.synchronize()
 
 
+CLOCK: Callable[[], float] = time.perf_counter  # --clock cpu: time.process_time
+
+
 def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
-    return time.perf_counter() - t0
+    return CLOCK() - t0
 
 
 def _status_kib(field: str) -> int | None:
@@ -226,7 +232,7 @@ def bench_training(args: argparse.Namespace, device: torch.device) -> None:
     print(f"\nTraining step, {args.variant}, batch {args.batch}, {args.size}×{args.size}, "
           f"{args.threads} thread(s), median of {args.rounds}×{args.iters} interleaved steps:")
     for n, t in med.items():
-        print(f"  {n:24s} {t:8.3f} s/step  ({args.batch / t:6.2f} img/s)")
+        print(f"  {n:24s} {t:8.3f} s/step  ({args.batch / t:6.2f} img/s, {args.clock} clock)")
     r1 = med["two-conv"] / med["one-conv"]
     r2 = med["one-conv"] / med["plain"]
     print(f"  one-conv vs two-conv throughput: {r1:.3f}×   (goal ≥ 1.10×) {'OK' if r1 >= 1.10 else 'MISSED'}")
@@ -314,6 +320,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--variant", choices=["cdcn", "cdcn++"], default="cdcn")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: the process's CPU time (time.process_time) instead of wall time — much less "
+                        "sensitive to other jobs on a shared machine (CPU device, --threads 1 only)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-extras", dest="extras", action="store_false", help="skip channels_last/compile/bf16")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
@@ -329,7 +338,12 @@ def main() -> None:
         memory_child(args)
         return
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, threads {args.threads}")
+    if args.clock == "cpu":
+        if device.type != "cpu":
+            p.error("--clock cpu measures CPU time: use it with --device cpu")
+        global CLOCK
+        CLOCK = time.process_time
+    print(f"torch {torch.__version__}, device {device}, threads {args.threads}, clock {args.clock}")
     if args.memory_only:
         bench_memory(args, device)
         return
