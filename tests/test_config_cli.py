@@ -90,3 +90,16 @@ def test_models_command_lists_registry() -> None:
 def test_inspect_missing_cache_is_a_clear_error(tmp_path: Path) -> None:
     res = runner.invoke(app, ["data", "inspect", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "no crop cache here" in res.output
+
+
+def test_data_synth_records_domain_shift_and_rejects_bad_sizes_cleanly(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "synth"
+    res = runner.invoke(app, ["data", "synth", str(out), "--subjects", "1", "--size", "32"])
+    assert res.exit_code == 2 and "subjects_per_domain must be >= 3" in res.output
+    assert not out.exists()
+    res = runner.invoke(app, ["data", "synth", str(out), "--subjects", "3", "--size", "32", "--domains", "da,db",
+                              "--domain-shift", "2.5"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "info.json").read_text())["synth"]["domain_shift"] == 2.5

@@ -124,14 +124,20 @@ def data_synth(
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 2,
     size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 128,
     modalities: Annotated[str, typer.Option(help="Comma-separated: rgb,depth,ir.")] = "rgb",
+    domain_shift: Annotated[float, typer.Option(
+        help="Scale of each domain camera's deviation from neutral (>1: harder leave-one-domain-out).")] = 1.0,
     seed: int = 0,
 ) -> None:
     """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
     from openfas.data.synth import generate_synthetic
 
-    path = generate_synthetic(out, domains=tuple(domains.split(",")), subjects_per_domain=subjects,
-                              frames_per_video=frames, size=size, modalities=tuple(modalities.split(",")),
-                              seed=seed)
+    try:
+        path = generate_synthetic(out, domains=tuple(domains.split(",")), subjects_per_domain=subjects,
+                                  frames_per_video=frames, size=size, modalities=tuple(modalities.split(",")),
+                                  domain_shift=domain_shift, seed=seed)
+    except ValueError as err:
+        _fail(str(err))
+        return
     typer.echo(f"synthetic cache written to {path}")
 
 
