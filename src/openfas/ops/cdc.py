@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from openfas.ops.folded_conv import FoldedKernelConv2d
+
 
 def cdc_kernel(weight: torch.Tensor, theta: float) -> torch.Tensor:
     """Fold Eq. (3) into one kernel: ``weight`` with θ·Σ_{spatial} w subtracted at the centre tap.
@@ -33,7 +35,7 @@ def cdc_kernel(weight: torch.Tensor, theta: float) -> torch.Tensor:
     return weight - (theta * weight.sum(dim=(2, 3), keepdim=True)) * centre
 
 
-class CDConv2d(nn.Conv2d):
+class CDConv2d(FoldedKernelConv2d):
     """Central difference convolution, Eq. (3) of Yu et al. 2020, computed as one ``F.conv2d``.
 
     ``theta`` = 0 is a plain convolution; θ = 0.7 is the paper's default. p0 is the centre of each kernel
@@ -55,33 +57,16 @@ class CDConv2d(nn.Conv2d):
         bias: bool = False,
         theta: float = 0.7,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, bias=bias)
-        kh, kw = self.kernel_size
-        if kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError(f"CDConv2d needs an odd kernel size (a centre tap), got {kh}×{kw}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         if not 0.0 <= theta <= 1.0:
             raise ValueError(f"CDConv2d theta must be in [0, 1], got {theta}")
         self.theta = float(theta)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, cdc_kernel(self.weight, self.theta), self.bias)
+    def folded_weight(self) -> torch.Tensor:
+        return cdc_kernel(self.weight, self.theta)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", theta={self.theta}"
-
-    @torch.no_grad()
-    def fuse(self) -> nn.Conv2d:
-        """A plain ``nn.Conv2d`` holding the folded kernel: same output, no per-call kernel update."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                         padding=self.padding, dilation=self.dilation, groups=self.groups,
-                         bias=self.bias is not None, padding_mode=self.padding_mode,
-                         device=self.weight.device, dtype=self.weight.dtype)
-        conv.weight.copy_(cdc_kernel(self.weight, self.theta))
-        if self.bias is not None:
-            conv.bias.copy_(self.bias)
-        conv.train(self.training)
-        return conv
 
 
 class TwoConvCDC(nn.Module):

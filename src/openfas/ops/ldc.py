@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from openfas.ops.folded_conv import FoldedKernelConv2d
+
 
 def ldc_kernel(weight: torch.Tensor, learnable_mask: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """The folded LDC kernel w ⊙ (1 − θ·m·c·Σ_kernel w) for ``weight`` out×in×k×k (odd k), ``learnable_mask``
@@ -37,7 +39,7 @@ def ldc_kernel(weight: torch.Tensor, learnable_mask: torch.Tensor, theta: torch.
     return weight * mask
 
 
-class LDConv2d(nn.Conv2d):
+class LDConv2d(FoldedKernelConv2d):
     """Learnable descriptive convolution (Huang et al. 2022, official ``conv3x3_learn``), one ``F.conv2d``.
 
     Parameters beyond ``nn.Conv2d``: ``learnable_mask`` (out × in/groups, init 1) and ``theta`` (shape [1],
@@ -57,29 +59,9 @@ class LDConv2d(nn.Conv2d):
         bias: bool = False,
         theta: float = 0.5,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, bias=bias)
-        kh, kw = self.kernel_size
-        if kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError(f"LDConv2d needs an odd kernel size (a centre tap), got {kh}×{kw}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self.learnable_mask = nn.Parameter(torch.ones(out_channels, in_channels // groups))
         self.theta = nn.Parameter(torch.full((1,), float(theta)))
 
     def folded_weight(self) -> torch.Tensor:
         return ldc_kernel(self.weight, self.learnable_mask, self.theta)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.folded_weight(), self.bias)
-
-    @torch.no_grad()
-    def fuse(self) -> nn.Conv2d:
-        """A plain ``nn.Conv2d`` holding w ⊙ mask: the same output, no per-call kernel update."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                         padding=self.padding, dilation=self.dilation, groups=self.groups,
-                         bias=self.bias is not None, padding_mode=self.padding_mode,
-                         device=self.weight.device, dtype=self.weight.dtype)
-        conv.weight.copy_(self.folded_weight())
-        if self.bias is not None:
-            conv.bias.copy_(self.bias)
-        conv.train(self.training)
-        return conv

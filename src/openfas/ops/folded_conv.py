@@ -1,0 +1,42 @@
+"""Base of convolutions whose operator is a per-call update of the kernel (CDC, LDC): one ``F.conv2d`` with the
+updated kernel, and :meth:`FoldedKernelConv2d.fuse` to bake the update into a plain ``nn.Conv2d`` for export."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class FoldedKernelConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (odd kernel, so it has a centre tap) that convolves with :meth:`folded_weight`.
+
+    Subclasses implement :meth:`folded_weight`; ``weight`` keeps the ``nn.Conv2d`` name and layout.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int], padding: int | tuple[int, int] | str,
+                 dilation: int | tuple[int, int], groups: int, bias: bool) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        kh, kw = self.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"{type(self).__name__} needs an odd kernel size (a centre tap), got {kh}×{kw}")
+
+    def folded_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.folded_weight(), self.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` holding the folded kernel: same output, no per-call kernel update."""
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                         padding=self.padding, dilation=self.dilation, groups=self.groups,
+                         bias=self.bias is not None, padding_mode=self.padding_mode,
+                         device=self.weight.device, dtype=self.weight.dtype)
+        conv.weight.copy_(self.folded_weight())
+        if self.bias is not None:
+            conv.bias.copy_(self.bias)
+        conv.train(self.training)
+        return conv
