@@ -49,3 +49,23 @@ def build_tiny_cache(path: Path, size: int = 32, per_group: int = 4, domains: tu
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_cache(tmp_path_factory.mktemp("tiny") / "cache")
+
+
+def run_torchrun(script_text: str, tmp_path: Path, args: list[str], nproc: int = 2, timeout: int = 300) -> None:
+    """Write ``script_text`` to a file and run it under ``torchrun --nproc_per_node=nproc`` (gloo on CPU, one
+    thread per rank, a free port) with ``args``; fails the test with the ranks' stderr if it exits non-zero."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    script = tmp_path / "torchrun_script.py"
+    script.write_text(script_text)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={port}",
+           str(script), *args]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_torchrun
 from safetensors.torch import load_file
 
 from openfas.config import load_config
@@ -133,18 +134,8 @@ save_file({k: v.contiguous() for k, v in t.model.state_dict().items()}, f"{sys.a
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_cache: Path, tmp_path: Path) -> None:
-    script = tmp_path / "ddp_train.py"
-    script.write_text(DDP_SCRIPT)
     run = tmp_path / "ddp"
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           str(script), str(run), f"data.cache={tiny_cache}", *TINY, "train.epochs=2"]
-    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_torchrun(DDP_SCRIPT, tmp_path, [str(run), f"data.cache={tiny_cache}", *TINY, "train.epochs=2"])
     r0, r1 = load_file(str(run / "rank0.safetensors")), load_file(str(run / "rank1.safetensors"))
     assert r0.keys() == r1.keys()
     for k in r0:

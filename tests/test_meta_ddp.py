@@ -17,15 +17,11 @@ Checked against independent truth:
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_tiny_cache
+from conftest import build_tiny_cache, run_torchrun
 from safetensors.torch import load_file
 
 from openfas.config import load_config
@@ -96,18 +92,9 @@ def _reference_grads(name: str, cfg_over: list[str], state: dict[str, torch.Tens
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["rfmeta", "anrl"])
 def test_meta_method_ddp_matches_single_process_gradient_average(name: str, cache3: Path, tmp_path: Path) -> None:
-    script = tmp_path / "meta_ddp.py"
-    script.write_text(SCRIPT)
     run = tmp_path / "run"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     over = _overrides(cache3, name)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           str(script), str(run), *over]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_torchrun(SCRIPT, tmp_path, [str(run), *over])
 
     def dump(name_: str, rank: int) -> dict[str, torch.Tensor]:
         return load_file(str(run / f"{name_}_rank{rank}.safetensors"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_torchrun
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -180,23 +181,9 @@ save_file({k: v.contiguous() for k, v in t.model.state_dict().items()}, f"{sys.a
 @pytest.mark.slow
 def test_csdn_ddp_two_cpu_processes_end_with_identical_weights(ids_root: Path, teacher_ckpt: Path,
                                                                tmp_path: Path) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    script = tmp_path / "ddp_csdn.py"
-    script.write_text(DDP_SCRIPT)
     run = tmp_path / "ddp"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           str(script), str(run), *_overrides(ids_root, tmp_path, f"method.teacher={teacher_ckpt}",
-                                              "model.concept_hidden=8")]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_torchrun(DDP_SCRIPT, tmp_path, [str(run), *_overrides(ids_root, tmp_path, f"method.teacher={teacher_ckpt}",
+                                                               "model.concept_hidden=8")])
     r0, r1 = load_file(str(run / "rank0.safetensors")), load_file(str(run / "rank1.safetensors"))
     for k in r0:
         assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"

@@ -114,5 +114,6 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
     if not (dist.is_available() and dist.is_initialized()):
         return
     with torch.no_grad():
-        for t in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(t.data, src=src)
+        for p in module.parameters():
+            dist.broadcast(p.data, src=src)
+    broadcast_buffers(module, src)
