@@ -311,7 +311,7 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
 def _read_safetensors_meta(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 
-    from openfas.engine.checkpoint import FORMAT, CheckpointError
+    from openfas.engine.checkpoint import FORMAT, LEGACY_FORMATS, CheckpointError
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -322,7 +322,7 @@ def _read_safetensors_meta(path: Path) -> dict[str, Any]:
         header = json.loads(metadata["openfas"])
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"{path}: no valid openfas metadata (not an openfas checkpoint)") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") not in (FORMAT, *LEGACY_FORMATS):
         raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
     return header.get("meta", {})
 
@@ -368,9 +368,11 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", detector: str | FaceDetector | None = None,
                         threshold: float | None = None, limits: ImageLimits | None = None,
                         providers: Sequence[str] | None = None, intra_op_threads: int | None = None,
-                        crop_scale: float | None = None, crop_size: int | None = None) -> Predictor:
+                        crop_scale: float | None = None, crop_size: int | None = None,
+                        allow_unsigned: bool | None = None) -> Predictor:
         """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
-        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``."""
+        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``; legacy checkpoints
+        without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.engine.checkpoint`)."""
         from openfas.engine.checkpoint import CheckpointError
 
         path = Path(path)
@@ -389,7 +391,7 @@ class Predictor:
         from openfas.engine.trainer import build_model_from_checkpoint
 
         try:
-            model, info = build_model_from_checkpoint(path)
+            model, info = build_model_from_checkpoint(path, allow_unsigned=allow_unsigned)
         except (ConfigError, KeyError, ValueError) as err:
             raise CheckpointError(f"{path}: cannot rebuild the model from its metadata ({err})") from None
         return cls(TorchBackend(model, info["method"], device), info["meta"], **kw)  # type: ignore[arg-type]
