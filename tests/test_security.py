@@ -387,3 +387,47 @@ def test_hmac_key_signs_and_is_required_while_set(tmp_path: Path, monkeypatch) -
         load_checkpoint(signed)
     assert load_checkpoint(_small_checkpoint(tmp_path / "k.safetensors", key=b"k"), key="k")["meta"]["model"] == \
         "pixelnet"
+
+
+def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_path: Path,
+                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from deploy_fixtures import tiny_checkpoint
+
+    from openfas.deploy.export import export_onnx
+    from openfas.deploy.predictor import Predictor
+    from openfas.engine.checkpoint import CheckpointIntegrityError
+
+    good = tmp_path / "good.onnx"
+    export_onnx(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache), good, verify=False)
+    threshold = Predictor.from_checkpoint(good).threshold
+
+    def rewrite(name: str, edit) -> Path:  # noqa: ANN001
+        proto = onnx.load(str(good))
+        props = {p.key: p.value for p in proto.metadata_props}
+        edit(props)
+        del proto.metadata_props[:]
+        for k, v in props.items():
+            e = proto.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.save(proto, str(tmp_path / name))
+        return tmp_path / name
+
+    def set_meta(props: dict, **changes) -> None:  # noqa: ANN003
+        meta = json.loads(props["openfas"])
+        meta.update(changes)
+        props["openfas"] = json.dumps(meta)
+
+    cases = {
+        "threshold.onnx": (lambda p: set_meta(p, threshold=-1000.0), "does not match the integrity checksum"),
+        "no_seal.onnx": (lambda p: p.pop("openfas_integrity"), "integrity checksum is missing"),
+        "legacy.onnx": (lambda p: (p.pop("openfas_integrity"), set_meta(p, format="openfas-onnx/1")),
+                        "legacy model file"),
+    }
+    for name, (edit, message) in cases.items():
+        with pytest.raises(CheckpointIntegrityError, match=message):
+            Predictor.from_checkpoint(rewrite(name, edit))
+    assert Predictor.from_checkpoint(tmp_path / "legacy.onnx", allow_unsigned=True).threshold == threshold
+    res = CliRunner().invoke(app, ["serve", str(tmp_path / "threshold.onnx")])
+    assert res.exit_code == 2 and "integrity checksum" in res.output and "Traceback" not in res.output

@@ -77,6 +77,75 @@ def header_digest(header: dict[str, Any], key: bytes | None) -> dict[str, str]:
     return {"alg": "sha256", "digest": hashlib.sha256(data).hexdigest()}
 
 
+def _check_record(record: dict[str, Any], expected: dict[str, str], key: bytes | None, source: str) -> None:
+    """Compare a stored integrity record with the recomputed one, enforcing the key policy."""
+    if record.get("alg") == "hmac-sha256" and not key:
+        raise CheckpointIntegrityError(f"{source}: the file is signed with a key (HMAC); set {KEY_ENV} to verify it")
+    if key and record.get("alg") != "hmac-sha256":
+        raise CheckpointIntegrityError(f"{source}: {KEY_ENV} is set but the file is not signed with a key; "
+                                       "only signed files load while a key is set")
+    if record.get("alg") != expected["alg"] or not hmac.compare_digest(str(record.get("digest", "")),
+                                                                       expected["digest"]):
+        what = "signature (wrong key, or the file was altered)" if key else "checksum"
+        raise CheckpointIntegrityError(f"{source}: the metadata does not match the integrity {what} stored in the "
+                                       "file (threshold, preprocessing, config or checksum edited?)")
+
+
+def _resolve_key(key: bytes | str | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key if key is not None else _env_key()
+
+
+def _bytes_digest(data: bytes, key: bytes | None) -> dict[str, str]:
+    if key:
+        return {"alg": "hmac-sha256", "digest": hmac.new(key, data, hashlib.sha256).hexdigest()}
+    return {"alg": "sha256", "digest": hashlib.sha256(data).hexdigest()}
+
+
+_PLACEHOLDER = "0" * 64
+
+
+def integrity_placeholder(key: bytes | str | None = None) -> str:
+    """The record to embed in a file (e.g. an ONNX metadata entry) before :func:`seal_bytes` fills in its digest."""
+    return json.dumps({"alg": "hmac-sha256" if _resolve_key(key) else "sha256", "digest": _PLACEHOLDER})
+
+
+def seal_bytes(data: bytes, key: bytes | str | None = None) -> bytes:
+    """``data`` embeds :func:`integrity_placeholder` exactly once; return it with the placeholder's digest set to
+    the SHA-256 (HMAC under ``key``) of ``data`` itself (same length, so the file's layout is unchanged)."""
+    key = _resolve_key(key)
+    blank = integrity_placeholder(key).encode()
+    if data.count(blank) != 1:
+        raise CheckpointError("cannot seal: the integrity placeholder must occur exactly once")
+    record = _bytes_digest(data, key)
+    return data.replace(blank, json.dumps(record).encode())
+
+
+def verify_sealed_bytes(data: bytes, value: str | None, source: str, *, allow_unsigned: bool | None = None,
+                        key: bytes | str | None = None, legacy: bool = False) -> None:
+    """Check bytes sealed by :func:`seal_bytes`; ``value``: the embedded record as read from the file (``None``:
+    absent). ``legacy``: the file's format predates sealing, so it loads only with ``allow_unsigned``."""
+    if allow_unsigned is None:
+        allow_unsigned = _allow_unsigned_default()
+    key = _resolve_key(key)
+    if legacy:
+        if not allow_unsigned:
+            raise CheckpointIntegrityError(
+                f"{source}: legacy model file without an integrity digest; if you trust it, load it with "
+                f"`openfas --allow-unsigned …` (Python: allow_unsigned=True, or {ALLOW_UNSIGNED_ENV}=1), or "
+                "export it again")
+        return
+    try:
+        record = json.loads(value) if value is not None else None
+    except json.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict) or data.count(value.encode()) != 1:  # type: ignore[union-attr]
+        raise CheckpointIntegrityError(f"{source}: the integrity checksum is missing (the file was altered; "
+                                       "openfas always writes one)")
+    blank = json.dumps({"alg": record.get("alg"), "digest": _PLACEHOLDER}).encode()
+    unsealed = data.replace(value.encode(), blank)  # type: ignore[union-attr]
+    _check_record(record, _bytes_digest(unsealed, key if record.get("alg") == "hmac-sha256" else None), key, source)
+
+
 def verify_header(header: dict[str, Any], tensors: dict[str, torch.Tensor], source: str, *,
                   allow_unsigned: bool | None = None, key: bytes | str | None = None) -> None:
     """Refuse a header whose integrity record is missing or wrong, or whose tensors differ from the digest.
@@ -86,7 +155,7 @@ def verify_header(header: dict[str, Any], tensors: dict[str, torch.Tensor], sour
     it are accepted."""
     if allow_unsigned is None:
         allow_unsigned = _allow_unsigned_default()
-    key = key.encode() if isinstance(key, str) else key if key is not None else _env_key()
+    key = _resolve_key(key)
     fmt = header.get("format")
     digest = header.get("sha256")
     if fmt in LEGACY_FORMATS:
@@ -103,17 +172,7 @@ def verify_header(header: dict[str, Any], tensors: dict[str, torch.Tensor], sour
     if not isinstance(record, dict) or not isinstance(digest, str):
         raise CheckpointIntegrityError(f"{source}: the integrity checksum is missing (the file was altered; "
                                        "openfas always writes one)")
-    if record.get("alg") == "hmac-sha256" and not key:
-        raise CheckpointIntegrityError(f"{source}: the file is signed with a key (HMAC); set {KEY_ENV} to verify it")
-    if key and record.get("alg") != "hmac-sha256":
-        raise CheckpointIntegrityError(f"{source}: {KEY_ENV} is set but the file is not signed with a key; "
-                                       "only signed checkpoints load while a key is set")
-    expected = header_digest(header, key if record.get("alg") == "hmac-sha256" else None)
-    if not hmac.compare_digest(str(record.get("digest", "")), expected["digest"]) or record.get("alg") != \
-            expected["alg"]:
-        what = "signature (wrong key, or the file was altered)" if key else "checksum"
-        raise CheckpointIntegrityError(f"{source}: the metadata does not match the integrity {what} stored in the "
-                                       "file (threshold, preprocessing, config or checksum edited?)")
+    _check_record(record, header_digest(header, key if record.get("alg") == "hmac-sha256" else None), key, source)
     if digest != tensor_digest(tensors):
         raise CheckpointIntegrityError(f"{source}: tensor data does not match the checksum stored in the file "
                                        "(corrupted or tampered with)")
@@ -208,7 +267,7 @@ def save_checkpoint(path: str | Path, *, model_state: dict[str, torch.Tensor], m
     header: dict[str, Any] = {"format": FORMAT, "meta": meta, "state": skeleton, "sha256": tensor_digest(tensors)}
     # the digest is computed over the header as it will be read back (JSON round trip: tuples → lists, …)
     header = json.loads(json.dumps(header))
-    header["integrity"] = header_digest(header, key.encode() if isinstance(key, str) else key or _env_key())
+    header["integrity"] = header_digest(header, _resolve_key(key))
     # safetensors refuses tensors that share memory; clone those that do.
     seen: dict[int, str] = {}
     for k, v in list(tensors.items()):
