@@ -431,3 +431,70 @@ def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_pat
     assert Predictor.from_checkpoint(tmp_path / "legacy.onnx", allow_unsigned=True).threshold == threshold
     res = CliRunner().invoke(app, ["serve", str(tmp_path / "threshold.onnx")])
     assert res.exit_code == 2 and "integrity checksum" in res.output and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------------------------------ CLI errors (item 3)
+def _bad_cli_cases(tmp: Path, tiny_cache: Path) -> list[tuple[list[str], str]]:
+    import cv2
+    import numpy as np
+
+    faces = tmp / "faces"
+    for sub in ("live", "spoof/print"):
+        (faces / sub).mkdir(parents=True)
+        cv2.imwrite(str(faces / sub / "a.png"), np.full((64, 64, 3), 128, np.uint8))
+    (tmp / "out_file").write_text("I am a file")
+    (tmp / "not_weights.pth").write_text("hello, not a state dict")
+    torch.save([torch.zeros(2)], str(tmp / "list.pth"))  # loads with weights_only, but is no state dict
+    ldc = ["-c", "ldcnet/ldcnet_synth.yaml", f"data.cache={tiny_cache}", "data.image_size=32", "data.map_size=8",
+           "train.device=cpu", f"experiment.output_dir={tmp / 'runs'}"]
+    missing = tmp / "missing"
+    return [
+        (["train", "optim.lr=-0.1"], "optim.lr: Input should be greater than 0"),
+        (["train", "data.batch_size=0"], "data.batch_size: Input should be greater than or equal to 1"),
+        (["train", "-c", "cdcn/cdcn_synth.yaml", "model.theta=abc"], "option theta='abc': expected float"),
+        (["train", "optim.name=rmsprop"], "optim.name: Input should be 'adam', 'adamw' or 'sgd'"),
+        (["train", "optim.betas=[0.9,1.5]"], "optim.betas.1"),
+        (["train", "model.name=nope"], "unknown model 'nope'"),
+        (["train", "nokey=1"], "unknown key 'nokey'"),
+        (["train", "-c", str(missing / "c.yaml")], "config file not found"),
+        (["train", "data.cache=" + str(missing)], "no crop cache there"),
+        (["train", *ldc, f"model.pretrained={tmp / 'not_weights.pth'}"], "not_weights.pth: cannot read pretrained"),
+        (["train", *ldc, f"model.pretrained={tmp / 'list.pth'}"], "list.pth: expected a dict of tensors"),
+        (["train", *ldc, f"model.pretrained={missing / 'r18.pth'}"], "r18.pth: pretrained weights file not found"),
+        (["train", "--resume", str(missing)], "checkpoint not found"),
+        (["data", "prepare", "folder", str(faces), str(tmp / "out_file")], "out_file: exists and is not a folder"),
+        (["data", "inspect", str(missing)], "missing"),
+        (["predict", str(missing / "m.safetensors"), str(faces / "live" / "a.png")], "model file not found"),
+        (["eval", str(missing / "m.safetensors")], "checkpoint not found"),
+        (["export", str(missing / "m.safetensors"), "--onnx", str(tmp / "m.onnx")], "checkpoint not found"),
+        (["report", str(missing)], "missing"),
+        (["compare", str(missing)], "missing"),
+        (["checkpoint", "sign", str(missing / "m.safetensors")], "checkpoint not found"),
+    ]
+
+
+def test_bad_configurations_and_paths_give_one_line_errors(tiny_cache: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a command that wrongly starts training writes its run folder here
+    runner = CliRunner()
+    failures = []
+    for args, expected in _bad_cli_cases(tmp_path, tiny_cache):
+        res = runner.invoke(app, args)
+        lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+        ok = (res.exit_code == 2 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+              and lines and lines[-1].startswith("error: ") and expected in lines[-1])
+        if not ok:
+            failures.append(f"{args}: exit {res.exit_code}, {type(res.exception).__name__}: {res.output[-300:]!r}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+    res = subprocess.run([sys.executable, "-m", "openfas.cli", "train", "optim.lr=-0.1"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == "error: <defaults>: optim.lr: Input should be greater than 0"

@@ -71,6 +71,7 @@ def train(
     from openfas.data.video import MediaError
     from openfas.engine.checkpoint import CheckpointError
     from openfas.engine.trainer import Trainer, TrainingDiverged
+    from openfas.models.ldcnet import PretrainedWeightsError
     from openfas.recognition.data import IdentityDataError
     from openfas.recognition.pairs import PairsError
     from openfas.recognition.teacher import TeacherError
@@ -80,7 +81,7 @@ def train(
         trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
         result = trainer.fit()
     except (ConfigError, CheckpointError, TrainingDiverged, IdentityDataError, PairsError, TeacherError,
-            MediaError) as err:
+            MediaError, PretrainedWeightsError) as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
         return
     if trainer.dist.is_main:
@@ -210,6 +211,8 @@ def data_prepare(
     from openfas.data.datasets import get_dataset
     from openfas.data.prepare import prepare_media
 
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: exists and is not a folder (OUT is the cache folder to create or resume)")
     kwargs = {}
     for item in option or []:
         if "=" not in item:
