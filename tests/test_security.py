@@ -498,3 +498,83 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
                          text=True, env=env, cwd=tmp_path, timeout=300)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == "error: <defaults>: optim.lr: Input should be greater than 0"
+
+
+# ------------------------------------------------------------------------------------------ resume (items 4, 5)
+TINY_RUN = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=4", "optim.lr=0.003",
+            "train.log_every=1", "eval.report=false", "train.device=cpu"]
+
+
+def test_resume_needs_only_the_run_folder(tiny_cache: Path, tmp_path: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.checkpoint import load_checkpoint
+    from openfas.engine.trainer import Trainer
+
+    run = tmp_path / "run"
+    overrides = [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1"]
+    Trainer(load_config(None, overrides), run_dir=run, progress=False).fit()
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--resume", str(run), "--no-progress"])  # the README's command
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), *overrides, "--no-progress"])  # the same config: fine
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), "optim.lr=0.1", "--no-progress"])
+    assert res.exit_code == 2 and "optim.lr: 0.003 → 0.1" in res.output and "--allow-override" in res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), "eval.video_level=false", "--allow-override",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "metrics.json").read_text())["headline"]["level"] == "frame"  # the override applied
+    assert load_checkpoint(run / "checkpoints" / "final.safetensors")["meta"]["config"]["eval"]["video_level"] is False
+
+
+def test_resume_after_a_crash_cleans_temp_files_and_does_not_log_steps_twice(tiny_cache: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+
+    cfg = load_config(None, [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1", "train.save_every_steps=3"])
+    full = tmp_path / "full"
+    Trainer(cfg, run_dir=full, progress=False).fit()
+
+    class Killed(Exception):
+        pass
+
+    original = Trainer._check_finite
+
+    def die_at_step_8(self, loss, stage):  # noqa: ANN001, ANN202 - the process "dies" before step 8 finishes
+        if self.state.global_step == 7:
+            raise Killed
+        return original(self, loss, stage)
+
+    crashed = tmp_path / "crashed"
+    monkeypatch.setattr(Trainer, "_check_finite", die_at_step_8)
+    with pytest.raises(Killed):
+        Trainer(cfg, run_dir=crashed, progress=False).fit()
+    monkeypatch.setattr(Trainer, "_check_finite", original)
+    stale = crashed / "checkpoints" / "last.safetensors.x1y2z3.tmp"
+    stale.write_bytes(b"")  # what a kill during os.replace's preparation leaves
+
+    def train_rows(run: Path) -> list[tuple[int, float]]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["loss"]) for r in rows if r["phase"] == "train"]
+
+    assert [s for s, _ in train_rows(crashed)] == list(range(1, 8))  # logged up to step 7, checkpoint at step 6
+    Trainer(cfg, resume=crashed, progress=False).fit()
+    assert not stale.exists()
+    assert train_rows(crashed) == train_rows(full)  # every step once, with the uninterrupted run's losses
+    csv_steps = [int(line.split(",")[2]) for line in (crashed / "scalars.csv").read_text().splitlines()]
+    assert csv_steps == [int(line.split(",")[2]) for line in (full / "scalars.csv").read_text().splitlines()]
+
+
+def test_logs_of_checkpoints_without_row_counts_are_cut_at_the_step(tmp_path: Path) -> None:
+    from openfas.engine.logger import RunLogger
+
+    lines = [json.dumps({"phase": "train", "step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 9)]
+    (tmp_path / "metrics.jsonl").write_text("".join(lines) + '{"phase": "tr')  # and a half-written line
+    (tmp_path / "scalars.csv").write_text("".join(f"0.0,train,{s},loss,{1.0 / s}\n" for s in range(1, 9)))
+    logger = RunLogger(tmp_path, tensorboard=False, resume={"step": 5, "rows": None})
+    assert (tmp_path / "metrics.jsonl").read_text() == "".join(lines[:5])
+    assert [ln.split(",")[2] for ln in (tmp_path / "scalars.csv").read_text().splitlines()] == ["1", "2", "3", "4",
+                                                                                                 "5"]
+    assert logger.rows == {"metrics.jsonl": 5, "scalars.csv": 5}
