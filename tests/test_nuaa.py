@@ -10,6 +10,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from openfas.data.datasets import DatasetError, get_dataset, parse_nuaa_name
@@ -127,3 +128,62 @@ def test_nuaa_shared_subset_counts() -> None:
     assert (live, len(train) + len(dev) - live) == (444, 440)
     assert (sum(m.label for m in test), sum(1 - m.label for m in test)) == (424, 726)
     assert {m.subject for m in test} - {m.subject for m in train + dev}  # session 3 has people never trained on
+
+
+# ------------------------------------------------------------------------------ honest denominators
+
+
+def test_no_face_media_are_scored_as_rejections() -> None:
+    """Hand-computed: live scores 0.9, 0.8, 0.3 + 1 live frame without a face; print 0.1, 0.2, 0.85 + 2 without.
+    At threshold 0.5: BPCER = (1 + 1)/4, APCER = 1/5. AUC = (7 + 3·2 + 0.5·1·2)/(4·5) = 0.7, because a frame
+    without a face ranks below every scored one (live-with-face beats it, it loses to every scored attack, and
+    two faceless frames tie)."""
+    from openfas.engine.evaluation import NoFaceCounts, evaluate_tables
+    from openfas.engine.trainer import ScoreTable
+
+    scores = np.array([0.9, 0.8, 0.3, 0.1, 0.2, 0.85])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    ids = [f"m{i}" for i in range(6)]
+    table = ScoreTable(ids, ids, ["N"] * 6, ["live"] * 3 + ["print"] * 3, labels, scores)
+    nf = NoFaceCounts(frames={"live": 1, "print": 2}, media={"live": 1, "print": 2}, kinds=frozenset({"image"}))
+    out = evaluate_tables(table, None, "fixed", 0.5, no_face=nf)
+    f = out["frame"]
+    assert (f["bpcer"], f["apcer"], f["n_live"], f["n_attack"]) == (0.5, 0.2, 4, 5)
+    assert f["auc"] == pytest.approx(0.7)
+    assert f["acer"] == pytest.approx((0.5 + 0.2) / 2)
+    # still images: one level, called image level, no "video" level
+    assert out["unit"] == "image" and "video" not in out and out["headline"]["level"] == "image"
+    assert out["n_test_frames"] == 9
+    assert out["no_face"]["n_frames"] == 3 and out["no_face"]["frames"] == {"live": 1, "print": 2}
+    # without the counts: the old (optimistic) numbers, frame level, and a video level for video data
+    plain = evaluate_tables(table, None, "fixed", 0.5)
+    assert plain["frame"]["bpcer"] == pytest.approx(1 / 3) and plain["frame"]["apcer"] == pytest.approx(1 / 3)
+    assert plain["unit"] == "frame" and "no_face" not in plain
+    old = evaluate_tables(table, None, "fixed", 0.5, no_face=NoFaceCounts(known=False))
+    assert "predates" in old["no_face"]["unknown"]
+
+
+@needs_nuaa
+def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
+    """A NUAA tree whose one live test frame is blanked: `data prepare` drops it, the cache's counts and
+    no_face_counts name it (live, 1 frame, 1 medium), every other real frame gets exactly one crop."""
+    import cv2
+
+    from openfas.data.cache import CropCacheReader
+    from openfas.data.prepare import prepare_media
+    from openfas.engine.evaluation import no_face_counts
+
+    root, lists = _small_root(tmp_path)
+    blank = root / "ClientRaw" / lists["client_test_raw.txt"][0]
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
+    ds = get_dataset("nuaa")(root)
+    items = [m for s in ("train", "dev", "test") for m in ds.list_media(s)]
+    report = prepare_media(items, tmp_path / "cache", crop_size=32, scale=1.0, detector="auto", progress=False)
+    assert report.media_total == 12 and report.crops_written == 11
+    assert (report.frames_detected, report.frames_no_face) == (12, 1)
+    assert set(report.media_skipped) == {"N/ClientRaw/" + lists["client_test_raw.txt"][0]}
+    nf = no_face_counts(tmp_path / "cache", "test")
+    assert (nf.frames, nf.media, nf.kinds) == ({"live": 1}, {"live": 1}, frozenset({"image"}))
+    assert no_face_counts(tmp_path / "cache", "train").frames == {}
+    recs = CropCacheReader(tmp_path / "cache").records()
+    assert len({r.media_id for r in recs}) == len(recs) == 11

@@ -438,7 +438,7 @@ class Trainer:
 
     def evaluate_and_report(self) -> dict[str, Any]:
         """Score dev and test, pick the threshold per ``eval.threshold``, write scores, metrics and final model."""
-        from openfas.engine.evaluation import evaluate_tables
+        from openfas.engine.evaluation import evaluate_tables, no_face_counts
 
         cfg = self.cfg
         test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
@@ -446,8 +446,9 @@ class Trainer:
         dev = None
         if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
+        no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target)
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face)
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
