@@ -147,6 +147,10 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # Which weights are evaluated and kept as "final": the last epoch's, or the epoch with the best dev metric
+    # (dev_auc: highest AUC, ties → lower EER; dev_eer / dev_hter: lowest, ties → higher AUC), saved as "best".
+    select: Literal["last", "dev_auc", "dev_eer", "dev_hter"] = "last"
+    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better dev
 
 
 class EvalConfig(_Strict):

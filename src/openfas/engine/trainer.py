@@ -51,10 +51,11 @@ class TrainState:
     step_in_epoch: int = 0  # steps finished within the current epoch
     global_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # train.select: {"epoch" (1-based over all stages), "stage", metrics}
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step, "history": self.history}
+                "global_step": self.global_step, "history": self.history, "best": self.best}
 
 
 @dataclass
@@ -157,6 +158,11 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
                  progress: bool = True) -> None:
         setup_console_logging()
+        from openfas.engine.data_check import adapt_to_cache
+
+        cfg = cfg.model_copy(deep=True)
+        for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
+            log.info("%s", note)
         self.dist, self.device = D.init_distributed(cfg.train.device)
         self.cfg = cfg
         self.progress = progress and self.dist.is_main
@@ -198,6 +204,10 @@ class Trainer:
         self.cache_dir: Path | None = None
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
+        if self.cache_dir is not None:
+            from openfas.engine.data_check import check_dev_split
+
+            check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -309,7 +319,7 @@ class Trainer:
         if resume is not None:
             ts = resume["meta"]["train_state"]
             self.state = TrainState(ts["stage"], ts["epoch"], ts["step_in_epoch"], ts["global_step"],
-                                    ts.get("history", []))
+                                    ts.get("history", []), ts.get("best"))
         if self.dist.is_main:
             log.info("run folder %s | %d train samples | device %s | world size %d | amp %s",
                      self.run_dir, len(train_set), self.device, self.dist.world_size, self.amp_dtype)
@@ -327,8 +337,11 @@ class Trainer:
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
+                if self._early_stop():
+                    break
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
+        self._load_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -402,7 +415,52 @@ class Trainer:
         if self.dist.is_main:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
+        self._track_best(stage, summary)
         self.save("last", opt, sched)
+
+    # ------------------------------------------------------------------ model selection on dev
+    def _track_best(self, stage: Stage, summary: dict[str, float]) -> None:
+        """``train.select``: keep the weights of the epoch with the best dev metric as ``best``."""
+        sel = self.cfg.train.select
+        if sel == "last":
+            return
+        if sel not in summary:
+            raise ConfigError(f"train.select={sel}: the epoch's dev metrics lack {sel} (dev scores with both "
+                              "live and attack samples are needed)")
+
+        def key(m: dict[str, Any]) -> tuple[float, float]:
+            if sel == "dev_auc":
+                return (m["dev_auc"], -m.get("dev_eer", 0.0))
+            return (-m[sel], m.get("dev_auc", 0.0))
+
+        epoch = len(self.state.history)
+        if self.state.best is None or key(summary) > key(self.state.best):
+            self.state.best = {"epoch": epoch, "stage": stage.name,
+                               **{k: float(v) for k, v in summary.items() if k.startswith("dev_")}}
+            self.save("best")
+            if self.dist.is_main:
+                log.info("best %s so far: %.4f at epoch %d (saved as best)", sel, summary[sel], epoch)
+
+    def _early_stop(self) -> bool:
+        p = self.cfg.train.patience
+        if not p or self.cfg.train.select == "last" or self.state.best is None:
+            return False
+        if len(self.state.history) - self.state.best["epoch"] >= p:
+            if self.dist.is_main:
+                log.info("early stop: no better %s on dev for %d epochs (best: epoch %d)", self.cfg.train.select,
+                         p, self.state.best["epoch"])
+            return True
+        return False
+
+    def _load_best(self) -> None:
+        if self.cfg.train.select == "last" or self.state.best is None:
+            return
+        path = self.ckpt_dir / "best.safetensors"
+        D.barrier()
+        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        if self.dist.is_main:
+            log.info("evaluating the best epoch on dev (%s): epoch %d", self.cfg.train.select,
+                     self.state.best["epoch"])
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -449,6 +507,8 @@ class Trainer:
         no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
                                  apcer_target=cfg.eval.apcer_target, no_face=no_face)
+        if cfg.train.select != "last" and self.state.best is not None:
+            result["selected"] = {"criterion": cfg.train.select, **self.state.best}
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
