@@ -192,7 +192,16 @@ def data_prepare(
     ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
-    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
+
+    Your own data (dataset 'folder'):
+      ROOT/train/live/<subject>/*.jpg|*.mp4
+      ROOT/train/spoof/<attack>/<subject>/*  (print, replay, mask, other)
+      ROOT/dev/...  (threshold and best-epoch choice)   ROOT/test/...
+    Without train/dev/test folders everything is one split 'all'.
+    Add -o faces=whole when the files already are face crops.
+    Frames without a face are counted here and in 'openfas data inspect'.
+    """
     import yaml
 
     from openfas.data.datasets import get_dataset
