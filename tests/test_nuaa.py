@@ -187,3 +187,10 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
     assert no_face_counts(tmp_path / "cache", "train").frames == {}
     recs = CropCacheReader(tmp_path / "cache").records()
     assert len({r.media_id for r in recs}) == len(recs) == 11
+    # "auto" is stored as the concrete detector (deployment rebuilds it); data.crop_fraction=0.5 of this
+    # 32 px, scale-1.0 cache is a 16 px crop of scale 0.5 in the checkpoint's crop geometry
+    from openfas.data.face import resolve_detector_spec
+    from openfas.engine.trainer import crop_geometry
+
+    assert crop_geometry(tmp_path / "cache", 0.5) == {"source": "prepared", "crop_size": 16, "scale": 0.5,
+                                                      "detector": resolve_detector_spec("auto")}

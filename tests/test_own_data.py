@@ -76,3 +76,24 @@ def test_demo_config_trains_on_own_cache_and_keeps_best_dev_epoch(tiny_cache: Pa
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["selected"]["epoch"] == best + 1 and saved["n_test_frames"] == 48  # both domains' test split
+
+
+def test_crop_fraction_and_real_recipe(tiny_cache: Path) -> None:
+    import numpy as np
+
+    from openfas.data.dataset import FaceCropDataset, center_fraction
+
+    img = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    # 0.5 of 10 px = the 5 centre rows/columns starting at (10 - 5) // 2 = 2
+    np.testing.assert_array_equal(center_fraction(img, 0.5), img[2:7, 2:7])
+    assert center_fraction(img, 1.0).shape == (10, 10)
+    ds = FaceCropDataset(tiny_cache, split="test", image_size=16, crop_fraction=0.5)
+    crop = ds.reader.image(ds.records[0].sample_id)  # 32 px stored → centre 16 px, no resize needed at 16
+    expected = crop[8:24, 8:24, ::-1].astype(np.float32) / 255.0
+    np.testing.assert_allclose(ds[0]["image"].numpy().transpose(1, 2, 0), (expected - 0.5) / 0.5, atol=1e-6)
+    # training with the real-data recipe: right size, repeatable for a seed/epoch/index, changed from the input
+    tr = FaceCropDataset(tiny_cache, split="train", image_size=24, train=True, augment_recipe="real", seed=3)
+    a, b = tr[1]["image"], tr[1]["image"]
+    assert a.shape == (3, 24, 24) and bool((a == b).all())
+    tr.set_epoch(1)
+    assert not bool((tr[1]["image"] == a).all())

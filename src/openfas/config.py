@@ -102,6 +102,10 @@ class DataConfig(_Strict):
     num_workers: int = 0
     sampler: Literal["random", "domain_balanced"] = "random"
     augment: bool = True
+    augment_recipe: Literal["default", "real"] = "default"  # see openfas.data.transforms
+    # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
+    # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
+    crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 
