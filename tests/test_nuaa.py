@@ -194,3 +194,14 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
 
     assert crop_geometry(tmp_path / "cache", 0.5) == {"source": "prepared", "crop_size": 16, "scale": 0.5,
                                                       "detector": resolve_detector_spec("auto")}
+    # `data inspect` shows the detection table: test live = 2 frames to the detector, 1 without a face
+    from typer.testing import CliRunner
+
+    from openfas.cli import app
+
+    res = CliRunner().invoke(app, ["data", "inspect", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in res.output.splitlines()
+            if line.split()[:1] in (["train"], ["dev"], ["test"]) and len(line.split()) == 7}
+    assert rows[("test", "live")] == ["2", "1", "0", "2", "1"]
+    assert rows[("train", "attack")] == ["2", "0", "0", "2", "0"]
