@@ -102,6 +102,10 @@ class DataConfig(_Strict):
     num_workers: int = 0
     sampler: Literal["random", "domain_balanced"] = "random"
     augment: bool = True
+    augment_recipe: Literal["default", "real"] = "default"  # see openfas.data.transforms
+    # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
+    # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
+    crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 
@@ -147,6 +151,10 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # Which weights are evaluated and kept as "final": the last epoch's, or the epoch with the best dev metric
+    # (dev_auc: highest AUC, ties → lower EER; dev_eer / dev_hter: lowest, ties → higher AUC), saved as "best".
+    select: Literal["last", "dev_auc", "dev_eer", "dev_hter"] = "last"
+    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better dev
 
 
 class EvalConfig(_Strict):

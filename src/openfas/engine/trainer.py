@@ -51,10 +51,11 @@ class TrainState:
     step_in_epoch: int = 0  # steps finished within the current epoch
     global_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # train.select: {"epoch" (1-based over all stages), "stage", metrics}
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step, "history": self.history}
+                "global_step": self.global_step, "history": self.history, "best": self.best}
 
 
 @dataclass
@@ -117,7 +118,7 @@ def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
     return path
 
 
-def crop_geometry(cache_dir: Path) -> dict[str, Any]:
+def crop_geometry(cache_dir: Path, crop_fraction: float = 1.0) -> dict[str, Any]:
     """How the crops of a cache were cut (so a deployed model can crop faces the same way).
 
     Prepared caches: ``{"source": "prepared", "crop_size", "scale", "detector"}`` (scale = crop side / longer side
@@ -127,8 +128,10 @@ def crop_geometry(cache_dir: Path) -> dict[str, Any]:
     info = CropCacheReader(cache_dir).info()
     if "prepare" in info:
         p = info["prepare"]
-        return {"source": "prepared", "crop_size": p.get("crop_size"), "scale": p.get("scale"),
-                "detector": p.get("detector")}
+        size, scale = p.get("crop_size"), p.get("scale")
+        if crop_fraction != 1.0 and size is not None and scale is not None:  # data.crop_fraction: a tighter crop
+            size, scale = max(1, round(size * crop_fraction)), scale * crop_fraction
+        return {"source": "prepared", "crop_size": size, "scale": scale, "detector": p.get("detector")}
     if "synth" in info:
         return {"source": "synthetic", "crop_size": info["synth"].get("size")}
     return {"source": "unknown"}
@@ -157,6 +160,11 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
                  progress: bool = True) -> None:
         setup_console_logging()
+        from openfas.engine.data_check import adapt_to_cache
+
+        cfg = cfg.model_copy(deep=True)
+        for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
+            log.info("%s", note)
         self.dist, self.device = D.init_distributed(cfg.train.device)
         self.cfg = cfg
         self.progress = progress and self.dist.is_main
@@ -198,6 +206,10 @@ class Trainer:
         self.cache_dir: Path | None = None
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
+        if self.cache_dir is not None:
+            from openfas.engine.data_check import check_dev_split
+
+            check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -221,7 +233,8 @@ class Trainer:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
-                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed)
+                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed,
+                               crop_fraction=d.crop_fraction, augment_recipe=d.augment_recipe)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
@@ -309,7 +322,7 @@ class Trainer:
         if resume is not None:
             ts = resume["meta"]["train_state"]
             self.state = TrainState(ts["stage"], ts["epoch"], ts["step_in_epoch"], ts["global_step"],
-                                    ts.get("history", []))
+                                    ts.get("history", []), ts.get("best"))
         if self.dist.is_main:
             log.info("run folder %s | %d train samples | device %s | world size %d | amp %s",
                      self.run_dir, len(train_set), self.device, self.dist.world_size, self.amp_dtype)
@@ -327,8 +340,11 @@ class Trainer:
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
+                if self._early_stop():
+                    break
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
+        self._load_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -402,7 +418,52 @@ class Trainer:
         if self.dist.is_main:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
+        self._track_best(stage, summary)
         self.save("last", opt, sched)
+
+    # ------------------------------------------------------------------ model selection on dev
+    def _track_best(self, stage: Stage, summary: dict[str, float]) -> None:
+        """``train.select``: keep the weights of the epoch with the best dev metric as ``best``."""
+        sel = self.cfg.train.select
+        if sel == "last":
+            return
+        if sel not in summary:
+            raise ConfigError(f"train.select={sel}: the epoch's dev metrics lack {sel} (dev scores with both "
+                              "live and attack samples are needed)")
+
+        def key(m: dict[str, Any]) -> tuple[float, float]:
+            if sel == "dev_auc":
+                return (m["dev_auc"], -m.get("dev_eer", 0.0))
+            return (-m[sel], m.get("dev_auc", 0.0))
+
+        epoch = len(self.state.history)
+        if self.state.best is None or key(summary) > key(self.state.best):
+            self.state.best = {"epoch": epoch, "stage": stage.name,
+                               **{k: float(v) for k, v in summary.items() if k.startswith("dev_")}}
+            self.save("best")
+            if self.dist.is_main:
+                log.info("best %s so far: %.4f at epoch %d (saved as best)", sel, summary[sel], epoch)
+
+    def _early_stop(self) -> bool:
+        p = self.cfg.train.patience
+        if not p or self.cfg.train.select == "last" or self.state.best is None:
+            return False
+        if len(self.state.history) - self.state.best["epoch"] >= p:
+            if self.dist.is_main:
+                log.info("early stop: no better %s on dev for %d epochs (best: epoch %d)", self.cfg.train.select,
+                         p, self.state.best["epoch"])
+            return True
+        return False
+
+    def _load_best(self) -> None:
+        if self.cfg.train.select == "last" or self.state.best is None:
+            return
+        path = self.ckpt_dir / "best.safetensors"
+        D.barrier()
+        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        if self.dist.is_main:
+            log.info("evaluating the best epoch on dev (%s): epoch %d", self.cfg.train.select,
+                     self.state.best["epoch"])
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -438,7 +499,7 @@ class Trainer:
 
     def evaluate_and_report(self) -> dict[str, Any]:
         """Score dev and test, pick the threshold per ``eval.threshold``, write scores, metrics and final model."""
-        from openfas.engine.evaluation import evaluate_tables
+        from openfas.engine.evaluation import evaluate_tables, no_face_counts
 
         cfg = self.cfg
         test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
@@ -446,8 +507,11 @@ class Trainer:
         dev = None
         if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
+        no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target)
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face)
+        if cfg.train.select != "last" and self.state.best is not None:
+            result["selected"] = {"criterion": cfg.train.select, **self.state.best}
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
