@@ -1,0 +1,168 @@
+"""Every loss term of every method against the official formula written out independently, plus a direction test.
+
+Each value test transcribes the paper / official-code formula in plain tensor arithmetic (no openfas helpers) on
+fixed inputs and compares it with what the method computes. Each direction test takes one gradient step on that
+term alone and checks that the features (or predictions) move the way the paper says. See docs/faithfulness.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from openfas.config import load_config
+from openfas.methods import get_method
+from openfas.methods.base import Stage
+
+torch.set_num_threads(1)
+
+
+def _method(name: str, *overrides: str, **params: object):  # noqa: ANN202
+    cfg = load_config(None, ["data.image_size=32", "data.map_size=32", f"model.name={name}", f"method.name={name}",
+                             *overrides, *[f"method.{k}={v}" for k, v in params.items()]])
+    cls = get_method(name)
+    return cls(cfg, cls.Params.model_validate(cfg.method.kwargs()))
+
+
+def _sqdist(f: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """TFace EuclideanLoss(reduction='mean'): Σ_{i,j} (f_ij − c_j)² / (N·D), written with loops-free sums."""
+    n, d = f.shape
+    total = torch.zeros(())
+    for i in range(n):
+        total = total + ((f[i] - c) * (f[i] - c)).sum()
+    return total / (n * d)
+
+
+# ====================================================================== ANRL
+def _anrl_inputs(seed: int = 0, n_live: int = 3, n_spoof: int = 3, dim: int = 5) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    label = torch.tensor([1] * n_live + [0] * n_spoof)
+    n = n_live + n_spoof
+    target = torch.rand(n, 4, 4, generator=g) * label[:, None, None]
+    return {"feat": torch.randn(n, dim, 2, 2, generator=g), "logits": torch.randn(n, 2, generator=g),
+            "depth": torch.rand(n, 4, 4, generator=g), "target": target, "label": label}
+
+
+def _anrl_centres(dim: int = 5, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(3, dim, generator=g), torch.randn(3, dim, generator=g) + 2.0
+
+
+def _anrl_terms(form: str, x: dict[str, torch.Tensor], d: int, centres: tuple[torch.Tensor, torch.Tensor],
+                feat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    # the default (no option given) must be the separating form
+    method = _method("anrl") if form == "separating" else _method("anrl", ics_form=form)
+    method.center_live, method.center_spoof = centres[0].clone(), centres[1].clone()
+    out = {"feat": x["feat"] if feat is None else feat, "logits": x["logits"], "depth": x["depth"]}
+    terms = method._domain_losses(out, {"label": x["label"], "target": x["target"]}, d, 3)
+    terms["center_live"], terms["center_spoof"] = method.center_live, method.center_spoof
+    return terms
+
+
+def _anrl_official_reference(x: dict[str, torch.Tensor], d: int, c_live: torch.Tensor, c_spoof: torch.Tensor):  # noqa: ANN202
+    """TFace ANRL train.py ``compute_losses`` transcribed: centres updated first (EMA 0.9, detached), then
+    AA / AB / RR / RF / FR with EuclideanLoss(mean) on the globally average-pooled features."""
+    f = x["feat"].sum(dim=(2, 3)) / 4.0
+    live, spoof = f[:3], f[3:]
+    c_live, c_spoof = c_live.clone(), c_spoof.clone()
+    c_live[d] = c_live[d] * 0.9 + live.sum(0) / 3 * 0.1
+    c_spoof[d] = c_spoof[d] * 0.9 + spoof.sum(0) / 3 * 0.1
+    aa = _sqdist(live, c_live[d])
+    ab = sum(_sqdist(live, c_live[k]) for k in range(3) if k != d)
+    rr, rf, fr = _sqdist(live, c_live[d]), _sqdist(live, c_spoof[d]), _sqdist(spoof, c_live[d])
+    logits, y = x["logits"], x["label"]
+    ce = -(logits[torch.arange(6), y] - torch.log(torch.exp(logits).sum(1))).sum() / 6
+    dep = ((x["depth"] - x["target"]) ** 2).sum() / x["depth"].numel()
+    return {"ce": ce, "depth": dep, "domain": ab / 2 - aa, "rr": rr, "rf": rf, "fr": fr,
+            "c_live": c_live, "c_spoof": c_spoof}
+
+
+@pytest.mark.parametrize("d", [0, 2])
+def test_anrl_losses_match_transcribed_formulas(d: int) -> None:
+    x = _anrl_inputs()
+    c_live, c_spoof = _anrl_centres()
+    ref = _anrl_official_reference(x, d, c_live, c_spoof)
+    got = _anrl_terms("separating", x, d, (c_live, c_spoof))
+    assert got["ce"].item() == pytest.approx(ref["ce"].item(), rel=1e-5)
+    assert got["depth"].item() == pytest.approx(ref["depth"].item(), rel=1e-5)
+    assert got["idc"].item() == pytest.approx(ref["domain"].item(), rel=1e-5, abs=1e-6)
+    # inter-class separable, the paper's purpose: loss_discri = RR − RF − FR
+    assert got["ics"].item() == pytest.approx((ref["rr"] - ref["rf"] - ref["fr"]).item(), rel=1e-5)
+    assert torch.allclose(got["center_live"], ref["c_live"], atol=1e-6)
+    assert torch.allclose(got["center_spoof"], ref["c_spoof"], atol=1e-6)
+    # the released TFace code's combination (RF + FR − RR), kept as an option, is the exact negative
+    off = _anrl_terms("official_code", x, d, (c_live, c_spoof))
+    assert off["ics"].item() == pytest.approx((ref["rf"] + ref["fr"] - ref["rr"]).item(), rel=1e-5)
+
+
+def _anrl_step(form: str, term: str, lr: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One gradient step on one term alone w.r.t. the features; returns (pooled before, pooled after, centres)."""
+    x = _anrl_inputs()
+    c_live, c_spoof = _anrl_centres()
+    feat = x["feat"].clone().requires_grad_(True)
+    terms = _anrl_terms(form, x, 0, (c_live, c_spoof), feat=feat)
+    (grad,) = torch.autograd.grad(terms[term], feat)
+    after = feat.detach() - lr * grad
+    return x["feat"].mean((2, 3)), after.mean((2, 3)), torch.stack([terms["center_live"], terms["center_spoof"]])
+
+
+def _mean_dist(f: torch.Tensor, c: torch.Tensor) -> float:
+    return float(((f - c) ** 2).sum(1).mean())
+
+
+def test_anrl_ics_step_separates_live_from_spoof() -> None:
+    """ICS step: live features get closer to the live centre and farther from the spoof centre; spoof features
+    get farther from the live centre (domain 0; centres as updated by this batch, detached)."""
+    before, after, centres = _anrl_step("separating", "ics")
+    c_live, c_spoof = centres[0, 0], centres[1, 0]
+    live_b, live_a, spoof_b, spoof_a = before[:3], after[:3], before[3:], after[3:]
+    assert _mean_dist(live_a, c_live) < _mean_dist(live_b, c_live)
+    assert _mean_dist(live_a, c_spoof) > _mean_dist(live_b, c_spoof)
+    assert _mean_dist(spoof_a, c_live) > _mean_dist(spoof_b, c_live)
+    # the released code's sign does the opposite (why it is not the default)
+    before, after, centres = _anrl_step("official_code", "ics")
+    assert _mean_dist(after[:3], centres[0, 0]) > _mean_dist(before[:3], centres[0, 0])
+    assert _mean_dist(after[:3], centres[1, 0]) < _mean_dist(before[:3], centres[1, 0])
+
+
+def test_anrl_idc_step_moves_live_features_towards_other_domains_live_centres() -> None:
+    """IDC step (domain 0): live features get closer to the live centres of domains 1 and 2 and farther from their
+    own domain's live centre; spoof features do not move."""
+    before, after, centres = _anrl_step("separating", "idc")
+    for k in (1, 2):
+        assert _mean_dist(after[:3], centres[0, k]) < _mean_dist(before[:3], centres[0, k])
+    assert _mean_dist(after[:3], centres[0, 0]) > _mean_dist(before[:3], centres[0, 0])
+    assert torch.equal(after[3:], before[3:])
+
+
+def test_anrl_ce_and_depth_steps_improve_their_own_targets() -> None:
+    x = _anrl_inputs()
+    method = _method("anrl")
+    logits = x["logits"].clone().requires_grad_(True)
+    depth = x["depth"].clone().requires_grad_(True)
+    out = {"feat": x["feat"], "logits": logits, "depth": depth}
+    terms = method._domain_losses(out, {"label": x["label"], "target": x["target"]}, 0, 3)
+    (g_logit,) = torch.autograd.grad(terms["ce"], logits)
+    (g_depth,) = torch.autograd.grad(terms["depth"], depth)
+    y = x["label"]
+    margin = lambda z: z[torch.arange(6), y] - z[torch.arange(6), 1 - y]  # noqa: E731
+    assert bool((margin(logits.detach() - g_logit) > margin(logits.detach())).all())
+    new_depth = depth.detach() - 0.1 * g_depth
+    assert bool(((new_depth - x["target"]).abs() <= (x["depth"] - x["target"]).abs()).all())
+
+
+def test_anrl_training_loss_uses_the_configured_ics_form() -> None:
+    method = _method("anrl", meta=False)
+    model = method.build_model().train()
+    g = torch.Generator().manual_seed(0)
+    label = torch.tensor([1, 0] * 6)
+    batch = {"image": torch.randn(12, 3, 32, 32, generator=g), "target": torch.rand(12, 32, 32, generator=g),
+             "label": label, "domain": torch.arange(3).repeat_interleave(4)}
+    method.on_epoch_start(Stage("main", 1), 0, resumed_mid_epoch=False)
+    sep = method.training_loss(model, batch, Stage("main", 1))
+    other = _method("anrl", meta=False, ics_form="official_code")
+    other.on_epoch_start(Stage("main", 1), 0, resumed_mid_epoch=False)
+    off = other.training_loss(model, batch, Stage("main", 1))
+    assert sep["ics"].item() == pytest.approx(-off["ics"].item(), rel=1e-4)
+    with pytest.raises(Exception, match="ics_form"):
+        _method("anrl", ics_form="bogus")
