@@ -166,3 +166,83 @@ def test_anrl_training_loss_uses_the_configured_ics_form() -> None:
     assert sep["ics"].item() == pytest.approx(-off["ics"].item(), rel=1e-4)
     with pytest.raises(Exception, match="ics_form"):
         _method("anrl", ics_form="bogus")
+
+
+# ====================================================================== CDCN (pixel-wise: MSE + contrastive depth)
+class _FixedMap(torch.nn.Module):
+    """A 'model' whose output is a learnable B×H×W map, so a loss gradient step moves the prediction itself."""
+
+    def __init__(self, pred: torch.Tensor) -> None:
+        super().__init__()
+        self.pred = torch.nn.Parameter(pred.clone())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.pred
+
+
+def _official_cdl(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CDCN ``Contrast_depth_loss`` transcribed: the 8 kernels (+1 at a neighbour, −1 at the centre) applied as a
+    VALID convolution (no padding: (H−2)×(W−2) positions), then MSE over B×8×(H−2)×(W−2)."""
+    b, h, w = pred.shape
+    offsets = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+    total, count = torch.zeros((), dtype=pred.dtype), 0
+    for n in range(b):
+        for dr, dc in offsets:
+            for i in range(1, h - 1):
+                for j in range(1, w - 1):
+                    dp = pred[n, i + dr, j + dc] - pred[n, i, j]
+                    dt = target[n, i + dr, j + dc] - target[n, i, j]
+                    total, count = total + (dp - dt) ** 2, count + 1
+    return total / count
+
+
+def _cdcn_pred_target(seed: int = 0, size: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, size, size, generator=g, dtype=torch.float64), torch.rand(2, size, size, generator=g,
+                                                                                    dtype=torch.float64)
+
+
+def _cdcn_terms(pred: torch.Tensor, target: torch.Tensor, **params: object) -> tuple[dict, _FixedMap]:
+    method = _method("pixelwise", "model.name=cdcn", **params)
+    model = _FixedMap(pred)
+    return method.training_loss(model, {"image": torch.zeros(2, 3, 4, 4), "target": target}, Stage("main", 1)), model
+
+
+def test_cdcn_mse_and_contrastive_depth_match_transcribed_formulas() -> None:
+    pred, target = _cdcn_pred_target()
+    out, _ = _cdcn_terms(pred, target)
+    mse = ((pred - target) ** 2).sum() / pred.numel()
+    cdl = _official_cdl(pred, target)
+    assert out["mse"].item() == pytest.approx(mse.item(), rel=1e-6)
+    assert out["cdl"].item() == pytest.approx(cdl.item(), rel=1e-6)
+    assert out["loss"].item() == pytest.approx((mse + cdl).item(), rel=1e-6)
+    # the zero-padded variant (option cdl_padding=1) equals the same formula on maps framed by zeros
+    padded, _ = _cdcn_terms(pred, target, cdl_padding=1)
+    framed = [torch.nn.functional.pad(t, (1, 1, 1, 1)) for t in (pred, target)]
+    assert padded["cdl"].item() == pytest.approx(_official_cdl(*framed).item(), rel=1e-6)
+
+
+def test_cdcn_contrastive_depth_ignores_a_constant_offset_valid_convolution() -> None:
+    """Every kernel sums to zero, so with the official valid convolution a prediction that equals the target plus
+    a constant has zero contrastive loss; zero padding would add border terms against 0."""
+    _, target = _cdcn_pred_target(1)
+    out, _ = _cdcn_terms(target + 0.3, target)
+    assert out["cdl"].item() == pytest.approx(0.0, abs=1e-12)
+    padded, _ = _cdcn_terms(target + 0.3, target, cdl_padding=1)
+    assert padded["cdl"].item() > 1e-3
+
+
+def test_cdcn_steps_move_the_prediction_towards_the_target() -> None:
+    pred, target = _cdcn_pred_target(2)
+    # MSE alone: every pixel moves towards its target value
+    out, model = _cdcn_terms(pred, target, cdl_weight=0.0)
+    (g,) = torch.autograd.grad(out["mse"], model.pred)
+    after = pred - 10.0 * g
+    assert bool(((after - target).abs() < (pred - target).abs()).all())
+    # contrastive depth alone: the local contrasts (neighbour differences) get closer to the target's, and the
+    # mean level of each map is untouched (the term only sees differences)
+    out, model = _cdcn_terms(pred, target)
+    (g,) = torch.autograd.grad(out["cdl"], model.pred)
+    after = pred - 1.0 * g
+    assert _official_cdl(after, target) < _official_cdl(pred, target)
+    assert torch.allclose(g.sum(dim=(1, 2)), torch.zeros(2, dtype=g.dtype), atol=1e-6)

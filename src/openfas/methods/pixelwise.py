@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn as nn
 
@@ -11,6 +13,9 @@ from openfas.methods.base import Batch, Method, MethodParams, Stage, register_me
 
 class PixelwiseParams(MethodParams):
     cdl_weight: float = 1.0  # weight of the contrastive depth loss (Eq. 6 of Yu et al. 2020 uses 1)
+    # 0 = valid convolution as the official code (30×30 difference maps for 32×32); 1 = zero padding (documented
+    # deviation, the behaviour of openfas before issue 13)
+    cdl_padding: Literal[0, 1] = 0
 
 
 @register_method("pixelwise")
@@ -30,11 +35,11 @@ class PixelwiseMethod(Method):
             # each modality separately); the sum is minimised. Called through ``model`` (not the unwrapped
             # module) so DDP / torch.compile wrappers still see the forward.
             maps = model(batch["image"], branches=True).float()
-            parts = [pixelwise_loss(maps[:, m], batch["target"], self.params.cdl_weight)
+            parts = [pixelwise_loss(maps[:, m], batch["target"], self.params.cdl_weight, self.params.cdl_padding)
                      for m in range(maps.shape[1])]
             return {key: torch.stack([p[key] for p in parts]).sum() for key in ("loss", "mse", "cdl")}
         pred = model(batch["image"])
-        return pixelwise_loss(pred.float(), batch["target"], self.params.cdl_weight)
+        return pixelwise_loss(pred.float(), batch["target"], self.params.cdl_weight, self.params.cdl_padding)
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
