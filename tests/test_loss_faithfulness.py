@@ -246,3 +246,51 @@ def test_cdcn_steps_move_the_prediction_towards_the_target() -> None:
     after = pred - 1.0 * g
     assert _official_cdl(after, target) < _official_cdl(pred, target)
     assert torch.allclose(g.sum(dim=(1, 2)), torch.zeros(2, dtype=g.dtype), atol=1e-6)
+
+
+def _ellipse_mask_by_hand(h: int, w: int, scale: float) -> torch.Tensor:
+    """Centred square face box of side min(h, w)/scale, its inscribed ellipse, pixel centres tested one by one."""
+    r = min(h, w) / scale / 2
+    m = torch.zeros(h, w)
+    for i in range(h):
+        for j in range(w):
+            if ((j + 0.5 - w / 2) / r) ** 2 + ((i + 0.5 - h / 2) / r) ** 2 <= 1.0:
+                m[i, j] = 1.0
+    return m
+
+
+def test_cdcn_official_score_is_map_sum_over_face_mask_sum() -> None:
+    pred, _ = _cdcn_pred_target(3, size=8)
+    pred = pred.float()
+    method = _method("pixelwise", "model.name=cdcn", score_norm="face_mask", mask_face_scale=1.4)
+    model = _FixedMap(pred)
+    out = method.score(model, {"image": torch.zeros(2, 3, 4, 4)})
+    mask = _ellipse_mask_by_hand(8, 8, 1.4)
+    assert 0 < mask.sum() < 64
+    expected = torch.stack([pred[n].sum() / mask.sum() for n in range(2)])
+    assert torch.allclose(out["score"], expected, rtol=1e-6)
+    # a per-image face mask from the data takes precedence
+    own = torch.zeros(2, 8, 8)
+    own[0, 2:6, 2:6] = 1
+    own[1, :, :4] = 1
+    out = method.score(model, {"image": torch.zeros(2, 3, 4, 4), "face_mask": own})
+    assert torch.allclose(out["score"], torch.stack([pred[0].sum() / 16, pred[1].sum() / 32]), rtol=1e-6)
+    # the mean rule is still available
+    mean = _method("pixelwise", "model.name=cdcn").score(model, {"image": torch.zeros(2, 3, 4, 4)})
+    assert torch.allclose(mean["score"], pred.mean(dim=(1, 2)), rtol=1e-6)
+
+
+def test_cdcn_run_records_its_score_rule_in_metrics_json(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from conftest import build_tiny_cache
+
+    from openfas.engine.trainer import Trainer
+
+    cache = build_tiny_cache(tmp_path / "cache", per_group=1)
+    cfg = load_config(None, [f"data.cache={cache}", "data.image_size=32", "data.map_size=8", "model.width=8",
+                             "data.batch_size=4", "train.epochs=1", "eval.report=false", "method.name=pixelwise",
+                             "method.score_norm=face_mask"])
+    Trainer(cfg, run_dir=tmp_path / "run", progress=False).fit()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "face mask" in metrics["score_rule"]["score"]

@@ -448,6 +448,9 @@ class Trainer:
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
                                  apcer_target=cfg.eval.apcer_target)
+        rule = getattr(self.method, "score_rule", None)
+        if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
+            result["score_rule"] = rule()
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
