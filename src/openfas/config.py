@@ -101,7 +101,9 @@ class DataConfig(_Strict):
     batch_size: int = 8
     num_workers: int = 0
     sampler: Literal["random", "domain_balanced"] = "random"
-    augment: bool = True
+    # training augmentation recipe: true = "openfas", false = "none", or a method's official recipe by name
+    # ("rfmeta", "anrl", "cdcn"; see openfas.data.transforms)
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn"] = True
     synth: SynthConfig = Field(default_factory=SynthConfig)
     identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 

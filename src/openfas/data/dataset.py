@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from openfas.data.cache import CacheError, CropCacheReader
 from openfas.data.sample import LIVE, CropRecord, attack_index
-from openfas.data.transforms import build_color_transform, build_transform, to_chw_float
+from openfas.data.transforms import augment_recipe, build_color_transform, build_transform, to_chw_float
 
 
 class FaceCropDataset(Dataset):
@@ -40,6 +40,7 @@ class FaceCropDataset(Dataset):
         std: float = 0.5,
         seed: int = 0,
         records: Sequence[CropRecord] | None = None,
+        augment: bool | str = "openfas",
     ) -> None:
         self.reader = CropCacheReader(cache_dir)
         recs = list(records) if records is not None else self.reader.records()
@@ -64,8 +65,8 @@ class FaceCropDataset(Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
-        self.geometric = build_transform(image_size, train, self.modalities)
-        self.color = build_color_transform(train)
+        self.geometric = build_transform(image_size, train, self.modalities, augment_recipe(augment))
+        self.color = build_color_transform(train, augment_recipe(augment))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

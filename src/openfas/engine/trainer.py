@@ -221,7 +221,8 @@ class Trainer:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
-                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed)
+                               train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
+                               seed=self.cfg.experiment.seed)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
