@@ -98,3 +98,30 @@ def test_config_names_an_augmentation_recipe() -> None:
     assert load_config(None, ["data.augment=anrl"]).data.augment == "anrl"
     with pytest.raises(ConfigError, match="augment"):
         load_config(None, ["data.augment=fancy"])
+
+
+def test_best_epoch_selection_by_named_metric_and_split(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from conftest import build_tiny_cache
+
+    from openfas.engine.checkpoint import load_checkpoint
+    from openfas.engine.trainer import Trainer
+
+    cache = build_tiny_cache(tmp_path / "cache", per_group=1)
+    cfg = load_config(None, [f"data.cache={cache}", "data.image_size=32", "data.map_size=8", "model.width=8",
+                             "data.batch_size=4", "optim.lr=0.003", "train.epochs=3", "eval.report=false",
+                             "train.select=hter", "train.select_split=test"])
+    trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)
+    trainer.fit()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    sel = metrics["checkpoint_selection"]
+    values = [h["select_test_hter"] for h in trainer.state.history]
+    assert len(values) == 3
+    assert sel["epoch"] == 1 + values.index(min(values))  # first epoch reaching the minimum
+    assert sel["value"] == pytest.approx(min(values)) and sel["optimistic"] is True and sel["split"] == "test"
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")["model"]
+    final = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.safetensors")["model"]
+    assert all(torch.equal(best[k], final[k]) for k in best)
+    with pytest.raises(ConfigError, match="select"):
+        load_config(None, ["train.select=accuracy"])

@@ -149,6 +149,11 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # checkpoint selection: "last" = evaluate the last epoch; "auc" / "eer" / "hter" = evaluate the epoch of the
+    # final stage that was best by that frame-level metric on ``select_split`` ("dev": data.dev_split of the
+    # training domains; "test": data.test_split of the test domains — optimistic, it peeks at the target set)
+    select: Literal["last", "auc", "eer", "hter"] = "last"
+    select_split: Literal["dev", "test"] = "dev"
 
 
 class EvalConfig(_Strict):

@@ -330,6 +330,7 @@ class Trainer:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
+        self.selection = self._restore_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -397,6 +398,9 @@ class Trainer:
         n_steps = max(1, total)
         summary = {k: v / n_steps for k, v in running.items()}
         summary.update(self.method.dev_metrics(self))
+        best = self._selection_metric(stage, si) if self.cfg.train.select != "last" else None
+        if best is not None:
+            summary[best[0]] = best[1]
         self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
         self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
                             epoch=self.state.epoch)
@@ -404,6 +408,50 @@ class Trainer:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
         self.save("last", opt, sched)
+        if best is not None and self._is_best_epoch(best[0]):
+            self.save("best")
+
+    # ------------------------------------------------------------------ checkpoint selection (train.select)
+    def _selection_metric(self, stage: Stage, si: int) -> tuple[str, float] | None:
+        """(history key, value) of the selection metric after an epoch of the final stage, else None."""
+        from openfas.engine.evaluation import quick_metrics
+
+        if si != len(self.method.stages()) - 1:
+            return None
+        t = self.cfg.train
+        d = self.cfg.data
+        split, domains = ((d.dev_split, d.train_domains) if t.select_split == "dev"
+                          else (d.test_split, d.test_domains if d.test_domains is not None else d.train_domains))
+        value = quick_metrics(self.score_split(split, domains)).get(t.select)
+        return (f"select_{t.select_split}_{t.select}", float(value)) if value is not None else None
+
+    def _is_best_epoch(self, key: str) -> bool:
+        """The epoch just appended to the history is the best so far (ties keep the earlier epoch)."""
+        *before, last = [h[key] for h in self.state.history if key in h]
+        if not before:
+            return True
+        return last > max(before) if self.cfg.train.select == "auc" else last < min(before)
+
+    def _restore_best(self) -> dict[str, Any] | None:
+        """Load the selected epoch's weights before the final evaluation; returns what was selected."""
+        t = self.cfg.train
+        if t.select == "last":
+            return None
+        key = f"select_{t.select_split}_{t.select}"
+        rows = [h for h in self.state.history if key in h]
+        path = self.ckpt_dir / "best.safetensors"
+        if not rows or not path.exists():
+            log.warning("train.select=%s: no %s metric was computed (no %s split with both classes?); the last "
+                        "epoch is evaluated", t.select, t.select_split, t.select_split)
+            return None
+        pick = (max if t.select == "auc" else min)(rows, key=lambda h: h[key])
+        self.model.load_state_dict(load_checkpoint(path, self.device)["model"])
+        note = {"metric": t.select, "split": t.select_split, "level": "frame", "epoch": pick["epoch"],
+                "value": pick[key], "optimistic": t.select_split == "test"}
+        if t.select_split == "test" and self.dist.is_main:
+            log.warning("checkpoint selected by %s on the TEST split (as the official code does): the reported "
+                        "test numbers are optimistic", t.select)
+        return note
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -452,6 +500,7 @@ class Trainer:
         rule = getattr(self.method, "score_rule", None)
         if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
             result["score_rule"] = rule()
+        result["checkpoint_selection"] = getattr(self, "selection", None) or {"metric": "last epoch"}
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
