@@ -52,7 +52,7 @@ class CosFaceParams(MethodParams):
 
 class CSDNParams(CosFaceParams):
     teacher: str | None = None  # frozen teacher file (see openfas.recognition.teacher); needed when kd_weight > 0
-    teacher_input_size: int = 112  # input side of TorchScript / ONNX teachers
+    teacher_input_size: int = 112  # input side of ONNX teachers
     kd_weight: float = 1.0  # assumed
     kl_weight: float = 1.0  # assumed
     branch_weight: float = 0.5  # assumed
@@ -224,7 +224,7 @@ class CSDNMethod(CosFaceMethod):
         if self._teacher is None:
             if not self.params.teacher:
                 raise ConfigError("method csdn: kd_weight > 0 needs method.teacher=<face-recognition checkpoint> "
-                                  "(an openfas .safetensors, TorchScript .pt or .onnx); or set kd_weight=0")
+                                  "(an openfas .safetensors or an .onnx graph); or set kd_weight=0")
             t = load_teacher(self.params.teacher, self.params.teacher_input_size, self.cfg.data.mean,
                              self.cfg.data.std)
             dim = self.cfg.model.kwargs().get("embedding_dim", 512)
