@@ -7,6 +7,8 @@ term alone and checks that the features (or predictions) move the way the paper 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -294,3 +296,149 @@ def test_cdcn_run_records_its_score_rule_in_metrics_json(tmp_path) -> None:  # n
     Trainer(cfg, run_dir=tmp_path / "run", progress=False).fit()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "face mask" in metrics["score_rule"]["score"]
+
+
+# ====================================================================== LDCNet (CE + batch-hard triplet + attention)
+class _FixedLDCNetOutputs(torch.nn.Module):
+    """Stands in for LDCNet: learnable logits, feature and attention maps, so a step moves them directly."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.logits = torch.nn.Parameter(torch.randn(n, 2, generator=g))
+        self.feature = torch.nn.Parameter(torch.randn(n, 4, generator=g))
+        self.live_map = torch.nn.Parameter(torch.rand(n, 4, 4, generator=g))
+        self.spoof_map = torch.nn.Parameter(torch.rand(n, 4, 4, generator=g))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.logits, "feature": self.feature, "live_map": self.live_map, "spoof_map": self.spoof_map}
+
+
+def _ldcnet_setup(seed: int = 0):  # noqa: ANN202
+    n = 8
+    g = torch.Generator().manual_seed(100 + seed)
+    label = torch.tensor([1, 1, 1, 0, 0, 0, 0, 1])
+    attack = torch.tensor([0, 0, 0, 1, 1, 2, 2, 0])  # live / print / replay
+    method = _method("ldcnet", "model.name=ldcnet")
+    method.cam_targets = torch.rand(10, 4, 4, generator=g) * 255
+    batch = {"image": torch.zeros(n, 3, 4, 4), "label": label, "attack": attack, "index": torch.arange(n) + 1}
+    return method, _FixedLDCNetOutputs(n, seed), batch
+
+
+def _batch_hard_by_hand(f: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:
+    """SSDG/LDCNet hard triplet loss transcribed (hardest=True, squared=False): per anchor the farthest positive and
+    the nearest negative by Euclidean distance, hinge with the margin, mean over anchors."""
+    losses = []
+    for a in range(len(y)):
+        dist = [float(((f[a] - f[b]) ** 2).sum()) ** 0.5 for b in range(len(y))]
+        pos = [dist[b] for b in range(len(y)) if b != a and y[b] == y[a]]
+        neg = [dist[b] for b in range(len(y)) if y[b] != y[a]]
+        losses.append(max(0.0, max(pos) - min(neg) + margin))
+    return torch.tensor(sum(losses) / len(losses))
+
+
+def test_ldcnet_losses_match_transcribed_formulas() -> None:
+    method, model, batch = _ldcnet_setup()
+    out = method.training_loss(model, batch, Stage("main", 1))
+    z, y = model.logits.detach(), batch["label"]
+    ce = -(z[torch.arange(8), y] - torch.log(torch.exp(z).sum(1))).mean()
+    trip = _batch_hard_by_hand(model.feature.detach(), batch["attack"], 0.1)
+    cam = method.cam_targets[batch["index"]]
+    live_t = torch.stack([cam[i] if y[i] == 1 else torch.zeros(4, 4) for i in range(8)])
+    spoof_t = torch.stack([cam[i] if y[i] == 0 else torch.zeros(4, 4) for i in range(8)])
+    att = ((model.live_map.detach() - live_t) ** 2).mean() + ((model.spoof_map.detach() - spoof_t) ** 2).mean()
+    assert out["cls"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert out["trip"].item() == pytest.approx(trip.item(), rel=1e-5)
+    assert out["att"].item() == pytest.approx(att.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx((ce + 0.1 * trip + 0.004 * att).item(), rel=1e-5)
+
+
+def test_ldcnet_steps_move_outputs_the_way_the_paper_says() -> None:
+    method, model, batch = _ldcnet_setup(1)
+    y, attack = batch["label"], batch["attack"]
+    # CE alone (the only term of the total loss that reaches the logits): the true class's margin grows
+    out = method.training_loss(model, batch, Stage("main", 1))
+    grads = torch.autograd.grad([out["loss"]], [model.logits])
+    z0 = model.logits.detach()
+    z1 = z0 - 0.5 * grads[0]
+    margin = lambda z: z[torch.arange(8), y] - z[torch.arange(8), 1 - y]  # noqa: E731
+    assert bool((margin(z1) > margin(z0)).all())
+    # triplet alone: hardest-positive minus hardest-negative distance shrinks on average
+    trip = method.triplet(model.feature, attack)
+    (g,) = torch.autograd.grad(trip, model.feature)
+    f0 = model.feature.detach()
+    f1 = f0 - 0.2 * g
+
+    def gap(f: torch.Tensor) -> float:
+        d = torch.cdist(f, f)
+        same = attack[:, None] == attack[None, :]
+        pos = torch.where(same & ~torch.eye(8, dtype=torch.bool), d, torch.full_like(d, -1)).max(1).values
+        neg = torch.where(~same, d, torch.full_like(d, 1e9)).min(1).values
+        return float((pos - neg).mean())
+
+    assert gap(f1) < gap(f0)
+    # attention alone: live map → its CAM on live faces and → 0 on spoof faces (spoof map the reverse)
+    live_t, spoof_t = method.attention_targets(batch)
+    att = torch.nn.functional.mse_loss(model.live_map, live_t) + torch.nn.functional.mse_loss(model.spoof_map,
+                                                                                                 spoof_t)
+    g_live, g_spoof = torch.autograd.grad(att, [model.live_map, model.spoof_map])
+    lm1, sm1 = model.live_map.detach() - 10 * g_live, model.spoof_map.detach() - 10 * g_spoof
+    assert bool(((lm1 - live_t).abs() <= (model.live_map.detach() - live_t).abs()).all())
+    assert bool(((sm1 - spoof_t).abs() <= (model.spoof_map.detach() - spoof_t).abs()).all())
+
+
+# ====================================================================== RFMetaFAS (BCE + depth regulariser, meta)
+def _rfmeta_batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    label = torch.tensor([1, 0] * 6)
+    return {"image": torch.randn(12, 3, 32, 32, generator=g),
+            "target": torch.rand(12, 32, 32, generator=g) * label[:, None, None],
+            "label": label, "domain": torch.arange(3).repeat_interleave(4)}
+
+
+def _bce_by_hand(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    p = 1 / (1 + torch.exp(-z))
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).sum() / len(y)
+
+
+def test_rfmeta_aggregation_loss_matches_transcribed_formula() -> None:
+    """Baseline (meta: false): L = Σ_domains [BCE(logit, y) + 10 · MSE(depth, target)], official loss weights."""
+    torch.manual_seed(0)
+    method = _method("rfmeta", meta=False)
+    model = method.build_model().train()
+    batch = _rfmeta_batch()
+    ref_model = copy.deepcopy(model)
+    out = method.training_loss(model, batch, Stage("main", 1))
+    cls = dep = torch.zeros(())
+    for d in range(3):
+        keep = batch["domain"] == d
+        multi, feat = ref_model.features(batch["image"][keep])
+        cls = cls + _bce_by_hand(ref_model.classifier(feat), batch["label"][keep].float())
+        depth = ref_model.depth(multi).squeeze(1)
+        dep = dep + ((depth - batch["target"][keep]) ** 2).sum() / depth.numel()
+    assert out["cls"].item() == pytest.approx(cls.item(), rel=1e-5)
+    assert out["depth"].item() == pytest.approx(dep.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx((cls + 10 * dep).item(), rel=1e-5)
+
+
+def test_rfmeta_inner_step_lowers_the_meta_train_classification_loss() -> None:
+    """θ' = θ − α ∇_θ L_cls: the adapted classifier fits the meta-train domain better (the direction of Alg. 1)."""
+    from openfas.methods.meta import call_with, inner_update, named_params
+
+    torch.manual_seed(1)
+    method = _method("rfmeta")
+    net = method.build_model().eval()  # eval: BN statistics fixed, so the two losses differ only by θ
+    batch = _rfmeta_batch(1)
+    keep = batch["domain"] == 0
+    with torch.no_grad():
+        _, feat = net.features(batch["image"][keep])
+    y = batch["label"][keep].float()
+    theta = named_params(net.classifier)
+    loss = _bce_by_hand(net.classifier(feat), y)
+    adapted = inner_update(theta, loss, 0.05, create_graph=False)
+    after = _bce_by_hand(call_with(net.classifier, adapted, feat), y)
+    assert after.item() < loss.item()
+    # and the BCE step itself raises live logits and lowers spoof logits
+    z = net.classifier(feat).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(_bce_by_hand(z, y), z)
+    assert bool(((-g) * (2 * y - 1) > 0).all())
