@@ -101,8 +101,10 @@ class DataConfig(_Strict):
     batch_size: int = 8
     num_workers: int = 0
     sampler: Literal["random", "domain_balanced"] = "random"
-    augment: bool = True
-    augment_recipe: Literal["default", "real"] = "default"  # see openfas.data.transforms
+    # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
+    # ("rfmeta", "anrl", "cdcn"), or "real" (strong light/colour/blur/JPEG changes for small real-face sets);
+    # see openfas.data.transforms
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real"] = True
     # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
     # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
     crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -151,10 +153,13 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    # Which weights are evaluated and kept as "final": the last epoch's, or the epoch with the best dev metric
-    # (dev_auc: highest AUC, ties → lower EER; dev_eer / dev_hter: lowest, ties → higher AUC), saved as "best".
-    select: Literal["last", "dev_auc", "dev_eer", "dev_hter"] = "last"
-    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better dev
+    # checkpoint selection: "last" = evaluate the last epoch; "auc" / "eer" / "hter" = evaluate the epoch of the
+    # final stage that was best by that frame-level metric on ``select_split`` ("dev": data.dev_split of the
+    # training domains; "test": data.test_split of the test domains — optimistic, it peeks at the target set);
+    # ties keep the earlier epoch. The selected weights are saved as "best".
+    select: Literal["last", "auc", "eer", "hter"] = "last"
+    select_split: Literal["dev", "test"] = "dev"
+    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better one
 
 
 class EvalConfig(_Strict):
