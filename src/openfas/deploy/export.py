@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from openfas.deploy.predictor import ONNX_FORMAT
+from openfas.deploy.predictor import ONNX_FORMAT, ONNX_INTEGRITY_KEY
+from openfas.engine.checkpoint import integrity_placeholder, seal_bytes
 
 DEFAULT_OPSET = 17
 
@@ -127,13 +128,16 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = "openfas", json.dumps(info)
+    seal = proto.metadata_props.add()  # SHA-256 (HMAC with OPENFAS_CHECKPOINT_KEY) of the whole file
+    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
     proto.producer_name = "openfas"
     onnx.checker.check_model(proto)
+    data = seal_bytes(proto.SerializeToString())
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
-        onnx.save(proto, tmp)
+        Path(tmp).write_bytes(data)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -43,7 +43,9 @@ import numpy as np
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
 from openfas.data.video import MediaError, to_bgr_uint8
 
-ONNX_FORMAT = "openfas-onnx/1"
+ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.engine.checkpoint)
+ONNX_LEGACY_FORMATS = ("openfas-onnx/1",)
+ONNX_INTEGRITY_KEY = "openfas_integrity"
 DEFAULT_CROP_SCALE = 1.3
 MAX_BATCH = 32
 
@@ -311,7 +313,7 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
 def _read_safetensors_meta(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 
-    from openfas.engine.checkpoint import FORMAT, CheckpointError
+    from openfas.engine.checkpoint import FORMAT, LEGACY_FORMATS, CheckpointError
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -322,7 +324,7 @@ def _read_safetensors_meta(path: Path) -> dict[str, Any]:
         header = json.loads(metadata["openfas"])
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"{path}: no valid openfas metadata (not an openfas checkpoint)") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") not in (FORMAT, *LEGACY_FORMATS):
         raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
     return header.get("meta", {})
 
@@ -368,9 +370,11 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", detector: str | FaceDetector | None = None,
                         threshold: float | None = None, limits: ImageLimits | None = None,
                         providers: Sequence[str] | None = None, intra_op_threads: int | None = None,
-                        crop_scale: float | None = None, crop_size: int | None = None) -> Predictor:
+                        crop_scale: float | None = None, crop_size: int | None = None,
+                        allow_unsigned: bool | None = None) -> Predictor:
         """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
-        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``."""
+        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``; legacy checkpoints
+        without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.engine.checkpoint`)."""
         from openfas.engine.checkpoint import CheckpointError
 
         path = Path(path)
@@ -381,7 +385,7 @@ class Predictor:
         with open(path, "rb") as f:
             head = f.read(16)
         if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and path.suffix.lower() != ".safetensors"):
-            session, meta = load_onnx_session(path, providers, intra_op_threads)
+            session, meta = load_onnx_session(path, providers, intra_op_threads, allow_unsigned=allow_unsigned)
             return cls(OnnxBackend(session), meta, **kw)  # type: ignore[arg-type]
         meta = _read_safetensors_meta(path)
         check_meta(meta, str(path))
@@ -389,7 +393,7 @@ class Predictor:
         from openfas.engine.trainer import build_model_from_checkpoint
 
         try:
-            model, info = build_model_from_checkpoint(path)
+            model, info = build_model_from_checkpoint(path, allow_unsigned=allow_unsigned)
         except (ConfigError, KeyError, ValueError) as err:
             raise CheckpointError(f"{path}: cannot rebuild the model from its metadata ({err})") from None
         return cls(TorchBackend(model, info["method"], device), info["meta"], **kw)  # type: ignore[arg-type]
@@ -514,9 +518,12 @@ def _buildable(spec: str) -> bool:
 
 
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
-                      intra_op_threads: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``."""
-    from openfas.engine.checkpoint import CheckpointError
+                      intra_op_threads: int | None = None, *, allow_unsigned: bool | None = None
+                      ) -> tuple[Any, dict[str, Any]]:
+    """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``. The session is
+    built from the very bytes whose integrity seal is checked; files exported before the seal
+    (``openfas-onnx/1``) need ``allow_unsigned=True``."""
+    from openfas.engine.checkpoint import CheckpointError, verify_sealed_bytes
 
     try:
         import onnxruntime as ort
@@ -526,7 +533,8 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
     if intra_op_threads is not None:
         opts.intra_op_num_threads = intra_op_threads
     try:
-        session = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+        data = Path(path).read_bytes()
+        session = ort.InferenceSession(data, opts, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for every kind of bad file
         raise CheckpointError(f"{path}: not a loadable ONNX model ({type(err).__name__}: "
                               f"{str(err).splitlines()[0][:200]})") from None
@@ -537,9 +545,11 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
         meta = json.loads(raw)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: corrupt openfas metadata in the ONNX file ({err})") from None
-    if meta.get("format") != ONNX_FORMAT:
-        raise CheckpointError(f"{path}: unsupported openfas ONNX format {meta.get('format')!r} "
-                              f"(this openfas reads {ONNX_FORMAT!r})")
+    if not isinstance(meta, dict) or meta.get("format") not in (ONNX_FORMAT, *ONNX_LEGACY_FORMATS):
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unsupported openfas ONNX format {fmt!r} (this openfas reads {ONNX_FORMAT!r})")
+    verify_sealed_bytes(data, session.get_modelmeta().custom_metadata_map.get(ONNX_INTEGRITY_KEY), str(path),
+                        allow_unsigned=allow_unsigned, legacy=meta["format"] in ONNX_LEGACY_FORMATS)
     names = {i.name for i in session.get_inputs()}
     if names != {"image"}:
         raise CheckpointError(f"{path}: expected one input named 'image', the model has {sorted(names)}")

@@ -572,10 +572,11 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                                ) -> tuple[nn.Module, dict[str, Any]]:
-    """Re-create a trained model from a checkpoint's own metadata (no config file needed)."""
-    ckpt = load_checkpoint(path, map_location)
+def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                                allow_unsigned: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Re-create a trained model from a checkpoint's own metadata (no config file needed); ``allow_unsigned``
+    admits legacy checkpoints without an integrity digest (see :func:`openfas.engine.checkpoint.load_checkpoint`)."""
+    ckpt = load_checkpoint(path, map_location, allow_unsigned=allow_unsigned)
     meta = ckpt["meta"]
     if "model" not in meta:
         raise CheckpointError(f"{path}: checkpoint metadata has no model name")
