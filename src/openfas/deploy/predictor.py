@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
-from openfas.data.video import MediaError, to_bgr_uint8
+from openfas.data.video import EXIF_ORIENTATION_TAG, MediaError, apply_exif_orientation, to_bgr_uint8
 
 ONNX_FORMAT = "openfas-onnx/1"
 DEFAULT_CROP_SCALE = 1.3
@@ -83,8 +83,8 @@ class ImageLimits:
 _CV2_FORMATS = {"JPEG", "PNG", "BMP", "TIFF", "WEBP", "PPM", "MPO"}
 
 
-def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
-    """Format and size from the header only (no pixel decoding)."""
+def _sniff(data: bytes, source: str) -> tuple[str, int, int, int]:
+    """Format, size (as stored) and EXIF orientation from the header only (no pixel decoding)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -92,6 +92,10 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limits decide
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = str(im.format), im.size
+                try:
+                    orientation = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
+                except (TypeError, ValueError, OSError, SyntaxError):
+                    orientation = 1
     except Image.DecompressionBombError as err:
         raise ImageInputError(f"{source}: image is too large ({err})", 413, "image_too_large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -100,7 +104,7 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
     if fmt not in _CV2_FORMATS:
         raise ImageInputError(f"{source}: unsupported image format {fmt} (use JPEG, PNG, BMP, TIFF, WebP, PPM)",
                               415, "unsupported_format")
-    return fmt, w, h
+    return fmt, w, h, orientation if 1 <= orientation <= 8 else 1
 
 
 def _check_complete(data: bytes, fmt: str, source: str) -> None:
@@ -119,26 +123,28 @@ def _check_complete(data: bytes, fmt: str, source: str) -> None:
 
 
 def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 BGR, after the size limits and a truncation check."""
+    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
+    truncation check."""
     limits = limits or ImageLimits()
     if len(data) == 0:
         raise ImageInputError(f"{source}: empty file (0 bytes)", 400, "empty_file")
     if limits.max_bytes is not None and len(data) > limits.max_bytes:
         raise ImageInputError(f"{source}: file is {len(data)} bytes; at most {limits.max_bytes} are accepted",
                               413, "file_too_large")
-    fmt, w, h = _sniff(data, source)
+    fmt, w, h, orientation = _sniff(data, source)
     limits.check_size(w, h, source)
     _check_complete(data, fmt, source)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageInputError(f"{source}: corrupt {fmt} image (the decoder failed)", 422, "corrupt_image")
-    return to_bgr_uint8(image)
+    return to_bgr_uint8(apply_exif_orientation(image, orientation))
 
 
 def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = None, source: str = "<image>"
                  ) -> np.ndarray:
     """Any supported input → H×W×3 uint8 BGR: a path, encoded bytes, a numpy array (``color`` = channel
-    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image."""
+    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image. Files, bytes and PIL images
+    are turned upright by their EXIF orientation; numpy arrays are taken as they are."""
     limits = limits or ImageLimits()
     if color not in ("bgr", "rgb"):
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
@@ -163,6 +169,14 @@ def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = No
         return np.ascontiguousarray(to_bgr_uint8(arr))
     if hasattr(image, "mode") and hasattr(image, "size") and type(image).__module__.startswith("PIL"):
         limits.check_size(image.size[0], image.size[1], source)
+        try:
+            orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+        except (TypeError, ValueError, OSError, SyntaxError):
+            orientation = 1
+        if orientation != 1:
+            from PIL import ImageOps
+
+            image = ImageOps.exif_transpose(image)
         im = image if image.mode in ("RGB", "RGBA", "L", "I;16", "I", "F") else image.convert("RGB")
         arr = np.asarray(im)
         if arr.ndim == 3:
