@@ -153,6 +153,9 @@ class EvalConfig(_Strict):
     threshold: Literal["dev_eer", "dev_apcer", "eer", "fixed"] = "dev_eer"
     fixed_threshold: float = 0.5
     apcer_target: float = 0.05  # for "dev_apcer": the dev threshold where the worst-species APCER <= this
+    # dev set perfectly separated: "midpoint" of the gap between the highest attack and lowest live dev score,
+    # or "policy" (the policy's value, at the gap's edge); see openfas.engine.evaluation
+    separated_rule: Literal["midpoint", "policy"] = "midpoint"
     video_level: bool = True
     report: bool = True  # write report.html + figures at the end of training
 

@@ -107,7 +107,7 @@ def evaluate(
             result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level)
         else:
             result = evaluate_tables(table, dev, threshold, video_level=cfg.eval.video_level,
-                                     apcer_target=apcer_target)
+                                     apcer_target=apcer_target, separated_rule=cfg.eval.separated_rule)
     except ValueError as err:
         _fail(f"{checkpoint}: {err}")
     out_dir = out or checkpoint.parent.parent / f"eval-{split}"
