@@ -173,10 +173,11 @@ def data_synth_ids(
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
-        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, folder.")],
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, nuaa, folder.")],
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
     out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
-    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1').")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
     splits: Annotated[str | None, typer.Option(
         help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
@@ -213,6 +214,9 @@ def data_prepare(
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
+    for source, names in getattr(adapter, "missing", {}).items():
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        typer.echo(f"warning: {len(names)} media listed in {source} are missing and skipped: {shown}", err=True)
     if not items:
         _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
