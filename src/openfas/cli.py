@@ -234,6 +234,7 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     from collections import Counter
 
     from openfas.data.cache import CacheError, CropCacheReader
+    from openfas.data.prepare import detection_summary
 
     try:
         reader = CropCacheReader(cache)
@@ -248,7 +249,11 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
     for (d, s, a), n in sorted(counts.items()):
         typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
-    skipped = {k: v["skipped"] for k, v in reader.media_status().items() if v.get("skipped")}
+    status = reader.media_status()
+    detector = reader.info().get("prepare", {}).get("detector")
+    for line in detection_summary(status, detector):
+        typer.echo(line)
+    skipped = {k: v["skipped"] for k, v in status.items() if v.get("skipped")}
     if skipped:
         typer.echo(f"skipped media: {len(skipped)}")
         for k, why in sorted(skipped.items())[:20]:
