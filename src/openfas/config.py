@@ -167,6 +167,9 @@ class EvalConfig(_Strict):
     fixed_threshold: float = 0.5
     # for "dev_apcer": the dev threshold where the worst-species APCER <= this
     apcer_target: float = Field(0.05, gt=0.0, le=1.0)
+    # dev set perfectly separated: "midpoint" of the gap between the highest attack and lowest live dev score,
+    # or "policy" (the policy's value, at the gap's edge); see openfas.engine.evaluation
+    separated_rule: Literal["midpoint", "policy"] = "midpoint"
     video_level: bool = True
     report: bool = True  # write report.html + figures at the end of training
 

@@ -280,7 +280,8 @@ class Trainer:
         return opt, sched
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_meta(self, threshold: float | None = None) -> dict[str, Any]:
+    def checkpoint_meta(self, threshold: float | None = None,
+                        threshold_info: dict[str, Any] | None = None) -> dict[str, Any]:
         d = self.cfg.data
         return {
             "openfas_version": openfas.__version__,
@@ -292,16 +293,17 @@ class Trainer:
                            "modalities": list(d.modalities), "channel_order": "RGB",
                            "crop": getattr(self, "crop_info", {})},
             "threshold": threshold,
+            "threshold_info": threshold_info,
             "train_state": self.state.to_json(),
         }
 
     def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-             threshold: float | None = None) -> Path | None:
+             threshold: float | None = None, threshold_info: dict[str, Any] | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
         extra = {"rng": rng_state(), "method": self.method.state_dict()}
         return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
-                               meta=self.checkpoint_meta(threshold),
+                               meta=self.checkpoint_meta(threshold, threshold_info),
                                optimizer_state=optimizer.state_dict() if optimizer else None,
                                scheduler_state=scheduler.state_dict() if scheduler else None,
                                extra_state=extra)
@@ -536,17 +538,21 @@ class Trainer:
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
         no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target, no_face=no_face)
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face,
+                                 separated_rule=cfg.eval.separated_rule)
         rule = getattr(self.method, "score_rule", None)
         if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
             result["score_rule"] = rule()
         result["checkpoint_selection"] = getattr(self, "selection", None) or {"metric": "last epoch"}
+        cal = result["threshold"].get("calibration") or {}
+        if cal.get("warning"):
+            log.warning("threshold: %s", cal["warning"])
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
                 dev.write_csv(self.run_dir / "scores_dev.csv")
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-            self.save("final", threshold=result["threshold"]["value"])
+            self.save("final", threshold=result["threshold"]["value"], threshold_info=result["threshold"])
             if cfg.eval.report:
                 try:
                     from openfas.eval.report import write_report
