@@ -127,3 +127,133 @@ def test_dlib_landmarks_alignment_and_masks_on_real_lfw_faces() -> None:
         assert a[36:48].max() == 0.0, rel  # the eyes stay visible
         assert 0.25 < coverage < 0.75, rel
         assert np.array_equal(masked[alpha == 0], img[alpha == 0])
+
+
+# ---------------------------------------------------------------- the LFW route: protocol files and data
+def test_view1_readers_and_selection(tmp_path: Path) -> None:
+    from openfas.recognition.lfw import LFWError, read_people, read_view1_pairs, select_train, subsample_pairs
+
+    people = tmp_path / "peopleDevTrain.txt"
+    people.write_text("3\nAnn\t5\nBob\t2\nCid\t9\n")
+    got = read_people(people)
+    assert got == [("Ann", 5), ("Bob", 2), ("Cid", 9)]
+    assert select_train(got, 3, 4, None) == [f"Ann/Ann_{i:04d}" for i in range(1, 5)] + \
+        [f"Cid/Cid_{i:04d}" for i in range(1, 5)]
+    assert select_train(got, 2, 2, 1) == ["Cid/Cid_0001", "Cid/Cid_0002"]  # the person with the most images
+    people.write_text("4\nAnn\t5\n")
+    with pytest.raises(LFWError, match="header says 4 people"):
+        read_people(people)
+    pairs = tmp_path / "pairsDevTest.txt"
+    pairs.write_text("2\nAnn\t1\t3\nBob\t2\t4\nAnn\t1\tBob\t2\nCid\t3\tAnn\t12\n")
+    p = read_view1_pairs(pairs)
+    assert p == [("Ann/Ann_0001", "Ann/Ann_0003", 1), ("Bob/Bob_0002", "Bob/Bob_0004", 1),
+                 ("Ann/Ann_0001", "Bob/Bob_0002", 0), ("Cid/Cid_0003", "Ann/Ann_0012", 0)]
+    sub = subsample_pairs(p, 2)
+    assert [y for *_, y in sub] == [1, 0] and sub[0] == p[0] and sub[1] == p[2]
+    pairs.write_text("1\nAnn\t1\n")
+    with pytest.raises(LFWError, match="pairsDevTest.txt:2"):
+        read_view1_pairs(pairs)
+
+
+def test_test_masks_depend_only_on_seed_and_file() -> None:
+    from openfas.recognition.lfw import mask_style_for
+
+    a = mask_style_for("Ann/Ann_0001", 0, MASK_TYPES)
+    assert a == mask_style_for("Ann/Ann_0001", 0, MASK_TYPES)
+    others = {mask_style_for("Ann/Ann_0001", s, MASK_TYPES) for s in range(1, 6)}
+    assert a not in others
+
+
+@pytest.fixture(scope="module")
+def lfw_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (LFW / "lfw-deepfunneled").is_dir() or not _has_dlib():
+        pytest.skip("needs ../shared LFW and the dlib extra")
+    from typer.testing import CliRunner
+
+    from openfas.cli import app
+
+    out = tmp_path_factory.mktemp("lfw") / "prep"
+    res = CliRunner().invoke(app, ["data", "lfw", str(LFW), str(out), "--min-images", "2", "--max-images", "2",
+                                   "--max-identities", "2", "--test-pairs", "4", "--size", "64"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_lfw_route_prepares_trains_and_evaluates(lfw_small: Path, tmp_path: Path) -> None:
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from openfas.cli import app
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+    from openfas.recognition.data import read_landmarks, scan_identity_folder
+    from openfas.recognition.embedding_table import EmbeddingTable
+    from openfas.recognition.pairs import read_pairs
+
+    info = json.loads((lfw_small / "info.json").read_text())
+    assert info["train_identities"] == 2 and info["train_images"] == 4 and info["test_pairs"] == 4
+    classes, samples = scan_identity_folder(lfw_small / "train")
+    assert len(classes) == 2 and len(samples) == 4
+    lms = read_landmarks(lfw_small / "train" / "landmarks.csv")
+    assert set(lms) == {rel for rel, _ in samples}
+    for v in lms.values():  # crop coordinates: five points near the template (scaled to 64 px), chin below
+        assert v.shape == (6, 2) and np.abs(v[:5] - ARCFACE_112 * 64 / 112).max() < 6 and v[5, 1] > v[3:5, 1].max()
+    table = EmbeddingTable.load(lfw_small / "teacher" / "dlib_train.safetensors")
+    assert sorted(table.files) == sorted(rel for rel, _ in samples) and table.dim == 128
+    # three protocols over the same pairs: clean/clean, clean/masked, masked/masked
+    lists = {p: read_pairs(lfw_small / "test" / f"pairs_{p}.txt", "mlfw")
+             for p in ("clean", "one_masked", "both_masked")}
+    assert lists["clean"].labels == lists["one_masked"].labels == lists["both_masked"].labels == [1, 1, 0, 0]
+    assert all(a.startswith("clean/") and b.startswith("masked/")
+               for a, b in zip(lists["one_masked"].left, lists["one_masked"].right, strict=True))
+    assert all(a.startswith("masked/") and b.startswith("masked/")
+               for a, b in zip(lists["both_masked"].left, lists["both_masked"].right, strict=True))
+    with open(lfw_small / "test" / "masks.csv") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    for rel in lists["both_masked"].left + lists["both_masked"].right:
+        assert float(rows[rel]["coverage"]) > 0.2 and (lfw_small / "test" / rel).is_file()
+        clean = cv2.imread(str(lfw_small / "test" / rel.replace("masked/", "clean/", 1)))
+        masked = cv2.imread(str(lfw_small / "test" / rel))
+        assert np.abs(clean.astype(int) - masked.astype(int))[40:].mean() > 10  # the lower face differs
+        assert np.abs(clean.astype(int) - masked.astype(int))[:16].mean() < 2  # the forehead does not
+    tm = json.loads((lfw_small / "teacher" / "metrics.json").read_text())
+    assert set(tm) >= {"clean", "one_masked", "both_masked"}
+    assert (lfw_small / "masks_contact_sheet.png").is_file()
+
+    # train CSDN from the packaged config on the prepared folder, distilling from the table, then eval --pairs
+    run = tmp_path / "run"
+    cfg = load_config("recognition/csdn_lfw.yaml", [
+        f"data.identities.root={lfw_small / 'train'}",
+        f"data.identities.pairs={lfw_small / 'test' / 'pairs_one_masked.txt'}",
+        f"data.identities.pairs_root={lfw_small / 'test'}",
+        f"method.teacher_table={lfw_small / 'teacher' / 'dlib_train.safetensors'}",
+        "model.num_classes=2", "data.image_size=32", "data.batch_size=4", "model.layers=[1,1]",
+        "model.widths=[8,16]", "model.concept_hidden=8", "train.epochs=1", "train.device=cpu",
+        f"experiment.output_dir={tmp_path}"])
+    Trainer(cfg, run_dir=run, progress=False).fit()
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["pairs"] == 4 and "quality_vs_coverage" in m
+    res = CliRunner().invoke(app, ["eval", str(run / "checkpoints" / "final.safetensors"), "--pairs",
+                                   str(lfw_small / "test" / "pairs_clean.txt"), "--root", str(lfw_small / "test"),
+                                   "--pairs-format", "mlfw", "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["pairs"] == 4
+
+
+def test_quality_vs_errors_by_hand() -> None:
+    from openfas.recognition.evaluate import pair_correctness, quality_vs_errors
+
+    q = np.array([0.1, 0.2, 0.9, 0.8, 0.7, 0.95, 0.85, 0.6])
+    ok = np.array([False, False, True, True, True, True, True, True])
+    r = quality_vs_errors(q, ok)
+    assert r["auc_wrong_by_low_quality"] == 1.0  # both wrong pairs have the two lowest qualities
+    assert r["error_rate_lowest_quartile"] == 1.0 and r["error_rate_other_pairs"] == 0.0
+    assert r["wrong_pairs"] == 2
+    assert quality_vs_errors(q, np.ones(8, bool)) is None  # no errors: nothing to flag
+    scores = np.array([0.9, 0.1, 0.4, 0.6])
+    labels = np.array([1, 1, 0, 0])
+    report = {"fold_thresholds": [0.5, 0.3]}
+    np.testing.assert_array_equal(pair_correctness(scores, labels, report, [0, 0, 1, 1]),
+                                  [True, False, False, False])

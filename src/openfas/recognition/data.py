@@ -5,12 +5,13 @@ suffix; identities are numbered in sorted folder-name order. Images are expected
 (e.g. the ArcFace 5-point 112×112 alignment); they are resized to ``image_size``.
 
 Masks are synthesised on the fly (:mod:`openfas.recognition.masks`) from five landmarks per image, taken from
-``landmarks.csv`` (columns ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry``, ``file`` relative to ``root``; written
-by the synthetic generator, or by the user) or, when an image has no row, from the ArcFace template scaled to
-the image (correct for aligned crops). Alternatively ``masked_root`` holds pre-masked copies under the same
-relative paths (e.g. FMA-3D output). Each item returns the student input (masked with probability
-``mask_prob``), the unmasked face for the teacher, the identity label, whether it was masked and the mask
-coverage. The randomness of an item depends only on (seed, epoch, index), so a resumed run sees the same data.
+``landmarks.csv`` (columns ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry[,chx,chy]``, ``file`` relative to ``root``;
+written by the synthetic generator, ``openfas data lfw``, or the user) or, when an image has no row, from the
+ArcFace template scaled to the image (correct for aligned crops). Alternatively ``masked_root`` holds
+pre-masked copies under the same relative paths (e.g. FMA-3D output). Each item returns the student input
+(masked with probability ``mask_prob``), the unmasked face for the teacher, the identity label, whether it was
+masked and the mask coverage. The randomness of an item depends only on (seed, epoch, index), so a resumed
+run sees the same data.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def scan_identity_folder(root: str | Path) -> tuple[list[str], list[tuple[str, i
 
 
 def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
-    """``file → 5×2`` landmarks from a CSV with header ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry``."""
+    """``file → 5×2`` landmarks from a CSV with header ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry`` (``6×2``
+    when the optional chin columns ``chx,chy`` follow; masks then end below the real chin)."""
     path = Path(path)
     out: dict[str, np.ndarray] = {}
     try:
@@ -65,10 +67,11 @@ def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
     for no, row in enumerate(rows[1:], 2):
         if not row:
             continue
-        if len(row) != 11:
-            raise IdentityDataError(f"{path}:{no}: expected file + 10 coordinates, got {len(row)} fields")
+        if len(row) not in (11, 13):
+            raise IdentityDataError(f"{path}:{no}: expected file + 10 coordinates (+ 2 of the chin), "
+                                    f"got {len(row)} fields")
         try:
-            out[row[0]] = np.array([float(v) for v in row[1:]], np.float32).reshape(5, 2)
+            out[row[0]] = np.array([float(v) for v in row[1:]], np.float32).reshape(-1, 2)
         except ValueError:
             raise IdentityDataError(f"{path}:{no}: non-numeric landmark coordinate") from None
     return out
