@@ -304,5 +304,33 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
     return info
 
 
+def results_table(data_dir: str | Path, run_dirs: list[str | Path]) -> str:
+    """Markdown table: the teacher (``data_dir/teacher/metrics.json``) and each run's ``eval-<protocol>/``
+    accuracies, C(X) ~ mask coverage (Spearman, one-masked protocol), AUC of low C(X) for wrong pairs
+    (one-masked) and training time (``train_seconds.txt``)."""
+    def pct(m: dict[str, Any]) -> str:
+        return f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f}"
+
+    lines = ["| model | clean | one masked | both masked | C(X)~coverage ρ | AUC low C(X)→error | train time |",
+             "|---|---|---|---|---|---|---|"]
+    tm_path = Path(data_dir) / "teacher" / "metrics.json"
+    if tm_path.is_file():
+        tm = json.loads(tm_path.read_text())
+        lines.append(f"| teacher: {tm.get('teacher', 'dlib')} | " + " | ".join(pct(tm[p]) for p in PROTOCOLS)
+                     + " | – | – | (pretrained) |")
+    for run in map(Path, run_dirs):
+        evs = {p: json.loads((run / f"eval-{p}" / "metrics.json").read_text()) for p in PROTOCOLS
+               if (run / f"eval-{p}" / "metrics.json").is_file()}
+        cells = [pct(evs[p]) if p in evs else "–" for p in PROTOCOLS]
+        one = evs.get("one_masked", {})
+        rho = one.get("quality_vs_coverage", {}).get("spearman_all")
+        auc = one.get("quality_vs_errors", {}).get("auc_wrong_by_low_quality")
+        secs = run / "train_seconds.txt"
+        t = f"{int(secs.read_text()) / 60:.1f} min" if secs.is_file() else "–"
+        lines.append(f"| {run.name} | " + " | ".join(cells) + f" | {'–' if rho is None else f'{rho:+.3f}'} | "
+                     f"{'–' if auc is None else f'{auc:.3f}'} | {t} |")
+    return "\n".join(lines)
+
+
 __all__ = ["LFWError", "PROTOCOLS", "contact_sheet", "lfw_image_dir", "mask_style_for", "prepare_lfw",
-           "read_people", "read_view1_pairs", "select_train", "subsample_pairs"]
+           "read_people", "read_view1_pairs", "results_table", "select_train", "subsample_pairs"]
