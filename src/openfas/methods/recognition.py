@@ -58,7 +58,7 @@ class CSDNParams(CosFaceParams):
     # precomputed teacher embeddings of the unmasked training images (openfas.recognition.embedding_table,
     # safetensors): distillation reads the row of each item instead of running the teacher
     teacher_table: str | None = None
-    teacher_input_size: int = 112  # input side of TorchScript / ONNX teachers
+    teacher_input_size: int = 112  # input side of ONNX teachers
     kd_weight: float = 1.0  # assumed
     kl_weight: float = 1.0  # assumed
     branch_weight: float = 0.5  # assumed
@@ -230,7 +230,7 @@ class CSDNMethod(CosFaceMethod):
         if self._teacher is None:
             if not self.params.teacher:
                 raise ConfigError("method csdn: kd_weight > 0 needs method.teacher=<face-recognition checkpoint> "
-                                  "(an openfas .safetensors, TorchScript .pt, .onnx or 'dlib') or "
+                                  "(an openfas .safetensors, an .onnx graph or 'dlib') or "
                                   "method.teacher_table=<embeddings .safetensors>; or set kd_weight=0")
             if self.params.teacher == "dlib":
                 from openfas.recognition.dlib_teacher import DlibTeacher

@@ -20,6 +20,7 @@ the default trains from scratch with torchvision's ResNet initialisation.
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
 from pathlib import Path
 
@@ -203,8 +204,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(p))
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise PretrainedWeightsError(f"{p}: the file holds Python objects besides tensors, which openfas will not "
+                                     "unpickle (save a plain state dict, or convert it to .safetensors)") from None
     except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear error
-        raise PretrainedWeightsError(f"{p}: cannot read pretrained weights ({type(err).__name__}: {err})") from err
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise PretrainedWeightsError(f"{p}: cannot read pretrained weights ({type(err).__name__}: {first})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
