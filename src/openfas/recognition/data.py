@@ -131,6 +131,11 @@ class MaskedIdentityDataset(Dataset):
         rel, label = self.samples[index]
         rng = self._rng(index)
         normal = read_image(self.root / rel)
+        h0, w0 = normal.shape[:2]
+        size = self.image_size
+        if self.masked_root is None and (h0, w0) != (size, size):
+            # resize first, then draw the mask at the training size (a 112 px mask costs ~3× more to render)
+            normal = cv2.resize(normal, (size, size), interpolation=cv2.INTER_AREA)
         masked, coverage, is_masked = normal, 0.0, False
         if rng.random() < self.mask_prob:
             is_masked = True
@@ -142,7 +147,7 @@ class MaskedIdentityDataset(Dataset):
             else:
                 h, w = normal.shape[:2]
                 lm = self.landmarks.get(rel)
-                lm = template_landmarks(w, h) if lm is None else lm
+                lm = template_landmarks(w, h) if lm is None else lm * np.array([w / w0, h / h0], np.float32)
                 style = sample_style(rng, kinds=self.mask_types)
                 try:
                     masked, _, coverage = apply_mask(normal, lm, style)
@@ -150,7 +155,6 @@ class MaskedIdentityDataset(Dataset):
                     raise IdentityDataError(f"{self.root / rel}: cannot place a mask ({err})") from None
         if self.train and rng.random() < 0.5:
             normal, masked = normal[:, ::-1], masked[:, ::-1]
-        size = self.image_size
 
         def prep(img: np.ndarray) -> torch.Tensor:
             if img.shape[:2] != (size, size):
