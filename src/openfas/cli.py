@@ -184,6 +184,41 @@ def data_synth_ids(
     typer.echo(f"synthetic identities written to {path} (train/, test/pairs.txt, test/masks.csv)")
 
 
+@data_app.command("lfw")
+def data_lfw(
+    root: Annotated[Path, typer.Argument(help="LFW folder in its distributed layout (lfw-deepfunneled/ + View 1 "
+                                              "files peopleDevTrain.txt, pairsDevTest.txt).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (train/, test/, pair lists, teacher/).")],
+    min_images: Annotated[int, typer.Option(help="DevTrain people with at least this many images.")] = 4,
+    max_images: Annotated[int, typer.Option(help="At most this many images per training identity.")] = 6,
+    max_identities: Annotated[int | None, typer.Option(
+        help="Keep only the N DevTrain people with the most images (CPU budget).")] = None,
+    test_pairs: Annotated[int | None, typer.Option(
+        help="Use N of the 1000 DevTest pairs (evenly spaced, half same / half different).")] = None,
+    size: Annotated[int, typer.Option(help="Aligned crop size (ArcFace 5-point template scaled).")] = 112,
+    teacher: Annotated[str, typer.Option(help="'dlib': embed the unmasked training images (table) and report "
+                                              "the teacher on the three protocols; 'none': skip.")] = "dlib",
+    seed: Annotated[int, typer.Option(help="Seed of the test masks (the protocol files are reproducible).")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes (dlib runs one image per process).")] = 1,
+) -> None:
+    """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
+    DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
+    extra: pip install 'openfas[dlib]'."""
+    from openfas.recognition.landmarks import LandmarkError
+    from openfas.recognition.lfw import LFWError, prepare_lfw
+
+    try:
+        info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
+                           max_test_pairs=test_pairs, size=size, seed=seed,
+                           teacher=None if teacher == "none" else teacher, workers=workers)
+    except (LFWError, LandmarkError) as err:
+        _fail(str(err))
+        return
+    typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
+    typer.echo(f"written to {out} (train/, test/pairs_*.txt, teacher/); landmark fallbacks: "
+               f"{len(info['landmark_fallbacks'])}")
+
+
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
