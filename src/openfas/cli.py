@@ -197,13 +197,49 @@ def data_synth_ids(
     typer.echo(f"synthetic identities written to {path} (train/, test/pairs.txt, test/masks.csv)")
 
 
+@data_app.command("lfw")
+def data_lfw(
+    root: Annotated[Path, typer.Argument(help="LFW folder in its distributed layout (lfw-deepfunneled/ + View 1 "
+                                              "files peopleDevTrain.txt, pairsDevTest.txt).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (train/, test/, pair lists, teacher/).")],
+    min_images: Annotated[int, typer.Option(help="DevTrain people with at least this many images.")] = 4,
+    max_images: Annotated[int, typer.Option(help="At most this many images per training identity.")] = 6,
+    max_identities: Annotated[int | None, typer.Option(
+        help="Keep only the N DevTrain people with the most images (CPU budget).")] = None,
+    test_pairs: Annotated[int | None, typer.Option(
+        help="Use N of the 1000 DevTest pairs (evenly spaced, half same / half different).")] = None,
+    size: Annotated[int, typer.Option(help="Aligned crop size (ArcFace 5-point template scaled).")] = 112,
+    teacher: Annotated[str, typer.Option(help="'dlib': embed the unmasked training images (table) and report "
+                                              "the teacher on the three protocols; 'none': skip.")] = "dlib",
+    seed: Annotated[int, typer.Option(help="Seed of the test masks (the protocol files are reproducible).")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes (dlib runs one image per process).")] = 1,
+) -> None:
+    """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
+    DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
+    extra: pip install 'openfas[dlib]'."""
+    from openfas.recognition.landmarks import LandmarkError
+    from openfas.recognition.lfw import LFWError, prepare_lfw
+
+    try:
+        info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
+                           max_test_pairs=test_pairs, size=size, seed=seed,
+                           teacher=None if teacher == "none" else teacher, workers=workers)
+    except (LFWError, LandmarkError) as err:
+        _fail(str(err))
+        return
+    typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
+    typer.echo(f"written to {out} (train/, test/pairs_*.txt, teacher/); landmark fallbacks: "
+               f"{len(info['landmark_fallbacks'])}")
+
+
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
-        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, folder.")],
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, nuaa, folder.")],
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
     out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
-    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1').")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
     splits: Annotated[str | None, typer.Option(
         help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
@@ -218,7 +254,16 @@ def data_prepare(
     ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
-    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
+
+    Your own data (dataset 'folder'):
+      ROOT/train/live/<subject>/*.jpg|*.mp4
+      ROOT/train/spoof/<attack>/<subject>/*  (print, replay, mask, other)
+      ROOT/dev/...  (threshold and best-epoch choice)   ROOT/test/...
+    Without train/dev/test folders everything is one split 'all'.
+    Add -o faces=whole when the files already are face crops.
+    Frames without a face are counted here and in 'openfas data inspect'.
+    """
     import yaml
 
     from openfas.data.datasets import get_dataset
@@ -242,6 +287,9 @@ def data_prepare(
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
+    for source, names in getattr(adapter, "missing", {}).items():
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        typer.echo(f"warning: {len(names)} media listed in {source} are missing and skipped: {shown}", err=True)
     if not items:
         _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
@@ -259,6 +307,7 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     from collections import Counter
 
     from openfas.data.cache import CacheError, CropCacheReader
+    from openfas.data.prepare import detection_summary
 
     try:
         reader = CropCacheReader(cache)
@@ -273,7 +322,11 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
     for (d, s, a), n in sorted(counts.items()):
         typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
-    skipped = {k: v["skipped"] for k, v in reader.media_status().items() if v.get("skipped")}
+    status = reader.media_status()
+    detector = reader.info().get("prepare", {}).get("detector")
+    for line in detection_summary(status, detector):
+        typer.echo(line)
+    skipped = {k: v["skipped"] for k, v in status.items() if v.get("skipped")}
     if skipped:
         typer.echo(f"skipped media: {len(skipped)}")
         for k, why in sorted(skipped.items())[:20]:

@@ -101,7 +101,13 @@ class DataConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     num_workers: int = Field(0, ge=0)
     sampler: Literal["random", "domain_balanced"] = "random"
-    augment: bool = True
+    # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
+    # ("rfmeta", "anrl", "cdcn"), or "real" (strong light/colour/blur/JPEG changes for small real-face sets);
+    # see openfas.data.transforms
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real"] = True
+    # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
+    # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
+    crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 
@@ -147,6 +153,13 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # checkpoint selection: "last" = evaluate the last epoch; "auc" / "eer" / "hter" = evaluate the epoch of the
+    # final stage that was best by that frame-level metric on ``select_split`` ("dev": data.dev_split of the
+    # training domains; "test": data.test_split of the test domains — optimistic, it peeks at the target set);
+    # ties keep the earlier epoch. The selected weights are saved as "best".
+    select: Literal["last", "auc", "eer", "hter"] = "last"
+    select_split: Literal["dev", "test"] = "dev"
+    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better one
 
 
 class EvalConfig(_Strict):
@@ -154,6 +167,9 @@ class EvalConfig(_Strict):
     fixed_threshold: float = 0.5
     # for "dev_apcer": the dev threshold where the worst-species APCER <= this
     apcer_target: float = Field(0.05, gt=0.0, le=1.0)
+    # dev set perfectly separated: "midpoint" of the gap between the highest attack and lowest live dev score,
+    # or "policy" (the policy's value, at the gap's edge); see openfas.engine.evaluation
+    separated_rule: Literal["midpoint", "policy"] = "midpoint"
     video_level: bool = True
     report: bool = True  # write report.html + figures at the end of training
 

