@@ -748,3 +748,24 @@ def test_error_messages_hold_no_object_addresses(served_predictor) -> None:  # n
     message = res.json()["error"]["message"]
     assert "0x" not in message and "object at" not in message and "_io" not in message, message
     assert "b'hello, I'" in message and "24-byte" in message  # what the user sent
+
+
+def test_rebuilding_a_checkpoint_reads_no_file_its_config_names(tmp_path: Path, marker: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.checkpoint import save_checkpoint
+    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.models import create_model
+
+    evil = _pickle_file(tmp_path / "r18.pth", marker)
+    cfg = load_config("ldcnet/ldcnet_synth.yaml", [f"model.pretrained={evil}"]).to_dict()
+    model = create_model("ldcnet", **{k: v for k, v in cfg["model"].items() if k not in ("name", "pretrained")})
+    path = save_checkpoint(tmp_path / "ldc.safetensors", model_state=model.state_dict(),
+                           meta={"model": "ldcnet", "config": cfg})
+    evil.unlink()  # the training machine's file is not here (and a planted one is not read either)
+    rebuilt, info = build_model_from_checkpoint(path)
+    assert info["meta"]["config"]["model"]["pretrained"] == str(evil)  # the record is kept as it was
+    for k, v in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[k], v), k
+    _pickle_file(evil, marker)
+    build_model_from_checkpoint(path)
+    assert not marker.exists()

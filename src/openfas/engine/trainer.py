@@ -626,7 +626,12 @@ def build_model_from_checkpoint(path: str | Path, map_location: str | torch.devi
     meta = ckpt["meta"]
     if "model" not in meta:
         raise CheckpointError(f"{path}: checkpoint metadata has no model name")
-    cfg = config_from_dict(meta["config"], source=f"{path} (stored config)")
+    stored = copy.deepcopy(meta["config"])
+    if isinstance(stored, dict) and isinstance(stored.get("model"), dict):
+        # the trained weights come from the checkpoint: never read the start weights its config names (a file on
+        # the training machine, possibly missing here, or planted)
+        stored["model"].pop("pretrained", None)
+    cfg = config_from_dict(stored, source=f"{path} (stored config)")
     method_cls = get_method(cfg.method.name)
     method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
     model = method.build_model()
