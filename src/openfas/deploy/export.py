@@ -129,10 +129,28 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = "openfas", json.dumps(info)
-    seal = proto.metadata_props.add()  # SHA-256 (HMAC with OPENFAS_CHECKPOINT_KEY) of the whole file
-    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
     proto.producer_name = "openfas"
     onnx.checker.check_model(proto)
+    write_sealed_onnx(proto, out)
+    report = ExportReport(out, opset, folded, outputs, {}, [])
+    if verify:
+        report.max_abs_diff, report.batch_sizes_checked = verify_onnx(out, model, method, channels, size, seed)
+        worst = max(report.max_abs_diff.values())
+        if not worst <= tolerance:
+            raise ExportError(f"{out}: ONNX Runtime output differs from PyTorch by {worst:.3g} "
+                              f"(> tolerance {tolerance}); {report.max_abs_diff}")
+    return report
+
+
+def write_sealed_onnx(proto: Any, out: Path) -> Path:
+    """Atomically write an ONNX model with an integrity seal: a metadata entry holding the SHA-256 (HMAC with
+    ``OPENFAS_CHECKPOINT_KEY``) of the whole file, which :func:`~openfas.deploy.predictor.load_onnx_session`
+    checks (see :mod:`openfas.engine.checkpoint`)."""
+    for i in reversed(range(len(proto.metadata_props))):  # a stale seal (e.g. of a source file) goes
+        if proto.metadata_props[i].key == ONNX_INTEGRITY_KEY:
+            del proto.metadata_props[i]
+    seal = proto.metadata_props.add()
+    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
     data = seal_bytes(proto.SerializeToString())
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
@@ -143,14 +161,7 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    report = ExportReport(out, opset, folded, outputs, {}, [])
-    if verify:
-        report.max_abs_diff, report.batch_sizes_checked = verify_onnx(out, model, method, channels, size, seed)
-        worst = max(report.max_abs_diff.values())
-        if not worst <= tolerance:
-            raise ExportError(f"{out}: ONNX Runtime output differs from PyTorch by {worst:.3g} "
-                              f"(> tolerance {tolerance}); {report.max_abs_diff}")
-    return report
+    return out
 
 
 def verify_onnx(path: str | Path, model: nn.Module, method: Any, channels: int, size: int, seed: int = 0
@@ -199,4 +210,4 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
 
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "ExportReport", "ScoringGraph", "export_model_onnx", "export_onnx",
-           "fold_model", "verify_onnx"]
+           "fold_model", "verify_onnx", "write_sealed_onnx"]

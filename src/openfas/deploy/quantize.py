@@ -11,7 +11,6 @@ loads the file like any export. What int8 costs in accuracy depends on the model
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,9 +55,13 @@ def quantize_onnx(src: str | Path, out: str | Path, calibration: np.ndarray, per
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from openfas.deploy.export import write_sealed_onnx
+    from openfas.deploy.predictor import load_onnx_session
+
     src, out = Path(src), Path(out)
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ValueError(f"calibration data must be a non-empty N×C×S×S array, got shape {calibration.shape}")
+    load_onnx_session(src)  # the source's own metadata and integrity seal must check out first
     proto = onnx.load(str(src))
     props = {p.key: p.value for p in proto.metadata_props}
     if "openfas" not in props:
@@ -78,14 +81,7 @@ def quantize_onnx(src: str | Path, out: str | Path, calibration: np.ndarray, per
         del q.metadata_props[:]
         entry = q.metadata_props.add()
         entry.key, entry.value = "openfas", json.dumps(meta)
-        fd, tmp_out = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-        os.close(fd)
-        try:
-            onnx.save(q, tmp_out)
-            os.replace(tmp_out, out)
-        finally:
-            if os.path.exists(tmp_out):
-                os.unlink(tmp_out)
+        write_sealed_onnx(q, out)  # a new file: a new integrity seal
     return out
 
 
