@@ -97,10 +97,14 @@ def test_anrl_losses_match_transcribed_formulas(d: int) -> None:
     assert off["ics"].item() == pytest.approx((ref["rf"] + ref["fr"] - ref["rr"]).item(), rel=1e-5)
 
 
-def _anrl_step(form: str, term: str, lr: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One gradient step on one term alone w.r.t. the features; returns (pooled before, pooled after, centres)."""
+def _anrl_step(form: str, term: str, lr: float = 0.5, between: bool = False):  # noqa: ANN202
+    """One gradient step on one term alone w.r.t. the features of domain 0; returns (pooled features before,
+    after, centres as updated by this batch). ``between``: live features placed between the two centres."""
     x = _anrl_inputs()
     c_live, c_spoof = _anrl_centres()
+    if between:  # live features near the midpoint of the segment spoof centre → live centre
+        mid = 0.5 * (c_live[0] + c_spoof[0])
+        x["feat"][:3] = mid[None, :, None, None] + 0.1 * x["feat"][:3]
     feat = x["feat"].clone().requires_grad_(True)
     terms = _anrl_terms(form, x, 0, (c_live, c_spoof), feat=feat)
     (grad,) = torch.autograd.grad(terms[term], feat)
@@ -113,27 +117,42 @@ def _mean_dist(f: torch.Tensor, c: torch.Tensor) -> float:
 
 
 def test_anrl_ics_step_separates_live_from_spoof() -> None:
-    """ICS step: live features get closer to the live centre and farther from the spoof centre; spoof features
-    get farther from the live centre (domain 0; centres as updated by this batch, detached)."""
+    """ICS step (domain 0, centres detached): D(f⁺, c⁺) − D(f⁺, c⁻) is linear in f⁺, so every live feature moves by
+    the same vector, a positive multiple of c⁺ − c⁻ (towards the live centre's side, away from the spoof centre);
+    live features get closer to the live centre relative to the spoof centre, and spoof features are pushed
+    away from the live centre. With live features between the two centres, they get closer to the live centre
+    and farther from the spoof centre in absolute terms."""
     before, after, centres = _anrl_step("separating", "ics")
     c_live, c_spoof = centres[0, 0], centres[1, 0]
-    live_b, live_a, spoof_b, spoof_a = before[:3], after[:3], before[3:], after[3:]
-    assert _mean_dist(live_a, c_live) < _mean_dist(live_b, c_live)
-    assert _mean_dist(live_a, c_spoof) > _mean_dist(live_b, c_spoof)
-    assert _mean_dist(spoof_a, c_live) > _mean_dist(spoof_b, c_live)
+    move = after[:3] - before[:3]
+    direction = (c_live - c_spoof) / (c_live - c_spoof).norm()
+    for row in move:
+        assert float(row @ direction) > 0
+        assert torch.allclose(row, (row @ direction) * direction, atol=1e-6)  # parallel to c⁺ − c⁻
+    rel = lambda f: _mean_dist(f, c_live) - _mean_dist(f, c_spoof)  # noqa: E731
+    assert rel(after[:3]) < rel(before[:3])
+    assert _mean_dist(after[3:], c_live) > _mean_dist(before[3:], c_live)
+    before, after, centres = _anrl_step("separating", "ics", lr=0.2, between=True)
+    c_live, c_spoof = centres[0, 0], centres[1, 0]
+    assert _mean_dist(after[:3], c_live) < _mean_dist(before[:3], c_live)
+    assert _mean_dist(after[:3], c_spoof) > _mean_dist(before[:3], c_spoof)
     # the released code's sign does the opposite (why it is not the default)
-    before, after, centres = _anrl_step("official_code", "ics")
+    before, after, centres = _anrl_step("official_code", "ics", lr=0.2, between=True)
     assert _mean_dist(after[:3], centres[0, 0]) > _mean_dist(before[:3], centres[0, 0])
     assert _mean_dist(after[:3], centres[1, 0]) < _mean_dist(before[:3], centres[1, 0])
+    assert _mean_dist(after[3:], centres[0, 0]) < _mean_dist(before[3:], centres[0, 0])
 
 
 def test_anrl_idc_step_moves_live_features_towards_other_domains_live_centres() -> None:
-    """IDC step (domain 0): live features get closer to the live centres of domains 1 and 2 and farther from their
-    own domain's live centre; spoof features do not move."""
+    """IDC step (domain 0): mean_{k≠0} D(f⁺, c⁺_k) − D(f⁺, c⁺_0) is linear in f⁺, so every live feature moves by the
+    same positive multiple of mean_{k≠0} c⁺_k − c⁺_0: towards the other domains' live centres, away from its own
+    domain's; spoof features do not move."""
     before, after, centres = _anrl_step("separating", "idc")
-    for k in (1, 2):
-        assert _mean_dist(after[:3], centres[0, k]) < _mean_dist(before[:3], centres[0, k])
-    assert _mean_dist(after[:3], centres[0, 0]) > _mean_dist(before[:3], centres[0, 0])
+    own, others = centres[0, 0], centres[0, 1:].mean(0)
+    direction = (others - own) / (others - own).norm()
+    for row in after[:3] - before[:3]:
+        assert float(row @ direction) > 0
+        assert torch.allclose(row, (row @ direction) * direction, atol=1e-6)
     assert torch.equal(after[3:], before[3:])
 
 
