@@ -461,3 +461,53 @@ def test_rfmeta_inner_step_lowers_the_meta_train_classification_loss() -> None:
     z = net.classifier(feat).detach().requires_grad_(True)
     (g,) = torch.autograd.grad(_bce_by_hand(z, y), z)
     assert bool(((-g) * (2 * y - 1) > 0).all())
+
+
+# ====================================================================== CSDN (reconstruction; no official code)
+def test_csdn_terms_match_written_out_formulas_and_move_the_right_way() -> None:
+    from openfas.losses.recognition import CosFaceHead, cosine_distillation_loss, weighted_bidirectional_kl
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, generator=g, requires_grad=True)
+    w = torch.softmax(torch.randn(2, 3, generator=g), 1)
+    # D(x) = Σ_{i<j} w_i w_j / Σ w_k w_l · ½ [KL(p_i‖p_j) + KL(p_j‖p_i)], averaged over the batch
+    p = torch.softmax(logits.detach(), -1)
+    expected = torch.zeros(())
+    for n in range(2):
+        pairs = [(0, 1), (0, 2), (1, 2)]
+        norm = sum(float(w[n, i] * w[n, j]) for i, j in pairs)
+        for i, j in pairs:
+            kl_ij = (p[n, i] * (p[n, i] / p[n, j]).log()).sum()
+            kl_ji = (p[n, j] * (p[n, j] / p[n, i]).log()).sum()
+            expected = expected + float(w[n, i] * w[n, j]) / norm * 0.5 * (kl_ij + kl_ji)
+    d = weighted_bidirectional_kl(logits, w)
+    assert d.item() == pytest.approx(expected.item() / 2, rel=1e-5)
+    # direction: one step makes the sub-decisions agree more (largest pairwise probability gap shrinks)
+    (grad,) = torch.autograd.grad(d, logits)
+    p1 = torch.softmax(logits.detach() - 1.0 * grad, -1)
+    gap = lambda q: max(float((q[:, i] - q[:, j]).abs().max()) for i, j in [(0, 1), (0, 2), (1, 2)])  # noqa: E731
+    assert gap(p1) < gap(p)
+    # distillation: 1 − cos(student, teacher); a step raises the cosine, the teacher gets no gradient
+    s = torch.randn(4, 8, generator=g, requires_grad=True)
+    t = torch.randn(4, 8, generator=g, requires_grad=True)
+    loss = cosine_distillation_loss(s, t)
+    cos = (s * t).sum(1) / (s.norm(dim=1) * t.norm(dim=1))
+    assert loss.item() == pytest.approx((1 - cos).mean().item(), rel=1e-5)
+    gs, gt = torch.autograd.grad(loss, [s, t], allow_unused=True)
+    assert gt is None or torch.count_nonzero(gt) == 0
+    s1 = s.detach() - 1.0 * gs
+    cos1 = (s1 * t.detach()).sum(1) / (s1.norm(dim=1) * t.detach().norm(dim=1))
+    assert bool((cos1 > cos.detach()).all())
+    # CosFace: s·(cos θ_j − m·[j = y]); a cross-entropy step raises cos θ_y relative to the other classes
+    head = CosFaceHead(8, 3, s=16.0, m=0.3)
+    e = torch.randn(5, 8, generator=g, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    wn = head.weight.detach() / head.weight.detach().norm(dim=1, keepdim=True)
+    cos_e = (e.detach() / e.detach().norm(dim=1, keepdim=True)) @ wn.t()
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    assert torch.allclose(head(e, y), 16.0 * (cos_e - 0.3 * onehot), atol=1e-5)
+    (ge,) = torch.autograd.grad(torch.nn.functional.cross_entropy(head(e, y), y), e)
+    e1 = e.detach() - 0.5 * ge
+    cos_1 = (e1 / e1.norm(dim=1, keepdim=True)) @ wn.t()
+    margin = lambda c: c[torch.arange(5), y] - (c - 9 * onehot).max(1).values  # noqa: E731
+    assert bool((margin(cos_1) > margin(cos_e)).all())
