@@ -173,10 +173,11 @@ def data_synth_ids(
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
-        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, folder.")],
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, nuaa, folder.")],
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
     out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
-    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1').")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
     splits: Annotated[str | None, typer.Option(
         help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
@@ -191,7 +192,16 @@ def data_prepare(
     ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
-    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
+
+    Your own data (dataset 'folder'):
+      ROOT/train/live/<subject>/*.jpg|*.mp4
+      ROOT/train/spoof/<attack>/<subject>/*  (print, replay, mask, other)
+      ROOT/dev/...  (threshold and best-epoch choice)   ROOT/test/...
+    Without train/dev/test folders everything is one split 'all'.
+    Add -o faces=whole when the files already are face crops.
+    Frames without a face are counted here and in 'openfas data inspect'.
+    """
     import yaml
 
     from openfas.data.datasets import get_dataset
@@ -213,6 +223,9 @@ def data_prepare(
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
+    for source, names in getattr(adapter, "missing", {}).items():
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        typer.echo(f"warning: {len(names)} media listed in {source} are missing and skipped: {shown}", err=True)
     if not items:
         _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
@@ -230,6 +243,7 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     from collections import Counter
 
     from openfas.data.cache import CacheError, CropCacheReader
+    from openfas.data.prepare import detection_summary
 
     try:
         reader = CropCacheReader(cache)
@@ -244,7 +258,11 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
     for (d, s, a), n in sorted(counts.items()):
         typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
-    skipped = {k: v["skipped"] for k, v in reader.media_status().items() if v.get("skipped")}
+    status = reader.media_status()
+    detector = reader.info().get("prepare", {}).get("detector")
+    for line in detection_summary(status, detector):
+        typer.echo(line)
+    skipped = {k: v["skipped"] for k, v in status.items() if v.get("skipped")}
     if skipped:
         typer.echo(f"skipped media: {len(skipped)}")
         for k, why in sorted(skipped.items())[:20]:

@@ -101,9 +101,12 @@ class DataConfig(_Strict):
     batch_size: int = 8
     num_workers: int = 0
     sampler: Literal["random", "domain_balanced"] = "random"
-    # training augmentation recipe: true = "openfas", false = "none", or a method's official recipe by name
-    # ("rfmeta", "anrl", "cdcn"; see openfas.data.transforms)
-    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn"] = True
+    augment: bool = True
+    # see openfas.data.transforms; "anrl" / "cdcn" are those papers' official training augmentation
+    augment_recipe: Literal["default", "real", "anrl", "cdcn"] = "default"
+    # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
+    # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
+    crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 
@@ -149,11 +152,12 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    # checkpoint selection: "last" = evaluate the last epoch; "auc" / "eer" / "hter" = evaluate the epoch of the
-    # final stage that was best by that frame-level metric on ``select_split`` ("dev": data.dev_split of the
-    # training domains; "test": data.test_split of the test domains — optimistic, it peeks at the target set)
-    select: Literal["last", "auc", "eer", "hter"] = "last"
-    select_split: Literal["dev", "test"] = "dev"
+    # Which weights are evaluated and kept as "final": the last epoch's, or the epoch with the best dev metric
+    # (dev_auc: highest AUC, ties → lower EER; dev_eer / dev_hter: lowest, ties → higher AUC), saved as "best".
+    # test_*: the same on the TEST split (data.test_split / test_domains), as some official DG code does (ANRL);
+    # optimistic, it selects on the data it reports — metrics.json marks it.
+    select: Literal["last", "dev_auc", "dev_eer", "dev_hter", "test_auc", "test_eer", "test_hter"] = "last"
+    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better dev
 
 
 class EvalConfig(_Strict):

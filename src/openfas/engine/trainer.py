@@ -51,10 +51,11 @@ class TrainState:
     step_in_epoch: int = 0  # steps finished within the current epoch
     global_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # train.select: {"epoch" (1-based over all stages), "stage", metrics}
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step, "history": self.history}
+                "global_step": self.global_step, "history": self.history, "best": self.best}
 
 
 @dataclass
@@ -117,7 +118,7 @@ def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
     return path
 
 
-def crop_geometry(cache_dir: Path) -> dict[str, Any]:
+def crop_geometry(cache_dir: Path, crop_fraction: float = 1.0) -> dict[str, Any]:
     """How the crops of a cache were cut (so a deployed model can crop faces the same way).
 
     Prepared caches: ``{"source": "prepared", "crop_size", "scale", "detector"}`` (scale = crop side / longer side
@@ -127,8 +128,10 @@ def crop_geometry(cache_dir: Path) -> dict[str, Any]:
     info = CropCacheReader(cache_dir).info()
     if "prepare" in info:
         p = info["prepare"]
-        return {"source": "prepared", "crop_size": p.get("crop_size"), "scale": p.get("scale"),
-                "detector": p.get("detector")}
+        size, scale = p.get("crop_size"), p.get("scale")
+        if crop_fraction != 1.0 and size is not None and scale is not None:  # data.crop_fraction: a tighter crop
+            size, scale = max(1, round(size * crop_fraction)), scale * crop_fraction
+        return {"source": "prepared", "crop_size": size, "scale": scale, "detector": p.get("detector")}
     if "synth" in info:
         return {"source": "synthetic", "crop_size": info["synth"].get("size")}
     return {"source": "unknown"}
@@ -157,6 +160,11 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
                  progress: bool = True) -> None:
         setup_console_logging()
+        from openfas.engine.data_check import adapt_to_cache
+
+        cfg = cfg.model_copy(deep=True)
+        for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
+            log.info("%s", note)
         self.dist, self.device = D.init_distributed(cfg.train.device)
         self.cfg = cfg
         self.progress = progress and self.dist.is_main
@@ -198,6 +206,10 @@ class Trainer:
         self.cache_dir: Path | None = None
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
+        if self.cache_dir is not None:
+            from openfas.engine.data_check import check_dev_split
+
+            check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -221,8 +233,8 @@ class Trainer:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
-                               train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
-                               seed=self.cfg.experiment.seed)
+                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed,
+                               crop_fraction=d.crop_fraction, augment_recipe=d.augment_recipe)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
@@ -310,7 +322,7 @@ class Trainer:
         if resume is not None:
             ts = resume["meta"]["train_state"]
             self.state = TrainState(ts["stage"], ts["epoch"], ts["step_in_epoch"], ts["global_step"],
-                                    ts.get("history", []))
+                                    ts.get("history", []), ts.get("best"))
         if self.dist.is_main:
             log.info("run folder %s | %d train samples | device %s | world size %d | amp %s",
                      self.run_dir, len(train_set), self.device, self.dist.world_size, self.amp_dtype)
@@ -328,9 +340,11 @@ class Trainer:
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
+                if self._early_stop():
+                    break
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
-        self.selection = self._restore_best()
+        self._load_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -398,60 +412,71 @@ class Trainer:
         n_steps = max(1, total)
         summary = {k: v / n_steps for k, v in running.items()}
         summary.update(self.method.dev_metrics(self))
-        best = self._selection_metric(stage, si) if self.cfg.train.select != "last" else None
-        if best is not None:
-            summary[best[0]] = best[1]
+        if self.cfg.train.select.startswith("test_"):
+            summary.update(self._test_metrics())
         self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
         self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
                             epoch=self.state.epoch)
         if self.dist.is_main:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
+        self._track_best(stage, summary)
         self.save("last", opt, sched)
-        if best is not None and self._is_best_epoch(best[0]):
-            self.save("best")
 
-    # ------------------------------------------------------------------ checkpoint selection (train.select)
-    def _selection_metric(self, stage: Stage, si: int) -> tuple[str, float] | None:
-        """(history key, value) of the selection metric after an epoch of the final stage, else None."""
+    # ------------------------------------------------------------------ model selection on dev
+    def _track_best(self, stage: Stage, summary: dict[str, float]) -> None:
+        """``train.select``: keep the weights of the epoch with the best dev metric as ``best``."""
+        sel = self.cfg.train.select
+        if sel == "last":
+            return
+        if sel not in summary:
+            raise ConfigError(f"train.select={sel}: the epoch's dev metrics lack {sel} (dev scores with both "
+                              "live and attack samples are needed)")
+
+        def key(m: dict[str, Any]) -> tuple[float, float]:
+            split = sel.split("_")[0]
+            if sel.endswith("_auc"):
+                return (m[sel], -m.get(f"{split}_eer", 0.0))
+            return (-m[sel], m.get(f"{split}_auc", 0.0))
+
+        epoch = len(self.state.history)
+        if self.state.best is None or key(summary) > key(self.state.best):
+            self.state.best = {"epoch": epoch, "stage": stage.name,
+                               **{k: float(v) for k, v in summary.items() if k.startswith(("dev_", "test_"))}}
+            self.save("best")
+            if self.dist.is_main:
+                log.info("best %s so far: %.4f at epoch %d (saved as best)", sel, summary[sel], epoch)
+
+    def _test_metrics(self) -> dict[str, float]:
+        """Frame-level quick metrics on the test split, for ``train.select=test_*`` (optimistic selection)."""
         from openfas.engine.evaluation import quick_metrics
 
-        if si != len(self.method.stages()) - 1:
-            return None
-        t = self.cfg.train
         d = self.cfg.data
-        split, domains = ((d.dev_split, d.train_domains) if t.select_split == "dev"
-                          else (d.test_split, d.test_domains if d.test_domains is not None else d.train_domains))
-        value = quick_metrics(self.score_split(split, domains)).get(t.select)
-        return (f"select_{t.select_split}_{t.select}", float(value)) if value is not None else None
+        test = self.score_split(d.test_split, d.test_domains if d.test_domains is not None else d.train_domains)
+        return {f"test_{k}": v for k, v in quick_metrics(test).items()}
 
-    def _is_best_epoch(self, key: str) -> bool:
-        """The epoch just appended to the history is the best so far (ties keep the earlier epoch)."""
-        *before, last = [h[key] for h in self.state.history if key in h]
-        if not before:
+    def _early_stop(self) -> bool:
+        p = self.cfg.train.patience
+        if not p or self.cfg.train.select == "last" or self.state.best is None:
+            return False
+        if len(self.state.history) - self.state.best["epoch"] >= p:
+            if self.dist.is_main:
+                log.info("early stop: no better %s on dev for %d epochs (best: epoch %d)", self.cfg.train.select,
+                         p, self.state.best["epoch"])
             return True
-        return last > max(before) if self.cfg.train.select == "auc" else last < min(before)
+        return False
 
-    def _restore_best(self) -> dict[str, Any] | None:
-        """Load the selected epoch's weights before the final evaluation; returns what was selected."""
-        t = self.cfg.train
-        if t.select == "last":
-            return None
-        key = f"select_{t.select_split}_{t.select}"
-        rows = [h for h in self.state.history if key in h]
+    def _load_best(self) -> None:
+        if self.cfg.train.select == "last" or self.state.best is None:
+            return
         path = self.ckpt_dir / "best.safetensors"
-        if not rows or not path.exists():
-            log.warning("train.select=%s: no %s metric was computed (no %s split with both classes?); the last "
-                        "epoch is evaluated", t.select, t.select_split, t.select_split)
-            return None
-        pick = (max if t.select == "auc" else min)(rows, key=lambda h: h[key])
-        self.model.load_state_dict(load_checkpoint(path, self.device)["model"])
-        note = {"metric": t.select, "split": t.select_split, "level": "frame", "epoch": pick["epoch"],
-                "value": pick[key], "optimistic": t.select_split == "test"}
-        if t.select_split == "test" and self.dist.is_main:
-            log.warning("checkpoint selected by %s on the TEST split (as the official code does): the reported "
-                        "test numbers are optimistic", t.select)
-        return note
+        D.barrier()
+        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        if self.dist.is_main:
+            log.info("evaluating the best epoch (%s): epoch %d", self.cfg.train.select, self.state.best["epoch"])
+            if self.cfg.train.select.startswith("test_"):
+                log.warning("train.select=%s chose the epoch on the TEST split (as the official code of some DG "
+                            "methods does): the reported test numbers are optimistic", self.cfg.train.select)
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -487,7 +512,7 @@ class Trainer:
 
     def evaluate_and_report(self) -> dict[str, Any]:
         """Score dev and test, pick the threshold per ``eval.threshold``, write scores, metrics and final model."""
-        from openfas.engine.evaluation import evaluate_tables
+        from openfas.engine.evaluation import evaluate_tables, no_face_counts
 
         cfg = self.cfg
         test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
@@ -495,12 +520,16 @@ class Trainer:
         dev = None
         if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
+        no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target)
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face)
+        if cfg.train.select != "last" and self.state.best is not None:
+            # selecting on the test split peeks at the reported data: mark such numbers as optimistic
+            result["selected"] = {"criterion": cfg.train.select, "level": "frame",
+                                  "optimistic": cfg.train.select.startswith("test_"), **self.state.best}
         rule = getattr(self.method, "score_rule", None)
         if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
             result["score_rule"] = rule()
-        result["checkpoint_selection"] = getattr(self, "selection", None) or {"metric": "last epoch"}
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:

@@ -158,8 +158,7 @@ class CosFaceMethod(Method):
         d, data = self.cfg.data.identities, self.cfg.data
         ds = MaskedIdentityDataset(self.paths["train"], image_size=data.image_size, mean=data.mean, std=data.std,
                                    mask_prob=d.mask_prob, mask_types=tuple(d.mask_types), masked_root=d.masked_root,
-                                   landmarks=d.landmarks, train=data.augment not in (False, "none"),
-                                   seed=self.cfg.experiment.seed)
+                                   landmarks=d.landmarks, train=data.augment, seed=self.cfg.experiment.seed)
         n = self.model_kwargs().get("num_classes")
         if n != ds.num_classes:
             raise ConfigError(f"{self.paths['train']}: {ds.num_classes} identities, but model.num_classes={n}; "
