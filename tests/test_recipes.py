@@ -70,10 +70,11 @@ def test_anrl_official_init_leaves_gates_and_conv_biases_at_pytorch_defaults() -
 def test_augmentation_recipes() -> None:
     img = _rgb_image(2, 64)
     mask = np.full((64, 64), 255, np.uint8)
-    # no augmentation (RFMetaFAS, LDCNet: data.augment false): resize only
-    t = build_transform(32, False, recipe="default")
-    assert np.array_equal(t(image=img, mask=mask)["image"], cv2.resize(img, (32, 32)))
-    assert build_color_transform(False, "anrl") is None
+    # rfmeta / none: resize only
+    for recipe in ("rfmeta", "none"):
+        t = build_transform(32, True, recipe=recipe)
+        assert np.array_equal(t(image=img, mask=mask)["image"], cv2.resize(img, (32, 32)))
+        assert build_color_transform(True, recipe) is None
     # anrl: the image is either unchanged or mirrored (no affine); HSV jitter with p 0.1
     t = build_transform(64, True, recipe="anrl")
     seen = set()
@@ -84,33 +85,22 @@ def test_augmentation_recipes() -> None:
     assert seen == {"same", "flip"}
     hsv = build_color_transform(True, "anrl").transforms[0]
     assert type(hsv).__name__ == "HueSaturationValue" and hsv.p == pytest.approx(0.1)
-    # cdcn: cutout always, erasing sometimes; both leave the target map untouched; no colour jitter
+    # cdcn: cutout always, erasing sometimes; both leave the target map untouched
     t = build_transform(64, True, recipe="cdcn")
     for seed in range(5):
         t.set_random_seed(seed)
         out = t(image=np.full((64, 64, 3), 200, np.uint8), mask=mask)
         assert (out["image"] == 0).all(-1).any()
         assert (out["mask"] == 255).all()
-    assert build_color_transform(True, "cdcn") is None
 
 
-def test_configs_name_their_papers_recipe() -> None:
-    assert load_config(None, ["data.augment_recipe=anrl"]).data.augment_recipe == "anrl"
-    with pytest.raises(ConfigError, match="augment_recipe"):
-        load_config(None, ["data.augment_recipe=fancy"])
-    for name in ("oci_m", "icm_o", "ocm_i", "omi_c"):
-        rf = load_config(f"rfmeta/rfmeta_dg_{name}.yaml")
-        assert rf.optim.weight_decay == 0.0 and rf.data.augment is False
-        assert rf.model.kwargs()["input_range"] == "unit"
-        an = load_config(f"anrl/anrl_dg_{name}.yaml")
-        assert an.data.augment_recipe == "anrl" and an.train.select == "test_auc" and not an.eval.video_level
-        assert an.method.kwargs()["ics_form"] == "separating"
-    for p in ("p1", "p2", "p3", "p4"):
-        cd = load_config(f"cdcn/cdcn_oulu_{p}.yaml")
-        assert cd.data.augment_recipe == "cdcn" and cd.method.kwargs()["score_norm"] == "face_mask"
+def test_config_names_an_augmentation_recipe() -> None:
+    assert load_config(None, ["data.augment=anrl"]).data.augment == "anrl"
+    with pytest.raises(ConfigError, match="augment"):
+        load_config(None, ["data.augment=fancy"])
 
 
-def test_best_epoch_selection_on_the_test_split_is_marked_optimistic(tmp_path) -> None:  # noqa: ANN001
+def test_best_epoch_selection_by_named_metric_and_split(tmp_path) -> None:  # noqa: ANN001
     import json
 
     from conftest import build_tiny_cache
@@ -121,19 +111,32 @@ def test_best_epoch_selection_on_the_test_split_is_marked_optimistic(tmp_path) -
     cache = build_tiny_cache(tmp_path / "cache", per_group=1)
     cfg = load_config(None, [f"data.cache={cache}", "data.image_size=32", "data.map_size=8", "model.width=8",
                              "data.batch_size=4", "optim.lr=0.003", "train.epochs=3", "eval.report=false",
-                             "train.select=test_hter"])
+                             "train.select=hter", "train.select_split=test"])
     trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)
     trainer.fit()
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    sel = metrics["selected"]
-    hist = trainer.state.history
-    values = [h["test_hter"] for h in hist]
-    # lowest test HTER; ties → higher test AUC, then the earlier epoch
-    order = sorted(range(3), key=lambda i: (values[i], -hist[i]["test_auc"], i))
-    assert sel["epoch"] == order[0] + 1
-    assert sel["test_hter"] == pytest.approx(min(values)) and sel["optimistic"] is True
+    sel = metrics["checkpoint_selection"]
+    values = [h["select_test_hter"] for h in trainer.state.history]
+    assert len(values) == 3
+    assert sel["epoch"] == 1 + values.index(min(values))  # first epoch reaching the minimum
+    assert sel["value"] == pytest.approx(min(values)) and sel["optimistic"] is True and sel["split"] == "test"
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")["model"]
     final = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.safetensors")["model"]
     assert all(torch.equal(best[k], final[k]) for k in best)
     with pytest.raises(ConfigError, match="select"):
-        load_config(None, ["train.select=test_accuracy"])
+        load_config(None, ["train.select=accuracy"])
+
+
+def test_configs_name_their_papers_recipe() -> None:
+    for name in ("oci_m", "icm_o", "ocm_i", "omi_c"):
+        rf = load_config(f"rfmeta/rfmeta_dg_{name}.yaml")
+        assert rf.optim.weight_decay == 0.0 and rf.data.augment == "rfmeta"
+        assert rf.model.kwargs()["input_range"] == "unit"
+        an = load_config(f"anrl/anrl_dg_{name}.yaml")
+        assert an.data.augment == "anrl" and not an.eval.video_level
+        assert (an.train.select, an.train.select_split) == ("auc", "test")
+        assert an.method.kwargs()["ics_form"] == "separating"
+    for p in ("p1", "p2", "p3", "p4"):
+        cd = load_config(f"cdcn/cdcn_oulu_{p}.yaml")
+        assert cd.data.augment == "cdcn" and cd.method.kwargs()["score_norm"] == "face_mask"
+        assert cd.method.kwargs()["cdl_padding"] == 0

@@ -51,11 +51,10 @@ class TrainState:
     step_in_epoch: int = 0  # steps finished within the current epoch
     global_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None  # train.select: {"epoch" (1-based over all stages), "stage", metrics}
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step, "history": self.history, "best": self.best}
+                "global_step": self.global_step, "history": self.history}
 
 
 @dataclass
@@ -233,8 +232,8 @@ class Trainer:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
-                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed,
-                               crop_fraction=d.crop_fraction, augment_recipe=d.augment_recipe)
+                               train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
+                               seed=self.cfg.experiment.seed, crop_fraction=d.crop_fraction)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
@@ -281,7 +280,8 @@ class Trainer:
         return opt, sched
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_meta(self, threshold: float | None = None) -> dict[str, Any]:
+    def checkpoint_meta(self, threshold: float | None = None,
+                        threshold_info: dict[str, Any] | None = None) -> dict[str, Any]:
         d = self.cfg.data
         return {
             "openfas_version": openfas.__version__,
@@ -293,16 +293,17 @@ class Trainer:
                            "modalities": list(d.modalities), "channel_order": "RGB",
                            "crop": getattr(self, "crop_info", {})},
             "threshold": threshold,
+            "threshold_info": threshold_info,
             "train_state": self.state.to_json(),
         }
 
     def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-             threshold: float | None = None) -> Path | None:
+             threshold: float | None = None, threshold_info: dict[str, Any] | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
         extra = {"rng": rng_state(), "method": self.method.state_dict()}
         return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
-                               meta=self.checkpoint_meta(threshold),
+                               meta=self.checkpoint_meta(threshold, threshold_info),
                                optimizer_state=optimizer.state_dict() if optimizer else None,
                                scheduler_state=scheduler.state_dict() if scheduler else None,
                                extra_state=extra)
@@ -322,7 +323,7 @@ class Trainer:
         if resume is not None:
             ts = resume["meta"]["train_state"]
             self.state = TrainState(ts["stage"], ts["epoch"], ts["step_in_epoch"], ts["global_step"],
-                                    ts.get("history", []), ts.get("best"))
+                                    ts.get("history", []))
         if self.dist.is_main:
             log.info("run folder %s | %d train samples | device %s | world size %d | amp %s",
                      self.run_dir, len(train_set), self.device, self.dist.world_size, self.amp_dtype)
@@ -340,11 +341,11 @@ class Trainer:
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
-                if self._early_stop():
+                if self._patience_exhausted(si):
                     break
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
-        self._load_best()
+        self.selection = self._restore_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -412,71 +413,86 @@ class Trainer:
         n_steps = max(1, total)
         summary = {k: v / n_steps for k, v in running.items()}
         summary.update(self.method.dev_metrics(self))
-        if self.cfg.train.select.startswith("test_"):
-            summary.update(self._test_metrics())
+        best = self._selection_metric(si, summary) if self.cfg.train.select != "last" else None
+        if best is not None:
+            summary[best[0]] = best[1]
         self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
         self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
                             epoch=self.state.epoch)
         if self.dist.is_main:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
-        self._track_best(stage, summary)
         self.save("last", opt, sched)
-
-    # ------------------------------------------------------------------ model selection on dev
-    def _track_best(self, stage: Stage, summary: dict[str, float]) -> None:
-        """``train.select``: keep the weights of the epoch with the best dev metric as ``best``."""
-        sel = self.cfg.train.select
-        if sel == "last":
-            return
-        if sel not in summary:
-            raise ConfigError(f"train.select={sel}: the epoch's dev metrics lack {sel} (dev scores with both "
-                              "live and attack samples are needed)")
-
-        def key(m: dict[str, Any]) -> tuple[float, float]:
-            split = sel.split("_")[0]
-            if sel.endswith("_auc"):
-                return (m[sel], -m.get(f"{split}_eer", 0.0))
-            return (-m[sel], m.get(f"{split}_auc", 0.0))
-
-        epoch = len(self.state.history)
-        if self.state.best is None or key(summary) > key(self.state.best):
-            self.state.best = {"epoch": epoch, "stage": stage.name,
-                               **{k: float(v) for k, v in summary.items() if k.startswith(("dev_", "test_"))}}
+        if best is not None and self._is_best_epoch(best[0]):
             self.save("best")
-            if self.dist.is_main:
-                log.info("best %s so far: %.4f at epoch %d (saved as best)", sel, summary[sel], epoch)
 
-    def _test_metrics(self) -> dict[str, float]:
-        """Frame-level quick metrics on the test split, for ``train.select=test_*`` (optimistic selection)."""
+    # ------------------------------------------------------------------ checkpoint selection (train.select)
+    def _selection_metric(self, si: int, summary: dict[str, float]) -> tuple[str, float] | None:
+        """(history key, value) of the selection metric after an epoch of the final stage, else None.
+
+        On dev, the epoch's dev metrics are reused when the method logged them (no second scoring pass)."""
         from openfas.engine.evaluation import quick_metrics
 
+        if si != len(self.method.stages()) - 1:
+            return None
+        t = self.cfg.train
         d = self.cfg.data
-        test = self.score_split(d.test_split, d.test_domains if d.test_domains is not None else d.train_domains)
-        return {f"test_{k}": v for k, v in quick_metrics(test).items()}
+        key = f"select_{t.select_split}_{t.select}"
+        if t.select_split == "dev" and f"dev_{t.select}" in summary:
+            return key, float(summary[f"dev_{t.select}"])
+        split, domains = ((d.dev_split, d.train_domains) if t.select_split == "dev"
+                          else (d.test_split, d.test_domains if d.test_domains is not None else d.train_domains))
+        value = quick_metrics(self.score_split(split, domains)).get(t.select)
+        return (key, float(value)) if value is not None else None
 
-    def _early_stop(self) -> bool:
+    def _selection_rows(self) -> tuple[str, list[float]]:
+        key = f"select_{self.cfg.train.select_split}_{self.cfg.train.select}"
+        return key, [h[key] for h in self.state.history if key in h]
+
+    def _best_index(self, values: list[float]) -> int:
+        """Index of the best value (ties keep the earlier epoch)."""
+        better = max if self.cfg.train.select == "auc" else min
+        return values.index(better(values))
+
+    def _is_best_epoch(self, key: str) -> bool:
+        """The epoch just appended to the history is the best so far (ties keep the earlier epoch)."""
+        _, values = self._selection_rows()
+        return bool(values) and self._best_index(values) == len(values) - 1
+
+    def _patience_exhausted(self, si: int) -> bool:
+        """``train.patience``: stop the final stage after that many epochs without a better selection metric."""
         p = self.cfg.train.patience
-        if not p or self.cfg.train.select == "last" or self.state.best is None:
+        if not p or self.cfg.train.select == "last" or si != len(self.method.stages()) - 1:
             return False
-        if len(self.state.history) - self.state.best["epoch"] >= p:
-            if self.dist.is_main:
-                log.info("early stop: no better %s on dev for %d epochs (best: epoch %d)", self.cfg.train.select,
-                         p, self.state.best["epoch"])
-            return True
-        return False
-
-    def _load_best(self) -> None:
-        if self.cfg.train.select == "last" or self.state.best is None:
-            return
-        path = self.ckpt_dir / "best.safetensors"
-        D.barrier()
-        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        _, values = self._selection_rows()
+        if not values or len(values) - 1 - self._best_index(values) < p:
+            return False
         if self.dist.is_main:
-            log.info("evaluating the best epoch (%s): epoch %d", self.cfg.train.select, self.state.best["epoch"])
-            if self.cfg.train.select.startswith("test_"):
-                log.warning("train.select=%s chose the epoch on the TEST split (as the official code of some DG "
-                            "methods does): the reported test numbers are optimistic", self.cfg.train.select)
+            log.info("early stop: no better %s for %d epochs (best: epoch %d of this stage)", self.cfg.train.select,
+                     p, self._best_index(values) + 1)
+        return True
+
+    def _restore_best(self) -> dict[str, Any] | None:
+        """Load the selected epoch's weights before the final evaluation; returns what was selected."""
+        t = self.cfg.train
+        if t.select == "last":
+            return None
+        key = f"select_{t.select_split}_{t.select}"
+        rows = [h for h in self.state.history if key in h]
+        path = self.ckpt_dir / "best.safetensors"
+        if not rows or not path.exists():
+            log.warning("train.select=%s: no %s metric was computed (no %s split with both classes?); the last "
+                        "epoch is evaluated", t.select, t.select_split, t.select_split)
+            return None
+        pick = rows[self._best_index([h[key] for h in rows])]
+        D.barrier()  # rank 0 wrote best.safetensors
+        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        note = {"metric": t.select, "split": t.select_split, "level": "frame", "epoch": pick["epoch"],
+                "value": pick[key], "optimistic": t.select_split == "test"}
+        if t.select_split == "test" and self.dist.is_main:
+            log.warning("checkpoint selected by %s on the TEST split (as the official code does): the reported "
+                        "test numbers are optimistic", t.select)
+        return note
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -522,20 +538,21 @@ class Trainer:
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
         no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target, no_face=no_face)
-        if cfg.train.select != "last" and self.state.best is not None:
-            # selecting on the test split peeks at the reported data: mark such numbers as optimistic
-            result["selected"] = {"criterion": cfg.train.select, "level": "frame",
-                                  "optimistic": cfg.train.select.startswith("test_"), **self.state.best}
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face,
+                                 separated_rule=cfg.eval.separated_rule)
         rule = getattr(self.method, "score_rule", None)
         if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
             result["score_rule"] = rule()
+        result["checkpoint_selection"] = getattr(self, "selection", None) or {"metric": "last epoch"}
+        cal = result["threshold"].get("calibration") or {}
+        if cal.get("warning"):
+            log.warning("threshold: %s", cal["warning"])
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
                 dev.write_csv(self.run_dir / "scores_dev.csv")
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-            self.save("final", threshold=result["threshold"]["value"])
+            self.save("final", threshold=result["threshold"]["value"], threshold_info=result["threshold"])
             if cfg.eval.report:
                 try:
                     from openfas.eval.report import write_report
@@ -561,10 +578,11 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                                ) -> tuple[nn.Module, dict[str, Any]]:
-    """Re-create a trained model from a checkpoint's own metadata (no config file needed)."""
-    ckpt = load_checkpoint(path, map_location)
+def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                                allow_unsigned: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Re-create a trained model from a checkpoint's own metadata (no config file needed); ``allow_unsigned``
+    admits legacy checkpoints without an integrity digest (see :func:`openfas.engine.checkpoint.load_checkpoint`)."""
+    ckpt = load_checkpoint(path, map_location, allow_unsigned=allow_unsigned)
     meta = ckpt["meta"]
     if "model" not in meta:
         raise CheckpointError(f"{path}: checkpoint metadata has no model name")

@@ -109,7 +109,8 @@ def evaluate(
             result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level, no_face=no_face)
         else:
             result = evaluate_tables(table, dev, threshold, video_level=cfg.eval.video_level,
-                                     apcer_target=apcer_target, no_face=no_face)
+                                     apcer_target=apcer_target, no_face=no_face,
+                                     separated_rule=cfg.eval.separated_rule)
     except ValueError as err:
         _fail(f"{checkpoint}: {err}")
     out_dir = out or checkpoint.parent.parent / f"eval-{split}"
