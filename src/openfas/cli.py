@@ -56,8 +56,8 @@ def train(
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
     from openfas.config import ConfigError
     from openfas.data.video import MediaError
-    from openfas.engine.checkpoint import CheckpointError
     from openfas.engine.trainer import Trainer, TrainingDiverged
+    from openfas.io.checkpoint import CheckpointError
     from openfas.recognition.data import IdentityDataError
     from openfas.recognition.pairs import PairsError
     from openfas.recognition.teacher import TeacherError

@@ -86,7 +86,7 @@ def predict(
 
     from openfas.data.video import is_image_file
     from openfas.deploy.predictor import ImageInputError, Predictor
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
@@ -141,7 +141,7 @@ def predict(
 
 
 def _checkpoint_method(checkpoint: Path) -> str | None:
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     try:
         return load_checkpoint(checkpoint)["meta"].get("method")
@@ -161,8 +161,8 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
     from openfas.config import ConfigError
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.io.checkpoint import CheckpointError
+    from openfas.methods.restore import build_model_from_checkpoint
     from openfas.recognition.data import load_face
 
     try:
@@ -222,7 +222,7 @@ def export(
 ) -> None:
     """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime."""
     from openfas.deploy.export import ExportError, export_onnx
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     try:
         report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
@@ -255,7 +255,7 @@ def serve(
     from openfas.deploy.predictor import Predictor
     from openfas.deploy.server import ServeSettings
     from openfas.deploy.server import serve as run_server
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     if max_concurrency < 1 or max_queue < 0:
         _fail("--max-concurrency must be >= 1 and --max-queue >= 0")

@@ -176,8 +176,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
     """``openfas export CKPT --onnx OUT``: rebuild the model from the checkpoint and export it."""
     from openfas.config import ConfigError
     from openfas.deploy.predictor import _read_safetensors_meta, check_meta
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.io.checkpoint import CheckpointError
+    from openfas.methods.restore import build_model_from_checkpoint
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():

@@ -289,7 +289,7 @@ def _resolve_device(device: str) -> str:
 def check_meta(meta: dict[str, Any], source: str) -> None:
     """Refuse metadata from another major openfas version or without the preprocessing Predictor needs."""
     import openfas
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     version = meta.get("openfas_version")
     if not isinstance(version, str) or not version.split(".")[0].isdigit():
@@ -311,7 +311,7 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
 def _read_safetensors_meta(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 
-    from openfas.engine.checkpoint import FORMAT, CheckpointError
+    from openfas.io.checkpoint import FORMAT, CheckpointError
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -371,7 +371,7 @@ class Predictor:
                         crop_scale: float | None = None, crop_size: int | None = None) -> Predictor:
         """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
         ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``."""
-        from openfas.engine.checkpoint import CheckpointError
+        from openfas.io.checkpoint import CheckpointError
 
         path = Path(path)
         if not path.is_file():
@@ -386,7 +386,7 @@ class Predictor:
         meta = _read_safetensors_meta(path)
         check_meta(meta, str(path))
         from openfas.config import ConfigError
-        from openfas.engine.trainer import build_model_from_checkpoint
+        from openfas.methods.restore import build_model_from_checkpoint
 
         try:
             model, info = build_model_from_checkpoint(path)
@@ -516,7 +516,7 @@ def _buildable(spec: str) -> bool:
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
                       intra_op_threads: int | None = None) -> tuple[Any, dict[str, Any]]:
     """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``."""
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     try:
         import onnxruntime as ort

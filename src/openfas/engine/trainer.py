@@ -9,7 +9,6 @@ Reading order: :class:`Trainer` builds data → model → (DDP) → stages; :met
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import random
 import time
@@ -24,19 +23,13 @@ from torch.utils.data import DataLoader
 
 import openfas
 from openfas.config import Config, ConfigError, config_from_dict
-from openfas.data.cache import CropCacheReader
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
-from openfas.engine.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_model_weights,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
 from openfas.engine.logger import RunLogger, log, setup_console_logging
+from openfas.eval.runner import score_cache
+from openfas.eval.scores import ScoreTable, evaluate_tables, quick_metrics
+from openfas.io.checkpoint import load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state
 from openfas.methods.base import Method, Stage, get_method
 
 
@@ -57,32 +50,6 @@ class TrainState:
                 "global_step": self.global_step, "history": self.history}
 
 
-@dataclass
-class ScoreTable:
-    """Per-frame scores with everything evaluation needs (score: higher = more live).
-
-    ``videos`` holds the media id of each frame (unique per source video in a cache), the key of
-    video-level evaluation.
-    """
-
-    sample_ids: list[str]
-    videos: list[str]
-    domains: list[str]
-    attacks: list[str]
-    labels: np.ndarray
-    scores: np.ndarray
-
-    def write_csv(self, path: Path) -> None:
-        import csv
-
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["sample_id", "video", "domain", "attack", "label", "score"])
-            for row in zip(self.sample_ids, self.videos, self.domains, self.attacks,
-                           self.labels.tolist(), self.scores.tolist(), strict=True):
-                w.writerow([*row[:5], f"{row[5]:.8g}"])
-
-
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -91,47 +58,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
-    """The crop-cache folder of ``cfg.data``; ``"synthetic"`` generates (once) and caches a synthetic set."""
-    if cfg.data.cache != "synthetic":
-        path = Path(cfg.data.cache).expanduser()
-        if not (path / "crops.lmdb").exists():
-            raise ConfigError(f"data.cache={cfg.data.cache!r}: no crop cache there; run `openfas data prepare` "
-                              "(real datasets) or `openfas data synth`")
-        return path
-    from openfas.data.synth import GENERATOR_VERSION, generate_synthetic
-
-    s = cfg.data.synth
-    params = s.model_dump(mode="json")
-    params.pop("cache_dir")
-    params["generator_version"] = GENERATOR_VERSION
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    path = Path(s.cache_dir).expanduser() / f"synth-{digest}"
-    if is_main:
-        generate_synthetic(path, domains=tuple(s.domains), subjects_per_domain=s.subjects_per_domain,
-                           videos_per_subject=s.videos_per_subject, frames_per_video=s.frames_per_video,
-                           size=s.size, modalities=tuple(s.modalities), seed=s.seed, domain_shift=s.domain_shift)
-    D.barrier()
-    return path
-
-
-def crop_geometry(cache_dir: Path) -> dict[str, Any]:
-    """How the crops of a cache were cut (so a deployed model can crop faces the same way).
-
-    Prepared caches: ``{"source": "prepared", "crop_size", "scale", "detector"}`` (scale = crop side / longer side
-    of the face box, see :func:`openfas.data.face.square_region`); synthetic caches: ``{"source": "synthetic",
-    "crop_size"}`` (the rendered image is the crop).
-    """
-    info = CropCacheReader(cache_dir).info()
-    if "prepare" in info:
-        p = info["prepare"]
-        return {"source": "prepared", "crop_size": p.get("crop_size"), "scale": p.get("scale"),
-                "detector": p.get("detector")}
-    if "synth" in info:
-        return {"source": "synthetic", "crop_size": info["synth"].get("size")}
-    return {"source": "unknown"}
 
 
 def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
@@ -420,15 +346,11 @@ class Trainer:
     @torch.no_grad()
     def score_split(self, split: str, domains: list[str] | None) -> ScoreTable:
         """Score every frame of a split (on rank 0's model; all ranks hold the same weights)."""
-        from openfas.eval.runner import score_cache
-
         return score_cache(self.model, self.method, self.cache_dir, split, domains, self.device,
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 
     def _dev_metrics(self) -> dict[str, float]:
-        from openfas.engine.evaluation import quick_metrics
-
         try:
             dev = self.score_split(self.cfg.data.dev_split, self.cfg.data.train_domains)
         except Exception as err:  # noqa: BLE001 - a missing dev split must not stop training
@@ -438,8 +360,6 @@ class Trainer:
 
     def evaluate_and_report(self) -> dict[str, Any]:
         """Score dev and test, pick the threshold per ``eval.threshold``, write scores, metrics and final model."""
-        from openfas.engine.evaluation import evaluate_tables
-
         cfg = self.cfg
         test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
         test = self.score_split(cfg.data.test_split, test_domains)
@@ -479,20 +399,4 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                                ) -> tuple[nn.Module, dict[str, Any]]:
-    """Re-create a trained model from a checkpoint's own metadata (no config file needed)."""
-    ckpt = load_checkpoint(path, map_location)
-    meta = ckpt["meta"]
-    if "model" not in meta:
-        raise CheckpointError(f"{path}: checkpoint metadata has no model name")
-    cfg = config_from_dict(meta["config"], source=f"{path} (stored config)")
-    method_cls = get_method(cfg.method.name)
-    method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
-    model = method.build_model()
-    load_model_weights(model, ckpt["model"], str(path))
-    model.eval()
-    return model, {"meta": meta, "method": method, "config": cfg}
-
-
-__all__ = ["ScoreTable", "Trainer", "TrainingDiverged", "build_model_from_checkpoint"]
+__all__ = ["Trainer", "TrainingDiverged"]

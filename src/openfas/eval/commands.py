@@ -55,11 +55,12 @@ def evaluate(
     """
     from openfas.config import ConfigError
     from openfas.data.cache import CacheError
+    from openfas.data.locate import resolve_cache
     from openfas.engine import distributed as D
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.evaluation import evaluate_tables
-    from openfas.engine.trainer import build_model_from_checkpoint, resolve_cache
     from openfas.eval.runner import score_cache
+    from openfas.eval.scores import evaluate_tables
+    from openfas.io.checkpoint import CheckpointError
+    from openfas.methods.restore import build_model_from_checkpoint
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
@@ -177,8 +178,8 @@ def report(
 
     model = method = None
     if checkpoint is not None:
-        from openfas.engine.checkpoint import CheckpointError
-        from openfas.engine.trainer import build_model_from_checkpoint
+        from openfas.io.checkpoint import CheckpointError
+        from openfas.methods.restore import build_model_from_checkpoint
 
         try:
             model, info = build_model_from_checkpoint(checkpoint)

@@ -122,7 +122,7 @@ class Method:
     def prepare_data(self, trainer: Any) -> None:
         """Locate (or generate) the data before the model is built; sets ``trainer.cache_dir`` and
         ``trainer.crop_info``. Default: the PAD crop cache of ``data.cache``."""
-        from openfas.engine.trainer import crop_geometry, resolve_cache
+        from openfas.data.locate import crop_geometry, resolve_cache
 
         trainer.cache_dir = resolve_cache(self.cfg, trainer.dist.is_main)
         trainer.crop_info = crop_geometry(trainer.cache_dir)

@@ -63,8 +63,8 @@ class CSDNParams(CosFaceParams):
 
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
     """Copy matching tensors of an openfas checkpoint into ``model``; returns the names copied."""
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
     from openfas.engine.logger import log
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     state = load_checkpoint(Path(path).expanduser())["model"]
     own = model.state_dict()
@@ -218,6 +218,7 @@ class CSDNMethod(CosFaceMethod):
 
     def teacher(self, device: torch.device) -> Any:
         from openfas.config import ConfigError
+        from openfas.methods.restore import build_model_from_checkpoint
         from openfas.recognition.teacher import TeacherError, load_teacher
 
         if self._teacher is None:
@@ -225,7 +226,7 @@ class CSDNMethod(CosFaceMethod):
                 raise ConfigError("method csdn: kd_weight > 0 needs method.teacher=<face-recognition checkpoint> "
                                   "(an openfas .safetensors, TorchScript .pt or .onnx); or set kd_weight=0")
             t = load_teacher(self.params.teacher, self.params.teacher_input_size, self.cfg.data.mean,
-                             self.cfg.data.std)
+                             self.cfg.data.std, build_model=build_model_from_checkpoint)
             dim = self.cfg.model.kwargs().get("embedding_dim", 512)
             if t.embedding_dim != dim:
                 raise TeacherError(f"{t.path}: the teacher gives {t.embedding_dim}-d embeddings but the student "

@@ -18,10 +18,12 @@ teacher's normalisation and resized to its input size. The teacher's embedding s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -66,17 +68,23 @@ class Teacher:
         return out.float()
 
 
+#: Builds ``(model, {"meta": checkpoint metadata, ...})`` from an openfas checkpoint, e.g.
+#: :func:`openfas.methods.restore.build_model_from_checkpoint` (passed in: this module sits below the methods).
+CheckpointBuilder = Callable[[Path], tuple[nn.Module, dict[str, Any]]]
+
+
 def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 0.5,
-                 student_std: float = 0.5) -> Teacher:
+                 student_std: float = 0.5, *, build_model: CheckpointBuilder | None = None) -> Teacher:
+    """Load a frozen teacher; ``build_model`` re-creates models of openfas ``.safetensors`` checkpoints."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise TeacherError(f"{path}: teacher file not found")
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from openfas.engine.trainer import build_model_from_checkpoint
-
-            model, info = build_model_from_checkpoint(path)
+            if build_model is None:
+                raise TeacherError(f"{path}: an openfas checkpoint teacher needs a model builder (build_model=)")
+            model, info = build_model(path)
             if not callable(getattr(model, "embed", None)):
                 raise TeacherError(f"{path}: not a recognition checkpoint (model {info['meta'].get('model')!r} "
                                    "has no embed())")

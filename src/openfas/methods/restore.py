@@ -1,0 +1,34 @@
+"""Re-create a trained method and its model from a checkpoint's own metadata (no config file needed).
+
+It lives in the methods layer because the model is built by the checkpoint's method (a method may build a
+container of several networks); the checkpoint file format itself is :mod:`openfas.io.checkpoint`. Deployment,
+evaluation and recognition teachers use this, never the trainer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from openfas.config import config_from_dict
+from openfas.io.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from openfas.methods.base import get_method
+
+
+def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+                                ) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model in eval mode, {"meta", "method", "config"})`` of the checkpoint at ``path``."""
+    ckpt = load_checkpoint(path, map_location)
+    meta = ckpt["meta"]
+    if "model" not in meta:
+        raise CheckpointError(f"{path}: checkpoint metadata has no model name")
+    cfg = config_from_dict(meta["config"], source=f"{path} (stored config)")
+    method_cls = get_method(cfg.method.name)
+    method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
+    model = method.build_model()
+    load_model_weights(model, ckpt["model"], str(path))
+    model.eval()
+    return model, {"meta": meta, "method": method, "config": cfg}
