@@ -1,5 +1,5 @@
 """Recognition training through the one engine: CosFace teacher → CSDN with distillation, evaluation CLI,
-``predict --embed``, teachers (openfas / TorchScript, size mismatch) and exact resume."""
+``predict --embed``, teachers (openfas / ONNX, size mismatch) and exact resume."""
 
 from __future__ import annotations
 
@@ -94,21 +94,18 @@ def test_teacher_interfaces_and_size_mismatch(ids_root: Path, teacher_ckpt: Path
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x.mean((2, 3)).repeat(1, 4)
 
-    path = tmp_path / "teacher.pt"
-    torch.jit.script(Tiny()).save(str(path))
-    ts = load_teacher(path, input_size=112)
-    assert ts.kind == "torchscript" and ts.embedding_dim == 12
-    prog = torch.export.export(Tiny(), (torch.zeros(2, 3, 112, 112),),
-                               dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
-    torch.export.save(prog, str(tmp_path / "teacher.pt2"))
-    ex = load_teacher(tmp_path / "teacher.pt2")
-    assert ex.kind == "export" and ex(torch.zeros(5, 3, 112, 112)).shape == (5, 12)
     pytest.importorskip("onnxruntime")
-    torch.onnx.export(Tiny(), (torch.zeros(2, 3, 112, 112),), str(tmp_path / "teacher.onnx"), dynamo=False,
+    path = tmp_path / "teacher.onnx"
+    torch.onnx.export(Tiny(), (torch.zeros(2, 3, 112, 112),), str(path), dynamo=False,
                       input_names=["x"], output_names=["e"], dynamic_axes={"x": {0: "n"}, "e": {0: "n"}})
-    ox = load_teacher(tmp_path / "teacher.onnx")
+    ox = load_teacher(path)
     x = torch.rand(4, 3, 112, 112)
-    assert ox.kind == "onnx" and torch.allclose(ox(x), Tiny()(x), atol=1e-5)
+    assert ox.kind == "onnx" and ox.embedding_dim == 12 and torch.allclose(ox(x), Tiny()(x), atol=1e-5)
+    assert ox(torch.zeros(5, 3, 112, 112)).shape == (5, 12)  # dynamic batch
+    # TorchScript and torch.export files can run code when loaded (tests/test_security.py): refused
+    torch.jit.script(Tiny()).save(str(tmp_path / "teacher.pt"))
+    with pytest.raises(TeacherError, match="can run arbitrary code"):
+        load_teacher(tmp_path / "teacher.pt")
     with pytest.raises(TeacherError, match="teacher file not found"):
         load_teacher(tmp_path / "none.onnx")
     with pytest.raises(TeacherError, match="gives 12-d embeddings but the student has model.embedding_dim=16"):
@@ -200,7 +197,7 @@ def test_cli_reports_data_and_teacher_problems(ids_root: Path, teacher_ckpt: Pat
                               f"data.identities.root={tmp_path / 'missing'}"])
     assert res.exit_code == 2 and "identity folder root not found" in res.output
     res = runner.invoke(app, ["train", "-c", "recognition/csdn_synth.yaml", *base,
-                              f"method.teacher={tmp_path / 'none.pt'}"])
+                              f"method.teacher={tmp_path / 'none.onnx'}"])
     assert res.exit_code == 2 and "teacher file not found" in res.output
     res = runner.invoke(app, ["predict", str(teacher_ckpt), str(ids_root / "test" / "masks.csv")])
     assert res.exit_code == 2 and "use --embed" in res.output

@@ -7,6 +7,7 @@ Every command takes a YAML config (``--config``) plus dotted overrides as extra 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,18 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Prepare, inspect and synthesise datasets (face-crop caches).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+checkpoint_app = typer.Typer(help="Checkpoint integrity: sign legacy files.", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
+
+
+@app.callback()
+def _options(allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned", help="Also load legacy checkpoints that carry no integrity digest (written before "
+                                 "openfas-checkpoint/2). Only for files you trust; see SECURITY.md.")] = False) -> None:
+    if allow_unsigned or "openfas.io.checkpoint" in sys.modules:  # reset too: one process may run many commands
+        from openfas.io.checkpoint import set_allow_unsigned
+
+        set_allow_unsigned(True if allow_unsigned else None)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see configs/).")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.theta=0.7 train.epochs=5")]
@@ -58,6 +71,7 @@ def train(
     from openfas.data.video import MediaError
     from openfas.engine.trainer import Trainer, TrainingDiverged
     from openfas.io.checkpoint import CheckpointError
+    from openfas.models.ldcnet import PretrainedWeightsError
     from openfas.recognition.data import IdentityDataError
     from openfas.recognition.pairs import PairsError
     from openfas.recognition.teacher import TeacherError
@@ -67,7 +81,7 @@ def train(
         trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
         result = trainer.fit()
     except (ConfigError, CheckpointError, TrainingDiverged, IdentityDataError, PairsError, TeacherError,
-            MediaError) as err:
+            MediaError, PretrainedWeightsError) as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
         return
     if trainer.dist.is_main:
@@ -170,13 +184,49 @@ def data_synth_ids(
     typer.echo(f"synthetic identities written to {path} (train/, test/pairs.txt, test/masks.csv)")
 
 
+@data_app.command("lfw")
+def data_lfw(
+    root: Annotated[Path, typer.Argument(help="LFW folder in its distributed layout (lfw-deepfunneled/ + View 1 "
+                                              "files peopleDevTrain.txt, pairsDevTest.txt).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (train/, test/, pair lists, teacher/).")],
+    min_images: Annotated[int, typer.Option(help="DevTrain people with at least this many images.")] = 4,
+    max_images: Annotated[int, typer.Option(help="At most this many images per training identity.")] = 6,
+    max_identities: Annotated[int | None, typer.Option(
+        help="Keep only the N DevTrain people with the most images (CPU budget).")] = None,
+    test_pairs: Annotated[int | None, typer.Option(
+        help="Use N of the 1000 DevTest pairs (evenly spaced, half same / half different).")] = None,
+    size: Annotated[int, typer.Option(help="Aligned crop size (ArcFace 5-point template scaled).")] = 112,
+    teacher: Annotated[str, typer.Option(help="'dlib': embed the unmasked training images (table) and report "
+                                              "the teacher on the three protocols; 'none': skip.")] = "dlib",
+    seed: Annotated[int, typer.Option(help="Seed of the test masks (the protocol files are reproducible).")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes (dlib runs one image per process).")] = 1,
+) -> None:
+    """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
+    DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
+    extra: pip install 'openfas[dlib]'."""
+    from openfas.recognition.landmarks import LandmarkError
+    from openfas.recognition.lfw import LFWError, prepare_lfw
+
+    try:
+        info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
+                           max_test_pairs=test_pairs, size=size, seed=seed,
+                           teacher=None if teacher == "none" else teacher, workers=workers)
+    except (LFWError, LandmarkError) as err:
+        _fail(str(err))
+        return
+    typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
+    typer.echo(f"written to {out} (train/, test/pairs_*.txt, teacher/); landmark fallbacks: "
+               f"{len(info['landmark_fallbacks'])}")
+
+
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
-        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, folder.")],
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, nuaa, folder.")],
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
     out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
-    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1').")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
     splits: Annotated[str | None, typer.Option(
         help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
@@ -191,12 +241,23 @@ def data_prepare(
     ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
-    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
+
+    Your own data (dataset 'folder'):
+      ROOT/train/live/<subject>/*.jpg|*.mp4
+      ROOT/train/spoof/<attack>/<subject>/*  (print, replay, mask, other)
+      ROOT/dev/...  (threshold and best-epoch choice)   ROOT/test/...
+    Without train/dev/test folders everything is one split 'all'.
+    Add -o faces=whole when the files already are face crops.
+    Frames without a face are counted here and in 'openfas data inspect'.
+    """
     import yaml
 
     from openfas.data.datasets import get_dataset
     from openfas.data.prepare import prepare_media
 
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: exists and is not a folder (OUT is the cache folder to create or resume)")
     kwargs = {}
     for item in option or []:
         if "=" not in item:
@@ -213,6 +274,9 @@ def data_prepare(
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
+    for source, names in getattr(adapter, "missing", {}).items():
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        typer.echo(f"warning: {len(names)} media listed in {source} are missing and skipped: {shown}", err=True)
     if not items:
         _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
@@ -230,6 +294,7 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     from collections import Counter
 
     from openfas.data.cache import CacheError, CropCacheReader
+    from openfas.data.prepare import detection_summary
 
     try:
         reader = CropCacheReader(cache)
@@ -244,11 +309,46 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
     for (d, s, a), n in sorted(counts.items()):
         typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
-    skipped = {k: v["skipped"] for k, v in reader.media_status().items() if v.get("skipped")}
+    status = reader.media_status()
+    detector = reader.info().get("prepare", {}).get("detector")
+    for line in detection_summary(status, detector):
+        typer.echo(line)
+    skipped = {k: v["skipped"] for k, v in status.items() if v.get("skipped")}
     if skipped:
         typer.echo(f"skipped media: {len(skipped)}")
         for k, why in sorted(skipped.items())[:20]:
             typer.echo(f"  {k}: {why}")
+
+
+# ---------------------------------------------------------------- checkpoint sub-commands
+@checkpoint_app.command("sign")
+def checkpoint_sign(
+    src: Annotated[Path, typer.Argument(help="Checkpoint to rewrite (e.g. a legacy openfas-checkpoint/1 file).")],
+    out: Annotated[Path | None, typer.Option(help="Output file (default: replace SRC).")] = None,
+) -> None:
+    """Rewrite a checkpoint you trust in the current format with a fresh integrity digest (HMAC-signed when
+    OPENFAS_CHECKPOINT_KEY is set). Legacy files need the global --allow-unsigned, which states that trust."""
+    from openfas.io.checkpoint import (
+        KEY_ENV,
+        CheckpointError,
+        CheckpointIntegrityError,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    try:
+        try:  # an existing digest must still verify: under the key if set, else (first signing) as plain SHA-256
+            ck = load_checkpoint(src)
+        except CheckpointIntegrityError:
+            if not os.environ.get(KEY_ENV):
+                raise
+            ck = load_checkpoint(src, key=b"")
+        path = save_checkpoint(out or src, model_state=ck["model"], meta=ck["meta"], optimizer_state=ck["optimizer"],
+                               scheduler_state=ck["scheduler"], extra_state=ck["extra"])
+    except CheckpointError as err:
+        _fail(str(err))
+        return
+    typer.echo(f"signed checkpoint written to {path}")
 
 
 from openfas.deploy.commands import register as _register_deploy  # noqa: E402

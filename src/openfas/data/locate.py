@@ -41,7 +41,7 @@ def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
     return path
 
 
-def crop_geometry(cache_dir: Path) -> dict[str, Any]:
+def crop_geometry(cache_dir: Path, crop_fraction: float = 1.0) -> dict[str, Any]:
     """How the crops of a cache were cut (so a deployed model can crop faces the same way).
 
     Prepared caches: ``{"source": "prepared", "crop_size", "scale", "detector"}`` (scale = crop side / longer side
@@ -51,8 +51,10 @@ def crop_geometry(cache_dir: Path) -> dict[str, Any]:
     info = CropCacheReader(cache_dir).info()
     if "prepare" in info:
         p = info["prepare"]
-        return {"source": "prepared", "crop_size": p.get("crop_size"), "scale": p.get("scale"),
-                "detector": p.get("detector")}
+        size, scale = p.get("crop_size"), p.get("scale")
+        if crop_fraction != 1.0 and size is not None and scale is not None:  # data.crop_fraction: a tighter crop
+            size, scale = max(1, round(size * crop_fraction)), scale * crop_fraction
+        return {"source": "prepared", "crop_size": size, "scale": scale, "detector": p.get("detector")}
     if "synth" in info:
         return {"source": "synthetic", "crop_size": info["synth"].get("size")}
     return {"source": "unknown"}

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from openfas.deploy.predictor import ONNX_FORMAT
+from openfas.deploy.predictor import ONNX_FORMAT, ONNX_INTEGRITY_KEY
+from openfas.io.checkpoint import integrity_placeholder, seal_bytes
 
 DEFAULT_OPSET = 17
 
@@ -120,20 +121,24 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     info = {
         "format": ONNX_FORMAT, "openfas_version": meta.get("openfas_version"), "model": meta.get("model"),
         "model_kwargs": meta.get("model_kwargs", {}), "method": meta.get("method"), "preprocess": pre,
-        "threshold": meta.get("threshold"), "outputs": outputs, "folded": folded, "opset": opset,
+        "threshold": meta.get("threshold"), "threshold_info": meta.get("threshold_info"), "outputs": outputs,
+        "folded": folded, "opset": opset,
     }
     if "source_sha256" in meta:
         info["source_sha256"] = meta["source_sha256"]
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = "openfas", json.dumps(info)
+    seal = proto.metadata_props.add()  # SHA-256 (HMAC with OPENFAS_CHECKPOINT_KEY) of the whole file
+    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
     proto.producer_name = "openfas"
     onnx.checker.check_model(proto)
+    data = seal_bytes(proto.SerializeToString())
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
-        onnx.save(proto, tmp)
+        Path(tmp).write_bytes(data)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -28,7 +28,7 @@ from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchS
 from openfas.engine import distributed as D
 from openfas.engine.logger import RunLogger, log, setup_console_logging
 from openfas.eval.runner import score_cache
-from openfas.eval.scores import ScoreTable, evaluate_tables, quick_metrics
+from openfas.eval.scores import ScoreTable, evaluate_tables, no_face_counts, quick_metrics
 from openfas.io.checkpoint import load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state
 from openfas.methods.base import Method, Stage, get_method
 
@@ -83,6 +83,11 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
                  progress: bool = True) -> None:
         setup_console_logging()
+        from openfas.engine.data_check import adapt_to_cache
+
+        cfg = cfg.model_copy(deep=True)
+        for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
+            log.info("%s", note)
         self.dist, self.device = D.init_distributed(cfg.train.device)
         self.cfg = cfg
         self.progress = progress and self.dist.is_main
@@ -124,6 +129,10 @@ class Trainer:
         self.cache_dir: Path | None = None
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
+        if self.cache_dir is not None:
+            from openfas.engine.data_check import check_dev_split
+
+            check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -147,7 +156,8 @@ class Trainer:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
-                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed)
+                               train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
+                               seed=self.cfg.experiment.seed, crop_fraction=d.crop_fraction)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
@@ -194,7 +204,8 @@ class Trainer:
         return opt, sched
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_meta(self, threshold: float | None = None) -> dict[str, Any]:
+    def checkpoint_meta(self, threshold: float | None = None,
+                        threshold_info: dict[str, Any] | None = None) -> dict[str, Any]:
         d = self.cfg.data
         return {
             "openfas_version": openfas.__version__,
@@ -206,16 +217,17 @@ class Trainer:
                            "modalities": list(d.modalities), "channel_order": "RGB",
                            "crop": getattr(self, "crop_info", {})},
             "threshold": threshold,
+            "threshold_info": threshold_info,
             "train_state": self.state.to_json(),
         }
 
     def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-             threshold: float | None = None) -> Path | None:
+             threshold: float | None = None, threshold_info: dict[str, Any] | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
         extra = {"rng": rng_state(), "method": self.method.state_dict()}
         return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
-                               meta=self.checkpoint_meta(threshold),
+                               meta=self.checkpoint_meta(threshold, threshold_info),
                                optimizer_state=optimizer.state_dict() if optimizer else None,
                                scheduler_state=scheduler.state_dict() if scheduler else None,
                                extra_state=extra)
@@ -253,8 +265,11 @@ class Trainer:
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
+                if self._patience_exhausted(si):
+                    break
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
+        self.selection = self._restore_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -322,6 +337,9 @@ class Trainer:
         n_steps = max(1, total)
         summary = {k: v / n_steps for k, v in running.items()}
         summary.update(self.method.dev_metrics(self))
+        best = self._selection_metric(si, summary) if self.cfg.train.select != "last" else None
+        if best is not None:
+            summary[best[0]] = best[1]
         self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
         self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
                             epoch=self.state.epoch)
@@ -329,6 +347,74 @@ class Trainer:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
         self.save("last", opt, sched)
+        if best is not None and self._is_best_epoch(best[0]):
+            self.save("best")
+
+    # ------------------------------------------------------------------ checkpoint selection (train.select)
+    def _selection_metric(self, si: int, summary: dict[str, float]) -> tuple[str, float] | None:
+        """(history key, value) of the selection metric after an epoch of the final stage, else None.
+
+        On dev, the epoch's dev metrics are reused when the method logged them (no second scoring pass)."""
+        if si != len(self.method.stages()) - 1:
+            return None
+        t = self.cfg.train
+        d = self.cfg.data
+        key = f"select_{t.select_split}_{t.select}"
+        if t.select_split == "dev" and f"dev_{t.select}" in summary:
+            return key, float(summary[f"dev_{t.select}"])
+        split, domains = ((d.dev_split, d.train_domains) if t.select_split == "dev"
+                          else (d.test_split, d.test_domains if d.test_domains is not None else d.train_domains))
+        value = quick_metrics(self.score_split(split, domains)).get(t.select)
+        return (key, float(value)) if value is not None else None
+
+    def _selection_rows(self) -> tuple[str, list[float]]:
+        key = f"select_{self.cfg.train.select_split}_{self.cfg.train.select}"
+        return key, [h[key] for h in self.state.history if key in h]
+
+    def _best_index(self, values: list[float]) -> int:
+        """Index of the best value (ties keep the earlier epoch)."""
+        better = max if self.cfg.train.select == "auc" else min
+        return values.index(better(values))
+
+    def _is_best_epoch(self, key: str) -> bool:
+        """The epoch just appended to the history is the best so far (ties keep the earlier epoch)."""
+        _, values = self._selection_rows()
+        return bool(values) and self._best_index(values) == len(values) - 1
+
+    def _patience_exhausted(self, si: int) -> bool:
+        """``train.patience``: stop the final stage after that many epochs without a better selection metric."""
+        p = self.cfg.train.patience
+        if not p or self.cfg.train.select == "last" or si != len(self.method.stages()) - 1:
+            return False
+        _, values = self._selection_rows()
+        if not values or len(values) - 1 - self._best_index(values) < p:
+            return False
+        if self.dist.is_main:
+            log.info("early stop: no better %s for %d epochs (best: epoch %d of this stage)", self.cfg.train.select,
+                     p, self._best_index(values) + 1)
+        return True
+
+    def _restore_best(self) -> dict[str, Any] | None:
+        """Load the selected epoch's weights before the final evaluation; returns what was selected."""
+        t = self.cfg.train
+        if t.select == "last":
+            return None
+        key = f"select_{t.select_split}_{t.select}"
+        rows = [h for h in self.state.history if key in h]
+        path = self.ckpt_dir / "best.safetensors"
+        if not rows or not path.exists():
+            log.warning("train.select=%s: no %s metric was computed (no %s split with both classes?); the last "
+                        "epoch is evaluated", t.select, t.select_split, t.select_split)
+            return None
+        pick = rows[self._best_index([h[key] for h in rows])]
+        D.barrier()  # rank 0 wrote best.safetensors
+        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        note = {"metric": t.select, "split": t.select_split, "level": "frame", "epoch": pick["epoch"],
+                "value": pick[key], "optimistic": t.select_split == "test"}
+        if t.select_split == "test" and self.dist.is_main:
+            log.warning("checkpoint selected by %s on the TEST split (as the official code does): the reported "
+                        "test numbers are optimistic", t.select)
+        return note
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -366,14 +452,23 @@ class Trainer:
         dev = None
         if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
+        no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target)
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face,
+                                 separated_rule=cfg.eval.separated_rule)
+        rule = getattr(self.method, "score_rule", None)
+        if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
+            result["score_rule"] = rule()
+        result["checkpoint_selection"] = getattr(self, "selection", None) or {"metric": "last epoch"}
+        cal = result["threshold"].get("calibration") or {}
+        if cal.get("warning"):
+            log.warning("threshold: %s", cal["warning"])
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
                 dev.write_csv(self.run_dir / "scores_dev.csv")
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-            self.save("final", threshold=result["threshold"]["value"])
+            self.save("final", threshold=result["threshold"]["value"], threshold_info=result["threshold"])
             if cfg.eval.report:
                 try:
                     from openfas.eval.report import write_report

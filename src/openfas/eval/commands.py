@@ -58,7 +58,7 @@ def evaluate(
     from openfas.data.locate import resolve_cache
     from openfas.engine import distributed as D
     from openfas.eval.runner import score_cache
-    from openfas.eval.scores import evaluate_tables
+    from openfas.eval.scores import evaluate_tables, no_face_counts
     from openfas.io.checkpoint import CheckpointError
     from openfas.methods.restore import build_model_from_checkpoint
 
@@ -94,6 +94,7 @@ def evaluate(
     try:
         cache_dir = resolve_cache(cfg)
         table = score_cache(model, method, cache_dir, split, doms, dev_device, bs)
+        no_face = no_face_counts(cache_dir, split, doms)
         dev = None
         if threshold in ("dev_eer", "dev_apcer"):
             dev = score_cache(model, method, cache_dir, cfg.data.dev_split, cfg.data.train_domains, dev_device, bs)
@@ -102,13 +103,15 @@ def evaluate(
     try:
         if threshold == "stored":
             result = evaluate_tables(table, None, "fixed", float(stored), cfg.eval.video_level,
-                                     source=f"threshold stored in {checkpoint.name} (chosen on dev at training)")
+                                     source=f"threshold stored in {checkpoint.name} (chosen on dev at training)",
+                                     no_face=no_face)
             result["threshold"]["policy"] = "stored"
         elif value is not None:
-            result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level)
+            result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level, no_face=no_face)
         else:
             result = evaluate_tables(table, dev, threshold, video_level=cfg.eval.video_level,
-                                     apcer_target=apcer_target)
+                                     apcer_target=apcer_target, no_face=no_face,
+                                     separated_rule=cfg.eval.separated_rule)
     except ValueError as err:
         _fail(f"{checkpoint}: {err}")
     out_dir = out or checkpoint.parent.parent / f"eval-{split}"

@@ -157,7 +157,18 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     elif idx:
         notes.append("example images omitted: no crop cache given (pass cache_dir / --cache).")
 
-    levels = {k: metrics[k] for k in ("frame", "video") if k in metrics}
+    unit = metrics.get("unit", "frame")
+    levels = {(unit if k == "frame" else k): metrics[k] for k in ("frame", "video") if k in metrics}
+    nf = metrics.get("no_face")
+    if isinstance(nf, dict) and "n_frames" in nf:
+        per = ", ".join(f"{a} {n}" for a, n in nf["frames"].items()) or "none"
+        nf_text = (f"<p><b>No face found:</b> {nf['n_frames']} test {unit}s ({per}) and {nf['n_media']} media with "
+                   f"no usable {unit} at all; they are {html.escape(nf['policy'])} and included in every "
+                   f"denominator ({metrics.get('n_test_frames', '?')} {unit}s in all).</p>")
+    elif isinstance(nf, dict):
+        nf_text = f"<p><b>No face found:</b> {html.escape(str(nf.get('unknown', '')))}.</p>"
+    else:
+        nf_text = ""
     h = metrics.get("headline", {})
     headline = " · ".join(f"{k.upper()} {_pct(h[k])} %" for k in ("auc", "eer", "hter", "apcer", "bpcer", "acer")
                           if k in h)
@@ -188,6 +199,7 @@ HTER pools all attacks.</p>
 <h2 id="summary">Summary</h2>
 <p class="headline">{html.escape(h.get("level", "frame"))} level: {headline}</p>
 {thr_text}
+{nf_text}
 <h2 id="metrics">Metrics</h2>
 {_metrics_table(levels)}
 <h2 id="figures">Figures</h2>

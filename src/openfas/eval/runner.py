@@ -32,7 +32,7 @@ def _dataset(method: Scorer, cache_dir: str | Path, split: str | None, domains: 
     d = method.cfg.data
     return FaceCropDataset(cache_dir, split=split, domains=domains, modalities=d.modalities,
                            image_size=d.image_size, map_size=d.map_size, train=False, mean=d.mean, std=d.std,
-                           seed=method.cfg.experiment.seed, records=records)
+                           seed=method.cfg.experiment.seed, records=records, crop_fraction=d.crop_fraction)
 
 
 @torch.no_grad()

@@ -125,7 +125,7 @@ class Method:
         from openfas.data.locate import crop_geometry, resolve_cache
 
         trainer.cache_dir = resolve_cache(self.cfg, trainer.dist.is_main)
-        trainer.crop_info = crop_geometry(trainer.cache_dir)
+        trainer.crop_info = crop_geometry(trainer.cache_dir, self.cfg.data.crop_fraction)
 
     def train_dataset(self, trainer: Any) -> Any:
         """The training dataset (``__len__``, ``__getitem__`` → dict with ``"image"``, ``set_epoch``)."""

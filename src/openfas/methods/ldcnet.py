@@ -81,7 +81,7 @@ class LDCNetMethod(Method):
         from openfas.eval.cam import class_activation_maps, load_cam_cache, save_cam_cache
 
         cfg = self.cfg
-        if cfg.data.augment:
+        if cfg.data.augment not in (False, "none"):
             log.warning("ldcnet: the CAM targets are computed on un-augmented crops; data.augment=true moves the "
                         "training crops (flip/affine) away from them (the official code trains without augmentation)")
         train_set = trainer.dataset(cfg.data.train_split, cfg.data.train_domains, train=False)

@@ -15,7 +15,8 @@ assumption, set in the config):
   ``ŵ_ij ∝ w_i w_j`` from the concept branch (weights detached by default, so the branch cannot lower the loss
   by collapsing onto one sub-decision; ``kl_weight`` assumed 1);
 * ``L_kd = mean_x [1 − cos(e(x_masked), t(x_normal))]`` against a frozen teacher ``t`` of the unmasked face
-  (``kd_weight`` assumed 1);
+  (``kd_weight`` assumed 1); ``t`` is a loaded model (``teacher``), dlib's ResNet (``teacher=dlib``) or a
+  precomputed table of the unmasked training images (``teacher_table``; no teacher cost per step);
 * ``L = L_cls + kl_weight·L_kl + kd_weight·L_kd``.
 * Quality: ``C(x) = exp(−D(x))`` with D the per-sample weighted divergence (activation configurable).
 """
@@ -51,8 +52,13 @@ class CosFaceParams(MethodParams):
 
 
 class CSDNParams(CosFaceParams):
-    teacher: str | None = None  # frozen teacher file (see openfas.recognition.teacher); needed when kd_weight > 0
-    teacher_input_size: int = 112  # input side of TorchScript / ONNX teachers
+    # frozen teacher (see openfas.recognition.teacher) or "dlib" (dlib's ResNet, slow: prefer teacher_table);
+    # needed when kd_weight > 0 and no teacher_table is given
+    teacher: str | None = None
+    # precomputed teacher embeddings of the unmasked training images (openfas.recognition.embedding_table,
+    # safetensors): distillation reads the row of each item instead of running the teacher
+    teacher_table: str | None = None
+    teacher_input_size: int = 112  # input side of ONNX teachers
     kd_weight: float = 1.0  # assumed
     kl_weight: float = 1.0  # assumed
     branch_weight: float = 0.5  # assumed
@@ -158,7 +164,8 @@ class CosFaceMethod(Method):
         d, data = self.cfg.data.identities, self.cfg.data
         ds = MaskedIdentityDataset(self.paths["train"], image_size=data.image_size, mean=data.mean, std=data.std,
                                    mask_prob=d.mask_prob, mask_types=tuple(d.mask_types), masked_root=d.masked_root,
-                                   landmarks=d.landmarks, train=data.augment, seed=self.cfg.experiment.seed)
+                                   landmarks=d.landmarks, train=data.augment not in (False, "none"),
+                                   seed=self.cfg.experiment.seed)
         n = self.model_kwargs().get("num_classes")
         if n != ds.num_classes:
             raise ConfigError(f"{self.paths['train']}: {ds.num_classes} identities, but model.num_classes={n}; "
@@ -215,6 +222,7 @@ class CSDNMethod(CosFaceMethod):
     def __init__(self, cfg: Any, params: CSDNParams) -> None:
         super().__init__(cfg, params)
         self._teacher: Any = None
+        self._kd_targets: torch.Tensor | None = None  # teacher_table rows in dataset order
 
     def teacher(self, device: torch.device) -> Any:
         from openfas.config import ConfigError
@@ -224,9 +232,19 @@ class CSDNMethod(CosFaceMethod):
         if self._teacher is None:
             if not self.params.teacher:
                 raise ConfigError("method csdn: kd_weight > 0 needs method.teacher=<face-recognition checkpoint> "
-                                  "(an openfas .safetensors, TorchScript .pt or .onnx); or set kd_weight=0")
-            t = load_teacher(self.params.teacher, self.params.teacher_input_size, self.cfg.data.mean,
-                             self.cfg.data.std, build_model=build_model_from_checkpoint)
+                                  "(an openfas .safetensors, an .onnx graph or 'dlib') or "
+                                  "method.teacher_table=<embeddings .safetensors>; or set kd_weight=0")
+            if self.params.teacher == "dlib":
+                from openfas.recognition.dlib_teacher import DlibTeacher
+                from openfas.recognition.landmarks import LandmarkError
+
+                try:
+                    t = DlibTeacher(self.cfg.data.mean, self.cfg.data.std)
+                except LandmarkError as err:
+                    raise TeacherError(f"method.teacher=dlib: {err}") from None
+            else:
+                t = load_teacher(self.params.teacher, self.params.teacher_input_size, self.cfg.data.mean,
+                                 self.cfg.data.std, build_model=build_model_from_checkpoint)
             dim = self.cfg.model.kwargs().get("embedding_dim", 512)
             if t.embedding_dim != dim:
                 raise TeacherError(f"{t.path}: the teacher gives {t.embedding_dim}-d embeddings but the student "
@@ -234,8 +252,21 @@ class CSDNMethod(CosFaceMethod):
             self._teacher = t
         return self._teacher.to(device)
 
+    def train_dataset(self, trainer: Any) -> Any:
+        ds = super().train_dataset(trainer)
+        if self.params.teacher_table and self.params.kd_weight > 0:
+            from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
+
+            table = EmbeddingTable.load(self.params.teacher_table)
+            dim = self.cfg.model.kwargs().get("embedding_dim", 512)
+            if table.dim != dim:
+                raise EmbeddingTableError(f"{table.path}: the table holds {table.dim}-d teacher embeddings but the "
+                                          f"student has model.embedding_dim={dim}; they must match")
+            self._kd_targets = table.for_files(rel for rel, _ in ds.samples)  # checked against the training list
+        return ds
+
     def on_stage_start(self, trainer: Any, stage: Stage) -> None:
-        if self.params.kd_weight > 0:
+        if self.params.kd_weight > 0 and self._kd_targets is None:
             self.teacher(trainer.device)  # fail early, before the first step
 
     def sub_decisions(self, out: Any) -> torch.Tensor:
@@ -262,7 +293,10 @@ class CSDNMethod(CosFaceMethod):
         loss = cls + p.branch_weight * branch_cls + p.kl_weight * kl
         terms = {"cls": cls.detach(), "branch_cls": branch_cls.detach(), "kl": kl.detach()}
         if p.kd_weight > 0:
-            target = self.teacher(batch["image_normal"].device)(batch["image_normal"])
+            if self._kd_targets is not None:  # precomputed: the unmasked image's row (unflipped; see the docs)
+                target = self._kd_targets[batch["index"].long().cpu()].to(out.embedding.device)
+            else:
+                target = self.teacher(batch["image_normal"].device)(batch["image_normal"])
             kd = cosine_distillation_loss(out.embedding, target)
             loss = loss + p.kd_weight * kd
             terms["kd"] = kd.detach()

@@ -18,10 +18,11 @@ from openfas.io.checkpoint import CheckpointError, load_checkpoint, load_model_w
 from openfas.methods.base import get_method
 
 
-def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                                ) -> tuple[nn.Module, dict[str, Any]]:
-    """``(model in eval mode, {"meta", "method", "config"})`` of the checkpoint at ``path``."""
-    ckpt = load_checkpoint(path, map_location)
+def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                                allow_unsigned: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model in eval mode, {"meta", "method", "config"})`` of the checkpoint at ``path``; ``allow_unsigned``
+    admits legacy checkpoints without an integrity digest (see :func:`openfas.io.checkpoint.load_checkpoint`)."""
+    ckpt = load_checkpoint(path, map_location, allow_unsigned=allow_unsigned)
     meta = ckpt["meta"]
     if "model" not in meta:
         raise CheckpointError(f"{path}: checkpoint metadata has no model name")

@@ -45,14 +45,33 @@ def model_factory(name: str) -> Callable[..., nn.Module]:
 
 
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming any key that the model's factory does not accept."""
-    sig = inspect.signature(model_factory(name))
+    """Raise ``ValueError`` naming any key that the model's factory does not accept, or whose value does not fit
+    the factory's type annotation (``theta="abc"`` for a ``float``)."""
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic.errors import PydanticUserError
+
+    fn = model_factory(name)
+    try:
+        sig = inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: check names only
+        sig = inspect.signature(fn)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
         return
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key not in sig.parameters:
             allowed = ", ".join(p for p in sig.parameters)
             raise ValueError(f"model {name!r} has no option {key!r} (accepted: {allowed})")
+        annotation = sig.parameters[key].annotation
+        if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+            continue
+        try:
+            TypeAdapter(annotation).validate_python(value)
+        except ValidationError as err:
+            expected = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            reason = err.errors()[0]["msg"] if err.errors() else "invalid value"
+            raise ValueError(f"model {name!r} option {key}={value!r}: expected {expected} ({reason})") from None
+        except PydanticUserError:  # a type pydantic cannot describe (e.g. a module class): not checked
+            continue
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

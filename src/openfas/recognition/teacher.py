@@ -1,16 +1,18 @@
 """Frozen face-recognition teachers for knowledge distillation (CSDN).
 
-A teacher maps a batch of aligned faces to embeddings. Accepted files (nothing is downloaded):
+A teacher maps a batch of aligned faces to embeddings. Accepted files (nothing is downloaded, nothing is
+unpickled):
 
 * ``*.safetensors`` – an openfas recognition checkpoint (``openfas train`` with method ``cosface`` or
   ``csdn``); its own stored preprocessing (image size, mean, std) is used;
-* ``*.pt`` / ``*.pth`` / ``*.ts`` / ``*.jit`` – a TorchScript module (``torch.jit.save``) mapping an
-  N×3×S×S RGB batch normalised as ``(x/255 − 0.5)/0.5`` (the insightface convention) to N×D embeddings;
-  ``S`` = ``teacher_input_size`` (default 112);
-* ``*.pt2`` – the same interface as a ``torch.export`` program (``torch.export.save``), exported with a
-  dynamic batch dimension;
-* ``*.onnx`` – the same interface as an ONNX graph, run with ONNX Runtime on the CPU (``pip install
-  'openfas[onnx]'``).
+* ``*.onnx`` – an ONNX graph mapping an N×3×S×S RGB batch normalised as ``(x/255 − 0.5)/0.5`` (the
+  insightface convention) to N×D embeddings, exported with a dynamic batch dimension and run with ONNX Runtime
+  on the CPU (``pip install 'openfas[onnx]'``); ``S`` = ``teacher_input_size`` (default 112).
+
+TorchScript (``.pt``/``.pth``/``.ts``/``.jit``) and ``torch.export`` (``.pt2``) files are refused: loading a
+``.pt2`` unpickles Python objects (arbitrary code runs while the file is read), and a TorchScript archive is a
+program that PyTorch itself will not load under ``weights_only=True``. Convert such a teacher once, on a machine
+that trusts it, with ``torch.onnx.export``.
 
 The student's batches (normalised with the data config's mean/std, at ``data.image_size``) are converted to the
 teacher's normalisation and resized to its input size. The teacher's embedding size must equal the student's.
@@ -73,6 +75,12 @@ class Teacher:
 CheckpointBuilder = Callable[[Path], tuple[nn.Module, dict[str, Any]]]
 
 
+# Formats whose loaders execute code from the file (pickle) or are programs; refused before any byte is read.
+_CODE_SUFFIXES = {".pt2": "torch.export (.pt2)", ".pt": "TorchScript/pickle (.pt)", ".pth": "TorchScript/pickle (.pth)",
+                  ".ts": "TorchScript (.ts)", ".jit": "TorchScript (.jit)", ".pkl": "pickle (.pkl)",
+                  ".pickle": "pickle (.pickle)", ".bin": "pickle (.bin)", ".ckpt": "pickle (.ckpt)"}
+
+
 def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 0.5,
                  student_std: float = 0.5, *, build_model: CheckpointBuilder | None = None) -> Teacher:
     """Load a frozen teacher; ``build_model`` re-creates models of openfas ``.safetensors`` checkpoints."""
@@ -80,6 +88,10 @@ def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 
     if not path.is_file():
         raise TeacherError(f"{path}: teacher file not found")
     suffix = path.suffix.lower()
+    if suffix in _CODE_SUFFIXES:
+        raise TeacherError(f"{path}: {_CODE_SUFFIXES[suffix]} files can run arbitrary code when loaded, so openfas "
+                           "refuses them; export the teacher to ONNX (torch.onnx.export, dynamic batch axis) or use "
+                           "an openfas .safetensors checkpoint")
     try:
         if suffix == ".safetensors":
             if build_model is None:
@@ -93,14 +105,6 @@ def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 
             pre = info["meta"].get("preprocess", {})
             return Teacher(model.eval(), "openfas", path, int(pre.get("image_size", input_size)),
                            float(pre.get("mean", 0.5)), float(pre.get("std", 0.5)), student_mean, student_std)
-        if suffix in (".pt", ".pth", ".ts", ".jit"):
-            module = torch.jit.load(str(path), map_location="cpu").eval()
-            for p in module.parameters():
-                p.requires_grad_(False)
-            return Teacher(module, "torchscript", path, input_size, 0.5, 0.5, student_mean, student_std)
-        if suffix == ".pt2":
-            module = torch.export.load(str(path)).module()
-            return Teacher(module, "export", path, input_size, 0.5, 0.5, student_mean, student_std)
         if suffix == ".onnx":
             try:
                 import onnxruntime as ort
@@ -112,8 +116,8 @@ def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 
         raise
     except Exception as err:  # noqa: BLE001 - any loader failure becomes one clear message
         raise TeacherError(f"{path}: cannot load the teacher ({type(err).__name__}: {err})") from None
-    raise TeacherError(f"{path}: unknown teacher file type {suffix!r} (use .safetensors, a TorchScript .pt/.pth/"
-                       ".ts, a torch.export .pt2 or .onnx)")
+    raise TeacherError(f"{path}: unknown teacher file type {suffix!r} (use an openfas .safetensors checkpoint "
+                       "or an .onnx graph)")
 
 
 __all__ = ["Teacher", "TeacherError", "load_teacher"]

@@ -1,0 +1,500 @@
+"""Security regression tests (issue 15): no user file is ever unpickled.
+
+Every path that reads a file named by the user (teacher, ``model.pretrained``, ``method.init_from``,
+``--resume``, the checkpoint of predict / eval / export / serve / report) is fed crafted malicious files whose
+payload (a ``__reduce__`` calling ``open(marker, "w")``) would create a marker file if it were unpickled. The
+tests assert the marker never appears and that the error is one clean line naming the file. A first test proves
+that the crafted files really are malicious: loaded the unsafe way, they create their marker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from openfas.cli import app
+
+
+class _Payload:
+    """Unpickling this object calls ``open(marker, "w")``: the marker file appears iff the pickle ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (str(self.marker), "w"))
+
+
+def _pickle_file(path: Path, marker: Path) -> Path:
+    """A plain pickle (what ``torch.save`` wrote before PyTorch 1.6, and ``*.pkl``)."""
+    path.write_bytes(pickle.dumps({"weight": _Payload(marker)}))
+    return path
+
+
+def _torch_zip(path: Path, marker: Path) -> Path:
+    """A ``torch.save`` zip archive whose ``data.pkl`` carries the payload."""
+    torch.save({"weight": _Payload(marker)}, str(path))
+    return path
+
+
+def _pt2(path: Path, marker: Path) -> Path:
+    """A genuine ``torch.export`` archive whose first weight is declared pickled and replaced by the payload."""
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.mean((2, 3)))
+
+    good = io.BytesIO()
+    torch.export.save(torch.export.export(Tiny(), (torch.zeros(2, 3, 8, 8),)), good)
+    payload = io.BytesIO()
+    torch.save(_Payload(marker), payload)
+    src = zipfile.ZipFile(good)
+    cfg_name = next(n for n in src.namelist() if n.endswith("weights/model_weights_config.json"))
+    cfg = json.loads(src.read(cfg_name))
+    cfg["config"]["fc.weight"]["use_pickle"] = True
+    weight_name = cfg_name.rsplit("/", 1)[0] + "/" + cfg["config"]["fc.weight"]["path_name"]
+    with zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            data = {cfg_name: json.dumps(cfg).encode(), weight_name: payload.getvalue()}.get(name, src.read(name))
+            dst.writestr(name, data)
+    return path
+
+
+CRAFT = {"pickle": _pickle_file, "torch_zip": _torch_zip, "pt2": _pt2}
+
+
+@pytest.fixture()
+def marker(tmp_path: Path) -> Path:
+    return tmp_path / "PAYLOAD_RAN"
+
+
+def _evil_files(folder: Path, marker: Path, names: dict[str, str]) -> list[Path]:
+    """``names``: file name → craft kind; returns the written files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [CRAFT[kind](folder / name, marker) for name, kind in names.items()]
+
+
+# every malicious file a loader might meet: the right suffix with a hostile body, and code formats
+ANY_NAME = {"evil.safetensors": "pickle", "zip.safetensors": "torch_zip", "evil.onnx": "pickle",
+            "evil.pt": "torch_zip", "evil.pth": "pickle", "evil.pt2": "pt2", "evil.pkl": "pickle"}
+
+
+def test_crafted_files_really_run_their_payload_when_unpickled(tmp_path: Path) -> None:
+    for kind, load in (("pickle", lambda p: pickle.loads(p.read_bytes())),
+                       ("torch_zip", lambda p: torch.load(p, weights_only=False)),
+                       ("pt2", lambda p: torch.export.load(str(p)))):
+        proof = tmp_path / f"proof_{kind}"
+        path = CRAFT[kind](tmp_path / f"{kind}.bin", proof)
+        try:
+            load(path)
+        except Exception:  # noqa: BLE001, S110 - the payload runs before the loader notices the odd object
+            pass
+        assert proof.exists(), f"the crafted {kind} file did not run its payload: the tests below would prove nothing"
+
+
+def _assert_clean(output: str, path: Path, marker: Path) -> None:
+    assert not marker.exists(), f"{path}: the payload ran"
+    assert "Traceback" not in output, output
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], output  # the error is the last line, and only one line
+    assert path.name in errors[0], output
+
+
+# ------------------------------------------------------------------------------------------ teacher
+def test_teacher_never_unpickles(tmp_path: Path, marker: Path) -> None:
+    from openfas.recognition.teacher import TeacherError, load_teacher
+
+    for path in _evil_files(tmp_path, marker, ANY_NAME):
+        with pytest.raises(TeacherError) as err:
+            load_teacher(path)
+        msg = str(err.value)
+        assert str(path) in msg and "\n" not in msg, msg
+        if path.suffix in (".pt", ".pth", ".pt2", ".pkl"):
+            assert "can run arbitrary code" in msg and "ONNX" in msg, msg
+        assert not marker.exists(), f"{path}: the payload ran"
+
+
+def test_teacher_through_the_cli_is_one_clean_line(tmp_path: Path, marker: Path) -> None:
+    from openfas.recognition.synth import generate_identities
+
+    ids = generate_identities(tmp_path / "ids", identities=3, images_per_identity=2, test_identities=2,
+                              test_images_per_identity=2, size=32, pairs_per_identity=2)
+    base = [f"data.identities.root={ids / 'train'}", f"data.identities.pairs={ids / 'test' / 'pairs.txt'}",
+            "data.image_size=32", "data.batch_size=4", "model.num_classes=3", "model.embedding_dim=16",
+            "model.layers=[1,1]", "model.widths=[8,16]", "train.epochs=1", "train.device=cpu",
+            f"experiment.output_dir={tmp_path / 'runs'}"]
+    for path in _evil_files(tmp_path / "evil", marker, {"teacher.pt2": "pt2", "teacher.pt": "torch_zip"}):
+        res = CliRunner().invoke(app, ["train", "-c", "recognition/csdn_synth.yaml", *base, f"method.teacher={path}"])
+        assert res.exit_code == 2, res.output
+        _assert_clean(res.output, path, marker)
+
+
+# ------------------------------------------------------------------------------------------ model.pretrained
+def test_pretrained_weights_never_unpickle(tmp_path: Path, marker: Path) -> None:
+    from openfas.models import create_model
+    from openfas.models.ldcnet import PretrainedWeightsError
+
+    for path in _evil_files(tmp_path, marker, {"r18.pth": "pickle", "r18.pt": "torch_zip",
+                                               "r18.safetensors": "pickle", "r18.pt2": "pt2"}):
+        with pytest.raises(PretrainedWeightsError) as err:
+            create_model("ldcnet", pretrained=str(path))
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        assert not marker.exists(), f"{path}: the payload ran"
+
+
+# ------------------------------------------------------------------------------------------ method.init_from
+def test_init_from_never_unpickles(tmp_path: Path, marker: Path) -> None:
+    from openfas.io.checkpoint import CheckpointError
+    from openfas.methods.recognition import init_from_checkpoint
+    from openfas.models import create_model
+
+    model = create_model("iresnet", num_classes=3, embedding_dim=16, layers=[1, 1], widths=[8, 16], image_size=32)
+    for path in _evil_files(tmp_path, marker, ANY_NAME):
+        with pytest.raises(CheckpointError) as err:
+            init_from_checkpoint(model, path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        assert not marker.exists(), f"{path}: the payload ran"
+
+
+# ------------------------------------------------------------------------------------------ --resume
+def test_resume_never_unpickles(tmp_path: Path, marker: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    _torch_zip(run / "checkpoints" / "last.safetensors", marker)
+    targets = [run, *_evil_files(tmp_path / "files", marker, ANY_NAME)]
+    for target in targets:
+        res = CliRunner().invoke(app, ["train", "--resume", str(target)])
+        assert res.exit_code == 2, res.output
+        _assert_clean(res.output, run / "checkpoints" / "last.safetensors" if target == run else target, marker)
+
+
+# ------------------------------------------------------------------------------------------ deployment / eval
+@pytest.mark.parametrize("command", [["predict", "{}", "{img}"], ["eval", "{}"], ["export", "{}", "--onnx", "{out}"],
+                                     ["serve", "{}"], ["report", "{run}", "--checkpoint", "{}"],
+                                     ["predict", "--embed", "{}", "{img}"]])
+def test_model_file_commands_never_unpickle(command: list[str], tmp_path: Path, marker: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import cv2
+    import numpy as np
+
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 128, np.uint8))
+    run = tmp_path / "run"
+    run.mkdir()
+    for path in _evil_files(tmp_path / "evil", marker, ANY_NAME):
+        args = [a.format(path, img=img, out=tmp_path / "out.onnx", run=run) for a in command]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        _assert_clean(res.output, path, marker)
+
+
+def test_predictor_api_never_unpickles(tmp_path: Path, marker: Path) -> None:
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
+
+    for path in _evil_files(tmp_path, marker, ANY_NAME):
+        for load in (Predictor.from_checkpoint, load_checkpoint):
+            with pytest.raises(CheckpointError) as err:
+                load(path)
+            assert str(path) in str(err.value)
+            assert not marker.exists(), f"{path}: the payload ran"
+
+
+# ------------------------------------------------------------------------------------------ integrity (item 2)
+def _edit_header(src: Path, dst: Path, edit) -> Path:  # noqa: ANN001
+    """Rewrite the openfas JSON header of a safetensors file with ``edit(header)``; tensor bytes are copied."""
+    import struct
+
+    raw = src.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    st_header = json.loads(raw[8:8 + n])
+    header = json.loads(st_header["__metadata__"]["openfas"])
+    edit(header)
+    st_header["__metadata__"]["openfas"] = json.dumps(header)
+    blob = json.dumps(st_header).encode()
+    blob += b" " * (-len(blob) % 8)
+    dst.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+    return dst
+
+
+def _flip_last_byte(path: Path) -> Path:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _small_checkpoint(path: Path, **kw) -> Path:  # noqa: ANN003
+    from openfas.io.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    meta = {"model": "pixelnet", "threshold": 0.25, "preprocess": {"image_size": 32, "mean": 0.5, "std": 0.5},
+            "config": {"model": {"name": "pixelnet", "width": 8}}}
+    return save_checkpoint(path, model_state=model.state_dict(), meta=meta, **kw)
+
+
+def _to_legacy(header: dict) -> None:
+    """What openfas wrote before the integrity digest: format /1 and the tensor SHA-256 only."""
+    header["format"] = "openfas-checkpoint/1"
+    del header["integrity"]
+
+
+def test_integrity_digest_is_sha256_of_the_canonical_header(tmp_path: Path) -> None:
+    import hashlib
+    import struct
+
+    path = _small_checkpoint(tmp_path / "c.safetensors")
+    raw = path.read_bytes()
+    header = json.loads(json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["openfas"])
+    body = {k: v for k, v in header.items() if k != "integrity"}
+    expected = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert header["format"] == "openfas-checkpoint/2" and header["meta"]["threshold"] == 0.25
+    assert header["integrity"] == {"alg": "sha256", "digest": expected}
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: h["meta"].__setitem__("threshold", -1000.0),  # every face accepted as live
+    lambda h: h["meta"]["preprocess"].__setitem__("mean", 0.0),
+    lambda h: h["meta"].__setitem__("model", "cdcn"),
+    lambda h: h["meta"]["config"]["model"].__setitem__("width", 16),
+    lambda h: h["meta"].__setitem__("extra_field", 1),
+])
+def test_edited_metadata_is_refused(edit, tmp_path: Path) -> None:  # noqa: ANN001
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
+
+    good = _small_checkpoint(tmp_path / "good.safetensors")
+    assert load_checkpoint(good)["meta"]["threshold"] == 0.25
+    bad = _edit_header(good, tmp_path / "bad.safetensors", edit)
+    with pytest.raises(CheckpointError, match="bad.safetensors: the metadata does not match the integrity checksum"):
+        load_checkpoint(bad)
+
+
+def test_removed_or_downgraded_checksum_is_refused(tmp_path: Path) -> None:
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
+
+    good = _small_checkpoint(tmp_path / "good.safetensors")
+    cases = {
+        "no_integrity": lambda h: h.pop("integrity"),
+        "no_sha256": lambda h: h.pop("sha256"),
+        "no_checksums": lambda h: (h.pop("integrity"), h.pop("sha256")),
+    }
+    for name, edit in cases.items():
+        bad = _flip_last_byte(_edit_header(good, tmp_path / f"{name}.safetensors", edit))  # altered weights too
+        with pytest.raises(CheckpointError, match=f"{name}.safetensors: the integrity checksum is missing"):
+            load_checkpoint(bad)
+    # dressing the file up as a legacy one does not bypass the check either: that needs the explicit opt-in
+    legacy = _flip_last_byte(_edit_header(good, tmp_path / "legacy.safetensors", _to_legacy))
+    with pytest.raises(CheckpointError, match="legacy checkpoint .* --allow-unsigned"):
+        load_checkpoint(legacy)
+    with pytest.raises(CheckpointError, match="tensor data does not match"):
+        load_checkpoint(legacy, allow_unsigned=True)  # the opt-in still checks the tensor checksum
+    with pytest.raises(CheckpointError, match="tensor data does not match"):
+        load_checkpoint(_flip_last_byte(_small_checkpoint(tmp_path / "w.safetensors")))
+
+
+def test_legacy_checkpoints_load_only_with_the_explicit_opt_in(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
+
+    good = _small_checkpoint(tmp_path / "good.safetensors")
+    legacy = _edit_header(good, tmp_path / "legacy.safetensors", _to_legacy)
+    with pytest.raises(CheckpointIntegrityError, match="legacy.safetensors: legacy checkpoint"):
+        load_checkpoint(legacy)
+    ck = load_checkpoint(legacy, allow_unsigned=True)
+    assert torch.equal(ck["model"]["weight"], load_checkpoint(good)["model"]["weight"])
+    monkeypatch.setenv("OPENFAS_ALLOW_UNSIGNED", "1")
+    assert load_checkpoint(legacy)["meta"]["threshold"] == 0.25
+    monkeypatch.delenv("OPENFAS_ALLOW_UNSIGNED")
+    # CLI: refused (one line, exit 2), then `checkpoint sign` under the global flag rewrites it in the current format
+    runner = CliRunner()
+    res = runner.invoke(app, ["checkpoint", "sign", str(legacy), "--out", str(tmp_path / "signed.safetensors")])
+    assert res.exit_code == 2 and "--allow-unsigned" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["--allow-unsigned", "checkpoint", "sign", str(legacy),
+                              "--out", str(tmp_path / "signed.safetensors")])
+    assert res.exit_code == 0, res.output
+    signed = load_checkpoint(tmp_path / "signed.safetensors")  # no opt-in needed any more
+    assert signed["meta"] == ck["meta"] and torch.equal(signed["model"]["bias"], ck["model"]["bias"])
+    with pytest.raises(CheckpointIntegrityError):  # the flag of one command does not leak into the next
+        runner.invoke(app, ["models"])
+        load_checkpoint(legacy)
+
+
+def test_legacy_real_checkpoint_through_predictor_and_cli(tiny_cache: Path, tmp_path: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    import cv2
+    from deploy_fixtures import synth_face, tiny_checkpoint
+
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointError
+
+    ckpt = tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
+    legacy = _edit_header(ckpt, tmp_path / "legacy.safetensors", _to_legacy)
+    with pytest.raises(CheckpointError, match="legacy checkpoint"):
+        Predictor.from_checkpoint(legacy)
+    assert Predictor.from_checkpoint(legacy, allow_unsigned=True).threshold == Predictor.from_checkpoint(ckpt).threshold
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), synth_face())
+    runner = CliRunner()
+    res = runner.invoke(app, ["predict", str(legacy), str(img)])
+    assert res.exit_code == 2 and "--allow-unsigned" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["--allow-unsigned", "predict", str(legacy), str(img)])
+    assert res.exit_code == 0, res.output
+    # a threshold edited to −1000 (every face live) is refused by the predictor and the CLI
+    edited = _edit_header(ckpt, tmp_path / "edited.safetensors",
+                          lambda h: h["meta"].__setitem__("threshold", -1000.0))
+    with pytest.raises(CheckpointError, match="integrity checksum"):
+        Predictor.from_checkpoint(edited)
+    res = runner.invoke(app, ["predict", str(edited), str(img)])
+    assert res.exit_code == 2 and "integrity checksum" in res.output and "Traceback" not in res.output
+
+
+def test_hmac_key_signs_and_is_required_while_set(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import hashlib
+
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
+
+    monkeypatch.setenv("OPENFAS_CHECKPOINT_KEY", "s3cret")
+    signed = _small_checkpoint(tmp_path / "signed.safetensors")
+    assert load_checkpoint(signed)["meta"]["threshold"] == 0.25
+    assert load_checkpoint(signed, key="s3cret")["meta"]["threshold"] == 0.25
+    with pytest.raises(CheckpointIntegrityError, match="wrong key"):
+        load_checkpoint(signed, key="other")
+
+    def forge(h: dict) -> None:  # an attacker who edits the threshold and recomputes a plain SHA-256
+        h["meta"]["threshold"] = -1000.0
+        body = {k: v for k, v in h.items() if k != "integrity"}
+        h["integrity"] = {"alg": "sha256", "digest": hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()}
+
+    forged = _edit_header(signed, tmp_path / "forged.safetensors", forge)
+    with pytest.raises(CheckpointIntegrityError, match="not signed with a key"):
+        load_checkpoint(forged)
+    monkeypatch.delenv("OPENFAS_CHECKPOINT_KEY")
+    assert load_checkpoint(forged)["meta"]["threshold"] == -1000.0  # without a key, only naive edits are caught
+    with pytest.raises(CheckpointIntegrityError, match="signed with a key"):
+        load_checkpoint(signed)
+    assert load_checkpoint(_small_checkpoint(tmp_path / "k.safetensors", key=b"k"), key="k")["meta"]["model"] == \
+        "pixelnet"
+
+
+def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_path: Path,
+                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from deploy_fixtures import tiny_checkpoint
+
+    from openfas.deploy.export import export_onnx
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointIntegrityError
+
+    good = tmp_path / "good.onnx"
+    export_onnx(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache), good, verify=False)
+    threshold = Predictor.from_checkpoint(good).threshold
+
+    def rewrite(name: str, edit) -> Path:  # noqa: ANN001
+        proto = onnx.load(str(good))
+        props = {p.key: p.value for p in proto.metadata_props}
+        edit(props)
+        del proto.metadata_props[:]
+        for k, v in props.items():
+            e = proto.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.save(proto, str(tmp_path / name))
+        return tmp_path / name
+
+    def set_meta(props: dict, **changes) -> None:  # noqa: ANN003
+        meta = json.loads(props["openfas"])
+        meta.update(changes)
+        props["openfas"] = json.dumps(meta)
+
+    cases = {
+        "threshold.onnx": (lambda p: set_meta(p, threshold=-1000.0), "does not match the integrity checksum"),
+        "no_seal.onnx": (lambda p: p.pop("openfas_integrity"), "integrity checksum is missing"),
+        "legacy.onnx": (lambda p: (p.pop("openfas_integrity"), set_meta(p, format="openfas-onnx/1")),
+                        "legacy model file"),
+    }
+    for name, (edit, message) in cases.items():
+        with pytest.raises(CheckpointIntegrityError, match=message):
+            Predictor.from_checkpoint(rewrite(name, edit))
+    assert Predictor.from_checkpoint(tmp_path / "legacy.onnx", allow_unsigned=True).threshold == threshold
+    res = CliRunner().invoke(app, ["serve", str(tmp_path / "threshold.onnx")])
+    assert res.exit_code == 2 and "integrity checksum" in res.output and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------------------------------ CLI errors (item 3)
+def _bad_cli_cases(tmp: Path, tiny_cache: Path) -> list[tuple[list[str], str]]:
+    import cv2
+    import numpy as np
+
+    faces = tmp / "faces"
+    for sub in ("live", "spoof/print"):
+        (faces / sub).mkdir(parents=True)
+        cv2.imwrite(str(faces / sub / "a.png"), np.full((64, 64, 3), 128, np.uint8))
+    (tmp / "out_file").write_text("I am a file")
+    (tmp / "not_weights.pth").write_text("hello, not a state dict")
+    torch.save([torch.zeros(2)], str(tmp / "list.pth"))  # loads with weights_only, but is no state dict
+    ldc = ["-c", "ldcnet/ldcnet_synth.yaml", f"data.cache={tiny_cache}", "data.image_size=32", "data.map_size=8",
+           "train.device=cpu", f"experiment.output_dir={tmp / 'runs'}"]
+    missing = tmp / "missing"
+    return [
+        (["train", "optim.lr=-0.1"], "optim.lr: Input should be greater than 0"),
+        (["train", "data.batch_size=0"], "data.batch_size: Input should be greater than or equal to 1"),
+        (["train", "-c", "cdcn/cdcn_synth.yaml", "model.theta=abc"], "option theta='abc': expected float"),
+        (["train", "optim.name=rmsprop"], "optim.name: Input should be 'adam', 'adamw' or 'sgd'"),
+        (["train", "optim.betas=[0.9,1.5]"], "optim.betas.1"),
+        (["train", "model.name=nope"], "unknown model 'nope'"),
+        (["train", "nokey=1"], "unknown key 'nokey'"),
+        (["train", "-c", str(missing / "c.yaml")], "config file not found"),
+        (["train", "data.cache=" + str(missing)], "no crop cache there"),
+        (["train", *ldc, f"model.pretrained={tmp / 'not_weights.pth'}"], "not_weights.pth: cannot read pretrained"),
+        (["train", *ldc, f"model.pretrained={tmp / 'list.pth'}"], "list.pth: expected a dict of tensors"),
+        (["train", *ldc, f"model.pretrained={missing / 'r18.pth'}"], "r18.pth: pretrained weights file not found"),
+        (["train", "--resume", str(missing)], "checkpoint not found"),
+        (["data", "prepare", "folder", str(faces), str(tmp / "out_file")], "out_file: exists and is not a folder"),
+        (["data", "inspect", str(missing)], "missing"),
+        (["predict", str(missing / "m.safetensors"), str(faces / "live" / "a.png")], "model file not found"),
+        (["eval", str(missing / "m.safetensors")], "checkpoint not found"),
+        (["export", str(missing / "m.safetensors"), "--onnx", str(tmp / "m.onnx")], "checkpoint not found"),
+        (["report", str(missing)], "missing"),
+        (["compare", str(missing)], "missing"),
+        (["checkpoint", "sign", str(missing / "m.safetensors")], "checkpoint not found"),
+    ]
+
+
+def test_bad_configurations_and_paths_give_one_line_errors(tiny_cache: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a command that wrongly starts training writes its run folder here
+    runner = CliRunner()
+    failures = []
+    for args, expected in _bad_cli_cases(tmp_path, tiny_cache):
+        res = runner.invoke(app, args)
+        lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+        ok = (res.exit_code == 2 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+              and lines and lines[-1].startswith("error: ") and expected in lines[-1])
+        if not ok:
+            failures.append(f"{args}: exit {res.exit_code}, {type(res.exception).__name__}: {res.output[-300:]!r}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+    res = subprocess.run([sys.executable, "-m", "openfas.cli", "train", "optim.lr=-0.1"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == "error: <defaults>: optim.lr: Input should be greater than 0"
