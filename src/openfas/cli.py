@@ -67,21 +67,14 @@ def train(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable progress bars.")] = False,
 ) -> None:
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
-    from openfas.config import ConfigError
-    from openfas.data.video import MediaError
     from openfas.engine.trainer import Trainer, TrainingDiverged
-    from openfas.io.checkpoint import CheckpointError
-    from openfas.models.ldcnet import PretrainedWeightsError
-    from openfas.recognition.data import IdentityDataError
-    from openfas.recognition.pairs import PairsError
-    from openfas.recognition.teacher import TeacherError
+    from openfas.errors import OpenFASError
 
     cfg = _load(config, overrides)
     try:
         trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
         result = trainer.fit()
-    except (ConfigError, CheckpointError, TrainingDiverged, IdentityDataError, PairsError, TeacherError,
-            MediaError, PretrainedWeightsError) as err:
+    except OpenFASError as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
         return
     if trainer.dist.is_main:
@@ -204,14 +197,14 @@ def data_lfw(
     """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
     DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
     extra: pip install 'openfas[dlib]'."""
-    from openfas.recognition.landmarks import LandmarkError
-    from openfas.recognition.lfw import LFWError, prepare_lfw
+    from openfas.errors import OpenFASError
+    from openfas.recognition.lfw import prepare_lfw
 
     try:
         info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
                            max_test_pairs=test_pairs, size=size, seed=seed,
                            teacher=None if teacher == "none" else teacher, workers=workers)
-    except (LFWError, LandmarkError) as err:
+    except OpenFASError as err:
         _fail(str(err))
         return
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))

@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
+from openfas.errors import OpenFASError
 
-class ConfigError(ValueError):
+
+class ConfigError(OpenFASError, ValueError):
     """A config file or override is invalid; the message names the file/key and the problem."""
 
 

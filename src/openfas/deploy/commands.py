@@ -216,16 +216,15 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
 
     import torch
 
-    from openfas.config import ConfigError
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
-    from openfas.io.checkpoint import CheckpointError
+    from openfas.errors import OpenFASError
     from openfas.methods.restore import build_model_from_checkpoint
     from openfas.recognition.data import load_face
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
-    except (CheckpointError, ConfigError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     method, cfg = info["method"], info["config"]
     if not callable(getattr(method, "embed", None)):
@@ -286,8 +285,8 @@ def export(
 ) -> None:
     """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime; optionally
     also an int8 version calibrated on real crops (measure its accuracy: bench/bench_light.py)."""
-    from openfas.deploy.export import ExportError, export_onnx
-    from openfas.io.checkpoint import CheckpointError
+    from openfas.deploy.export import export_onnx
+    from openfas.errors import OpenFASError
 
     if int8 is not None and calibrate is None:
         _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
@@ -295,7 +294,7 @@ def export(
         _fail(f"--calibration-samples must be >= 1, got {calibration_samples}")
     try:
         report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
-    except (CheckpointError, ExportError, ImportError) as err:
+    except (OpenFASError, ImportError) as err:
         _fail(str(err))
         return
     typer.echo(str(report))

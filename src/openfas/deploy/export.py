@@ -32,12 +32,13 @@ import torch
 import torch.nn as nn
 
 from openfas.deploy.predictor import ONNX_FORMAT, ONNX_INTEGRITY_KEY
+from openfas.errors import OpenFASError
 from openfas.io.checkpoint import integrity_placeholder, seal_bytes
 
 DEFAULT_OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(OpenFASError, RuntimeError):
     """The export failed or the exported model disagrees with PyTorch."""
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
 from openfas.data.video import EXIF_ORIENTATION_TAG, MediaError, apply_exif_orientation, to_bgr_uint8
+from openfas.errors import OpenFASError
 
 ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.io.checkpoint)
 ONNX_LEGACY_FORMATS = ("openfas-onnx/1",)
@@ -50,7 +51,7 @@ DEFAULT_CROP_SCALE = 1.3
 MAX_BATCH = 32
 
 
-class ImageInputError(ValueError):
+class ImageInputError(OpenFASError, ValueError):
     """An input image is unusable (empty, truncated, not an image, too large). ``status`` is the HTTP code the
     service answers with, ``code`` a short machine-readable reason."""
 

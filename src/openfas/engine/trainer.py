@@ -27,13 +27,14 @@ from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
 from openfas.engine.logger import RunLogger, log, setup_console_logging
+from openfas.errors import OpenFASError
 from openfas.eval.runner import score_cache
 from openfas.eval.scores import ScoreTable, evaluate_tables, no_face_counts, quick_metrics
 from openfas.io.checkpoint import load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state
 from openfas.methods.base import Method, Stage, get_method
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(OpenFASError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 

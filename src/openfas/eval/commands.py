@@ -53,18 +53,16 @@ def evaluate(
     Recognition checkpoints (methods cosface / csdn) are evaluated on verification pairs instead: 10-fold
     accuracy, TAR@FAR, ROC AUC, EER (and, for CSDN on a root with masks.csv, Spearman of C(X) vs mask coverage).
     """
-    from openfas.config import ConfigError
-    from openfas.data.cache import CacheError
     from openfas.data.locate import resolve_cache
     from openfas.engine import distributed as D
+    from openfas.errors import OpenFASError
     from openfas.eval.runner import score_cache
     from openfas.eval.scores import evaluate_tables, no_face_counts
-    from openfas.io.checkpoint import CheckpointError
     from openfas.methods.restore import build_model_from_checkpoint
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
-    except (CheckpointError, ConfigError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     cfg, method = info["config"], info["method"]
     if callable(getattr(method, "embed", None)):
@@ -98,7 +96,7 @@ def evaluate(
         dev = None
         if threshold in ("dev_eer", "dev_apcer"):
             dev = score_cache(model, method, cache_dir, cfg.data.dev_split, cfg.data.train_domains, dev_device, bs)
-    except (ConfigError, CacheError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     try:
         if threshold == "stored":
@@ -136,9 +134,9 @@ def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | No
                           pairs_format: str, ext: str | None, flip: bool, out: Path | None, device: str | None,
                           batch_size: int | None) -> None:
     from openfas.engine import distributed as D
-    from openfas.recognition.data import IdentityDataError, MediaError
+    from openfas.errors import OpenFASError
     from openfas.recognition.evaluate import evaluate_pairs
-    from openfas.recognition.pairs import PAIR_FORMATS, PairsError
+    from openfas.recognition.pairs import PAIR_FORMATS
 
     if pairs_format not in PAIR_FORMATS:
         _fail(f"--pairs-format {pairs_format!r}: use one of {', '.join(PAIR_FORMATS)}")
@@ -157,7 +155,7 @@ def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | No
         result = evaluate_pairs(model, method, pairs, root, cfg.data.image_size, cfg.data.mean, cfg.data.std,
                                 D.resolve_device(device or cfg.train.device), batch_size or cfg.data.batch_size,
                                 pairs_format, ext, flip, out_dir=out_dir)
-    except (PairsError, IdentityDataError, MediaError, ValueError) as err:
+    except (OpenFASError, ValueError) as err:
         _fail(str(err))
     result["eval"] = {"checkpoint": str(checkpoint)}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from openfas.data.cache import CropCacheReader
+from openfas.errors import OpenFASError
 from openfas.eval import metrics as M
 from openfas.eval import plots
 from openfas.eval.runfiles import read_run_json
@@ -36,7 +37,7 @@ _ROWS = [("auc", "AUC"), ("eer", "EER"), ("hter", "HTER"), ("apcer", "APCER (wor
          ("tpr@fpr=1e-3", "TPR@FPR=1e-3"), ("tpr@fpr=1e-4", "TPR@FPR=1e-4")]
 
 
-class ReportError(RuntimeError):
+class ReportError(OpenFASError, RuntimeError):
     """A run folder lacks what a report needs (the message names the file)."""
 
 

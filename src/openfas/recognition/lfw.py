@@ -36,12 +36,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.errors import OpenFASError
 from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
 
 PROTOCOLS = ("clean", "one_masked", "both_masked")
 
 
-class LFWError(ValueError):
+class LFWError(OpenFASError, ValueError):
     """The LFW folder is not in the distributed layout; the message names the file."""
 
 

@@ -28,8 +28,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from openfas.errors import OpenFASError
 
-class TeacherError(ValueError):
+
+class TeacherError(OpenFASError, ValueError):
     """The teacher file is unusable; the message names the file and the problem."""
 
 
