@@ -47,13 +47,17 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
+def _load(config: Path | str | None, overrides: list[str] | None):  # noqa: ANN202
+    """Load a config and check its model and method against the registries (exit 2 naming the bad key)."""
     from openfas.config import ConfigError, load_config
+    from openfas.methods.build import check_config
 
     try:
-        return load_config(config, overrides or [])
+        cfg = load_config(config, overrides or [])
+        check_config(cfg, str(config) if config is not None else "<defaults>")
     except ConfigError as err:
         _fail(str(err))
+    return cfg
 
 
 @app.command()
@@ -101,14 +105,9 @@ def demo(
 
     The synthetic data is a test and demo aid, not a benchmark of real attacks.
     """
-    from openfas.config import ConfigError, load_config
     from openfas.engine.trainer import Trainer
 
-    try:
-        cfg = load_config("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
-    except ConfigError as err:
-        _fail(str(err))
-        return
+    cfg = _load("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
     trainer = Trainer(cfg)
     result = trainer.fit()
     h = result["headline"]

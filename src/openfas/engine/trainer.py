@@ -31,7 +31,8 @@ from openfas.errors import OpenFASError
 from openfas.eval.runner import score_cache
 from openfas.eval.scores import ScoreTable, evaluate_tables, no_face_counts, quick_metrics
 from openfas.io.checkpoint import load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state
-from openfas.methods.base import Method, Stage, get_method
+from openfas.methods.base import Method, Stage
+from openfas.methods.build import build_method
 
 
 class TrainingDiverged(OpenFASError, RuntimeError):
@@ -125,8 +126,7 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
         seed_everything(cfg.experiment.seed + self.dist.rank, cfg.experiment.deterministic)
 
-        method_cls = get_method(cfg.method.name)
-        self.method: Method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
+        self.method: Method = build_method(cfg)
         self.cache_dir: Path | None = None
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)

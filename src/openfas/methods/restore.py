@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from openfas.config import config_from_dict
 from openfas.io.checkpoint import CheckpointError, load_checkpoint, load_model_weights
-from openfas.methods.base import get_method
+from openfas.methods.build import build_method
 
 
 def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
@@ -26,9 +26,9 @@ def build_model_from_checkpoint(path: str | Path, map_location: str | torch.devi
     meta = ckpt["meta"]
     if "model" not in meta:
         raise CheckpointError(f"{path}: checkpoint metadata has no model name")
-    cfg = config_from_dict(meta["config"], source=f"{path} (stored config)")
-    method_cls = get_method(cfg.method.name)
-    method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
+    source = f"{path} (stored config)"
+    cfg = config_from_dict(meta["config"], source=source)
+    method = build_method(cfg, source)
     model = method.build_model()
     load_model_weights(model, ckpt["model"], str(path))
     model.eval()
