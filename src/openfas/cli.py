@@ -88,8 +88,8 @@ def train(
 @app.command()
 def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] = "*") -> None:
     """List the registered models and training methods."""
-    from openfas import list_models
     from openfas.methods import list_methods
+    from openfas.models import list_models
 
     typer.echo("models:  " + ", ".join(list_models(pattern)))
     typer.echo("methods: " + ", ".join(list_methods()))

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from openfas import _version
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
 from openfas.data.video import EXIF_ORIENTATION_TAG, MediaError, apply_exif_orientation, to_bgr_uint8
 from openfas.errors import OpenFASError
@@ -305,15 +306,14 @@ def _resolve_device(device: str) -> str:
 
 def check_meta(meta: dict[str, Any], source: str) -> None:
     """Refuse metadata from another major openfas version or without the preprocessing Predictor needs."""
-    import openfas
     from openfas.io.checkpoint import CheckpointError
 
     version = meta.get("openfas_version")
     if not isinstance(version, str) or not version.split(".")[0].isdigit():
         raise CheckpointError(f"{source}: no openfas version in the metadata (not an openfas model file?)")
-    if int(version.split(".")[0]) != int(openfas.__version__.split(".")[0]):
+    if int(version.split(".")[0]) != int(_version.__version__.split(".")[0]):
         raise CheckpointError(f"{source}: made by openfas {version}, incompatible with this openfas "
-                              f"{openfas.__version__} (different major version); re-export or retrain it")
+                              f"{_version.__version__} (different major version); re-export or retrain it")
     pre = meta.get("preprocess")
     missing = [k for k in ("image_size", "mean", "std", "modalities") if not isinstance(pre, dict) or k not in pre]
     if missing:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-import openfas
+from openfas import _version
 from openfas.config import Config, ConfigError, config_from_dict
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
@@ -209,7 +209,7 @@ class Trainer:
                         threshold_info: dict[str, Any] | None = None) -> dict[str, Any]:
         d = self.cfg.data
         return {
-            "openfas_version": openfas.__version__,
+            "openfas_version": _version.__version__,
             "model": self.cfg.model.name,
             "model_kwargs": self.cfg.model.kwargs(),
             "method": self.cfg.method.name,
