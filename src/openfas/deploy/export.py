@@ -127,23 +127,7 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     }
     if "source_sha256" in meta:
         info["source_sha256"] = meta["source_sha256"]
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "openfas", json.dumps(info)
-    seal = proto.metadata_props.add()  # SHA-256 (HMAC with OPENFAS_CHECKPOINT_KEY) of the whole file
-    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
-    proto.producer_name = "openfas"
-    onnx.checker.check_model(proto)
-    data = seal_bytes(proto.SerializeToString())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        Path(tmp).write_bytes(data)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_sealed_onnx(proto, info, out)
     report = ExportReport(out, opset, folded, outputs, {}, [])
     if verify:
         report.max_abs_diff, report.batch_sizes_checked = verify_onnx(out, model, method, channels, size, seed)
@@ -175,6 +159,30 @@ def verify_onnx(path: str | Path, model: nn.Module, method: Any, channels: int, 
                                   f"{ref[k].shape}")
             diffs[k] = max(diffs.get(k, 0.0), float(np.max(np.abs(got[k] - ref[k]))))
     return diffs, batches
+
+
+def write_sealed_onnx(proto: Any, info: dict[str, Any], out: Path) -> None:
+    """Write ``proto`` to ``out`` atomically with ``info`` as its only openfas metadata and an integrity seal:
+    the SHA-256 (HMAC with ``OPENFAS_CHECKPOINT_KEY``) of the whole file, checked by ``load_onnx_session``."""
+    import onnx
+
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "openfas", json.dumps(info)
+    seal = proto.metadata_props.add()
+    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
+    proto.producer_name = "openfas"
+    onnx.checker.check_model(proto)
+    data = seal_bytes(proto.SerializeToString())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, verify: bool = True,
