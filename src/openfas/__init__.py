@@ -11,9 +11,7 @@ import importlib
 from typing import Any
 
 from openfas._version import __version__
-
-LIVE = 1
-SPOOF = 0
+from openfas.conventions import LIVE, SPOOF
 
 # Public names imported on first use: `import openfas` (and so `openfas --help`) stays free of torch and OpenCV.
 _LAZY = {"create_model": "openfas.models", "list_models": "openfas.models", "register_model": "openfas.models",

@@ -33,13 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.losses.recognition import (
-    consistency_value,
-    cosface_logits,
-    cosine_distillation_loss,
-    weighted_bidirectional_kl,
-)
+from openfas.losses.recognition import consistency_value, cosine_distillation_loss, weighted_bidirectional_kl
 from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
+from openfas.ops.cosface import cosface_logits
 
 
 class CosFaceParams(MethodParams):
