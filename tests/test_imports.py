@@ -115,6 +115,41 @@ def test_no_import_cycles() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+# Layers from the bottom up; a module may import its own layer and the ones below, never above.
+LAYERS = [
+    ("foundation", ["openfas._version", "openfas.errors", "openfas.conventions", "openfas.config", "openfas.io"]),
+    ("ops", ["openfas.ops"]),
+    ("models", ["openfas.models"]),
+    ("losses", ["openfas.losses"]),
+    ("data", ["openfas.data"]),
+    ("evaluation", ["openfas.eval", "openfas.recognition"]),
+    ("methods", ["openfas.methods"]),
+    ("engine", ["openfas.engine"]),
+    ("deploy", ["openfas.deploy"]),
+    ("commands", ["openfas", "openfas.cli", "openfas.cli_common", "openfas.eval.commands", "openfas.deploy.commands"]),
+]
+
+
+def layer_of(module: str) -> int:
+    """Index in :data:`LAYERS` of the longest prefix that names ``module`` or one of its packages."""
+    best, best_len = -1, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = i, len(prefix)
+    return best
+
+
+def test_layers_only_import_downward() -> None:
+    graph = import_graph()
+    unplaced = sorted(m for m in graph if layer_of(m) < 0)
+    assert unplaced == [], f"modules in no layer (add them to LAYERS): {unplaced}"
+    upward = [f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
+              for a in sorted(graph) for b in sorted(graph[a]) if layer_of(b) > layer_of(a)]
+    assert upward == [], "imports against the layer order:\n" + "\n".join(upward)
+    assert layer_of("openfas.eval.commands") == len(LAYERS) - 1 and layer_of("openfas.eval.scores") == 5
+
+
 @pytest.mark.parametrize("layer", ["openfas.eval", "openfas.deploy"])
 def test_eval_and_deploy_never_reach_the_trainer(layer: str) -> None:
     graph = import_graph()
@@ -130,3 +165,64 @@ def test_command_line_help_loads_no_heavy_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(SRC)})
     assert out.stdout.strip() == "[]"
+
+
+def _imports_inside_functions(node: ast.AST, package: str, inside: bool = False) -> list[int]:
+    """Line numbers of the imports of ``package`` nested in a function (``if TYPE_CHECKING`` blocks skipped)."""
+    found = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+            continue
+        if isinstance(child, ast.ImportFrom) and inside and not child.level:
+            if (child.module or "").split(".")[0] == package:
+                found.append(child.lineno)
+        elif isinstance(child, ast.Import) and inside:
+            if any(a.name.split(".")[0] == package for a in child.names):
+                found.append(child.lineno)
+        found += _imports_inside_functions(
+            child, package, inside or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return found
+
+
+def _deferred_imports(src: Path = SRC, package: str = "openfas") -> list[tuple[Path, int, list[str]]]:
+    """(file, line, the file's lines) of every import of the package inside a function."""
+    out = []
+    for path, _ in _modules(src, package).values():
+        text = path.read_text()
+        lines = text.splitlines()
+        out += [(path, n, lines) for n in _imports_inside_functions(ast.parse(text, str(path)), package)]
+    return out
+
+
+def _has_reason(lines: list[str], lineno: int) -> bool:
+    """A ``# deferred: <reason>`` comment on the import's line or above its block of imports."""
+    k = lineno - 1
+    if "# deferred:" in lines[k]:
+        return True
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    while k > 0:
+        above = lines[k - 1]
+        stripped = above.strip()
+        if stripped.startswith("# deferred:"):
+            return True
+        if not stripped or stripped.endswith(":") or len(above) - len(above.lstrip()) < indent:
+            return False
+        k -= 1
+    return False
+
+
+def test_deferred_import_reasons_are_found(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "m.py").write_text(
+        "import pkg\n"
+        "def f():\n    # deferred: a reason\n    from pkg import a\n    from pkg import (\n        b,\n    )\n"
+        "def g():\n    x = 1\n    import pkg.m\n"
+        "def h():\n    from pkg import c  # deferred: same line\n")
+    found = {n: _has_reason(lines, n) for _, n, lines in _deferred_imports(tmp_path, "pkg")}
+    assert found == {4: True, 5: True, 10: False, 12: True}
+
+
+def test_every_deferred_import_says_why() -> None:
+    missing = [f"{p.relative_to(SRC)}:{n}" for p, n, lines in _deferred_imports() if not _has_reason(lines, n)]
+    assert missing == [], "deferred imports without a '# deferred: <reason>' comment: " + ", ".join(missing)

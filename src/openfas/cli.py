@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from openfas.errors import OpenFASError
+
 app = typer.Typer(
     name="openfas",
     help="Face anti-spoofing toolkit: prepare data, train published methods, evaluate with ISO/IEC 30107-3 "
@@ -34,6 +36,7 @@ def _options(allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Also load legacy checkpoints that carry no integrity digest (written before "
                                  "openfas-checkpoint/2). Only for files you trust; see SECURITY.md.")] = False) -> None:
     if allow_unsigned or "openfas.io.checkpoint" in sys.modules:  # reset too: one process may run many commands
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
         from openfas.io.checkpoint import set_allow_unsigned
 
         set_allow_unsigned(True if allow_unsigned else None)
@@ -49,6 +52,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _load(config: Path | str | None, overrides: list[str] | None):  # noqa: ANN202
     """Load a config and check its model and method against the registries (exit 2 naming the bad key)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.config import ConfigError, load_config
     from openfas.methods.build import check_config
 
@@ -71,8 +75,8 @@ def train(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable progress bars.")] = False,
 ) -> None:
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine.trainer import Trainer, TrainingDiverged
-    from openfas.errors import OpenFASError
 
     cfg = _load(config, overrides)
     try:
@@ -88,6 +92,7 @@ def train(
 @app.command()
 def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] = "*") -> None:
     """List the registered models and training methods."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.methods import list_methods
     from openfas.models import list_models
 
@@ -105,6 +110,7 @@ def demo(
 
     The synthetic data is a test and demo aid, not a benchmark of real attacks.
     """
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine.trainer import Trainer
 
     cfg = _load("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
@@ -135,6 +141,7 @@ def data_synth(
     seed: int = 0,
 ) -> None:
     """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.synth import generate_synthetic
 
     try:
@@ -164,6 +171,7 @@ def data_synth_ids(
     """Synthetic identities with synthesised masks for masked-face recognition (a test and demo aid, NOT a
     benchmark): identity folders with landmarks for training, masked/unmasked test images with their mask
     coverage (masks.csv) and MFR2-style pairs files."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.recognition.synth import generate_identities
 
     try:
@@ -196,7 +204,7 @@ def data_lfw(
     """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
     DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
     extra: pip install 'openfas[dlib]'."""
-    from openfas.errors import OpenFASError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.recognition.lfw import prepare_lfw
 
     try:
@@ -245,6 +253,7 @@ def data_prepare(
     """
     import yaml
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.datasets import get_dataset
     from openfas.data.prepare import prepare_media
 
@@ -285,6 +294,7 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     """Summarise a crop cache: samples per domain, split and attack type; skipped media and why."""
     from collections import Counter
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.cache import CacheError, CropCacheReader
     from openfas.data.prepare import detection_summary
 
@@ -320,6 +330,7 @@ def checkpoint_sign(
 ) -> None:
     """Rewrite a checkpoint you trust in the current format with a fresh integrity digest (HMAC-signed when
     OPENFAS_CHECKPOINT_KEY is set). Legacy files need the global --allow-unsigned, which states that trust."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.io.checkpoint import (
         KEY_ENV,
         CheckpointError,

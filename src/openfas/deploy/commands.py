@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from openfas.cli_common import fail as _fail
+from openfas.errors import OpenFASError
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +33,7 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 def _expand(inputs: list[Path], recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Files given, plus the images and videos directly inside given folders (sorted; with ``recursive`` also
     those in their sub-folders); missing inputs are reported."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES
 
     files: list[Path] = []
@@ -126,6 +128,7 @@ def predict(
     import csv
     import json
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import is_image_file
     from openfas.deploy.predictor import ImageInputError, Predictor
     from openfas.io.checkpoint import CheckpointError
@@ -199,6 +202,7 @@ def predict(
 
 
 def _checkpoint_method(checkpoint: Path) -> str | None:
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     try:
@@ -216,9 +220,9 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
 
     import torch
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
-    from openfas.errors import OpenFASError
     from openfas.methods.restore import build_model_from_checkpoint
     from openfas.recognition.data import load_face
 
@@ -285,8 +289,8 @@ def export(
 ) -> None:
     """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime; optionally
     also an int8 version calibrated on real crops (measure its accuracy: bench/bench_light.py)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.deploy.export import export_onnx
-    from openfas.errors import OpenFASError
 
     if int8 is not None and calibrate is None:
         _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
@@ -299,6 +303,7 @@ def export(
         return
     typer.echo(str(report))
     if int8 is not None and calibrate is not None:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
         from openfas.data.cache import CacheError
         from openfas.deploy.predictor import load_onnx_session
         from openfas.deploy.quantize import calibration_from_cache, quantize_onnx
@@ -335,6 +340,7 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError:
         _fail("`openfas serve` needs the serve extras: pip install 'openfas[serve]'")
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.deploy.predictor import Predictor, machine_threads, single_threaded_kernels
     from openfas.deploy.server import ServeSettings
     from openfas.deploy.server import serve as run_server

@@ -26,8 +26,10 @@ from openfas.config import Config, ConfigError, config_from_dict
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
+from openfas.engine.data_check import adapt_to_cache, check_dev_split
 from openfas.engine.logger import RunLogger, log, setup_console_logging
 from openfas.errors import OpenFASError
+from openfas.eval.report import write_report
 from openfas.eval.runner import score_cache
 from openfas.eval.scores import ScoreTable, evaluate_tables, no_face_counts, quick_metrics
 from openfas.io.checkpoint import load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state
@@ -85,8 +87,6 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
                  progress: bool = True) -> None:
         setup_console_logging()
-        from openfas.engine.data_check import adapt_to_cache
-
         cfg = cfg.model_copy(deep=True)
         for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
             log.info("%s", note)
@@ -131,8 +131,6 @@ class Trainer:
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
         if self.cache_dir is not None:
-            from openfas.engine.data_check import check_dev_split
-
             check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
@@ -153,6 +151,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
     # ------------------------------------------------------------------ data
+    def barrier(self) -> None:
+        """Wait until every rank gets here (no-op when not distributed)."""
+        D.barrier()
+
     def dataset(self, split: str, domains: list[str] | None, train: bool) -> FaceCropDataset:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
@@ -437,7 +439,7 @@ class Trainer:
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 
-    def _dev_metrics(self) -> dict[str, float]:
+    def pad_dev_metrics(self) -> dict[str, float]:
         try:
             dev = self.score_split(self.cfg.data.dev_split, self.cfg.data.train_domains)
         except Exception as err:  # noqa: BLE001 - a missing dev split must not stop training
@@ -472,8 +474,6 @@ class Trainer:
             self.save("final", threshold=result["threshold"]["value"], threshold_info=result["threshold"])
             if cfg.eval.report:
                 try:
-                    from openfas.eval.report import write_report
-
                     path = write_report(self.run_dir, cache_dir=self.cache_dir, model=self.model,
                                         method=self.method, device=self.device)
                     log.info("report: %s", path)

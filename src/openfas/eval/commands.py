@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from openfas.cli_common import fail as _fail
+from openfas.errors import OpenFASError
 
 
 def register(app: typer.Typer) -> None:
@@ -53,9 +54,9 @@ def evaluate(
     Recognition checkpoints (methods cosface / csdn) are evaluated on verification pairs instead: 10-fold
     accuracy, TAR@FAR, ROC AUC, EER (and, for CSDN on a root with masks.csv, Spearman of C(X) vs mask coverage).
     """
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.locate import resolve_cache
     from openfas.engine import distributed as D
-    from openfas.errors import OpenFASError
     from openfas.eval.runner import score_cache
     from openfas.eval.scores import evaluate_tables, no_face_counts
     from openfas.methods.restore import build_model_from_checkpoint
@@ -123,6 +124,7 @@ def evaluate(
     (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     summary = {"out": str(out_dir), **result["headline"]}
     if write_html:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
         from openfas.eval.report import write_report
 
         summary["report"] = str(write_report(out_dir, cache_dir=cache_dir, model=model, method=method,
@@ -133,8 +135,8 @@ def evaluate(
 def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | None, root: Path | None,  # noqa: ANN001
                           pairs_format: str, ext: str | None, flip: bool, out: Path | None, device: str | None,
                           batch_size: int | None) -> None:
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine import distributed as D
-    from openfas.errors import OpenFASError
     from openfas.recognition.evaluate import evaluate_pairs
     from openfas.recognition.pairs import PAIR_FORMATS
 
@@ -175,10 +177,12 @@ def report(
     examples: Annotated[int, typer.Option(help="Number of worst-scored examples to show.")] = 8,
 ) -> None:
     """(Re)write ``report.html`` and its PNG figures for a run or eval folder."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.eval.report import ReportError, write_report
 
     model = method = None
     if checkpoint is not None:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
         from openfas.io.checkpoint import CheckpointError
         from openfas.methods.restore import build_model_from_checkpoint
 
@@ -201,11 +205,13 @@ def compare(
         "--by-protocol", help="Group by benchmark protocol and print paper-style tables (OULU-NPU, OCIM).")] = False,
 ) -> None:
     """Print the metrics of several runs side by side (headline metrics and threshold policy)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.eval.compare import compare_runs
     from openfas.eval.protocols import protocol_table
 
     if level not in ("headline", "frame", "video"):
         _fail(f"--level {level!r}: use headline, frame or video")
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.recognition.evaluate import compare_verification_runs, is_verification_run
 
     kinds = {is_verification_run(r) for r in runs}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from openfas.recognition.data import load_face
 from openfas.recognition.pairs import PairList, read_pairs, resolve_image
-from openfas.recognition.verification import verification_report
+from openfas.recognition.verification import stratified_folds, verification_report
 
 
 @torch.no_grad()
@@ -75,8 +75,6 @@ def quality_vs_errors(pair_quality: np.ndarray, correct: np.ndarray) -> dict[str
 def pair_correctness(scores: np.ndarray, labels: np.ndarray, report: dict[str, Any],
                      folds: list[int] | None) -> np.ndarray:
     """Per pair: is ``score >= threshold`` of its own k-fold split equal to its label?"""
-    from openfas.recognition.verification import stratified_folds
-
     f = stratified_folds(labels) if folds is None else np.asarray(folds)
     thr = dict(zip(np.unique(f).tolist(), report["fold_thresholds"], strict=True))
     t = np.array([thr[int(k)] for k in f])
