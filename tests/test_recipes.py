@@ -105,8 +105,8 @@ def test_best_epoch_selection_by_named_metric_and_split(tmp_path) -> None:  # no
 
     from conftest import build_tiny_cache
 
-    from openfas.engine.checkpoint import load_checkpoint
     from openfas.engine.trainer import Trainer
+    from openfas.io.checkpoint import load_checkpoint
 
     cache = build_tiny_cache(tmp_path / "cache", per_group=1)
     cfg = load_config(None, [f"data.cache={cache}", "data.image_size=32", "data.map_size=8", "model.width=8",

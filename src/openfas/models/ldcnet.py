@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from openfas.errors import OpenFASError
 from openfas.models._registry import register_model
 from openfas.ops.ldc import LDConv2d
 
@@ -188,7 +189,7 @@ class LDCNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- weights
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(OpenFASError, ValueError):
     """A user-supplied ImageNet ResNet-18 weights file is missing, unreadable or does not fit."""
 
 
