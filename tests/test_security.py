@@ -156,7 +156,7 @@ def test_pretrained_weights_never_unpickle(tmp_path: Path, marker: Path) -> None
 
 # ------------------------------------------------------------------------------------------ method.init_from
 def test_init_from_never_unpickles(tmp_path: Path, marker: Path) -> None:
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
     from openfas.methods.recognition import init_from_checkpoint
     from openfas.models import create_model
 
@@ -202,7 +202,7 @@ def test_model_file_commands_never_unpickle(command: list[str], tmp_path: Path, 
 
 def test_predictor_api_never_unpickles(tmp_path: Path, marker: Path) -> None:
     from openfas.deploy.predictor import Predictor
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     for path in _evil_files(tmp_path, marker, ANY_NAME):
         for load in (Predictor.from_checkpoint, load_checkpoint):
@@ -237,7 +237,7 @@ def _flip_last_byte(path: Path) -> Path:
 
 
 def _small_checkpoint(path: Path, **kw) -> Path:  # noqa: ANN003
-    from openfas.engine.checkpoint import save_checkpoint
+    from openfas.io.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 2)
@@ -273,7 +273,7 @@ def test_integrity_digest_is_sha256_of_the_canonical_header(tmp_path: Path) -> N
     lambda h: h["meta"].__setitem__("extra_field", 1),
 ])
 def test_edited_metadata_is_refused(edit, tmp_path: Path) -> None:  # noqa: ANN001
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     good = _small_checkpoint(tmp_path / "good.safetensors")
     assert load_checkpoint(good)["meta"]["threshold"] == 0.25
@@ -283,7 +283,7 @@ def test_edited_metadata_is_refused(edit, tmp_path: Path) -> None:  # noqa: ANN0
 
 
 def test_removed_or_downgraded_checksum_is_refused(tmp_path: Path) -> None:
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     good = _small_checkpoint(tmp_path / "good.safetensors")
     cases = {
@@ -306,7 +306,7 @@ def test_removed_or_downgraded_checksum_is_refused(tmp_path: Path) -> None:
 
 
 def test_legacy_checkpoints_load_only_with_the_explicit_opt_in(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    from openfas.engine.checkpoint import CheckpointIntegrityError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
 
     good = _small_checkpoint(tmp_path / "good.safetensors")
     legacy = _edit_header(good, tmp_path / "legacy.safetensors", _to_legacy)
@@ -337,7 +337,7 @@ def test_legacy_real_checkpoint_through_predictor_and_cli(tiny_cache: Path, tmp_
     from deploy_fixtures import synth_face, tiny_checkpoint
 
     from openfas.deploy.predictor import Predictor
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     ckpt = tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
     legacy = _edit_header(ckpt, tmp_path / "legacy.safetensors", _to_legacy)
@@ -363,7 +363,7 @@ def test_legacy_real_checkpoint_through_predictor_and_cli(tiny_cache: Path, tmp_
 def test_hmac_key_signs_and_is_required_while_set(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     import hashlib
 
-    from openfas.engine.checkpoint import CheckpointIntegrityError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
 
     monkeypatch.setenv("OPENFAS_CHECKPOINT_KEY", "s3cret")
     signed = _small_checkpoint(tmp_path / "signed.safetensors")
@@ -397,7 +397,7 @@ def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_pat
 
     from openfas.deploy.export import export_onnx
     from openfas.deploy.predictor import Predictor
-    from openfas.engine.checkpoint import CheckpointIntegrityError
+    from openfas.io.checkpoint import CheckpointIntegrityError
 
     good = tmp_path / "good.onnx"
     export_onnx(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache), good, verify=False)
@@ -507,8 +507,8 @@ TINY_RUN = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batc
 
 def test_resume_needs_only_the_run_folder(tiny_cache: Path, tmp_path: Path) -> None:
     from openfas.config import load_config
-    from openfas.engine.checkpoint import load_checkpoint
     from openfas.engine.trainer import Trainer
+    from openfas.io.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
     overrides = [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1"]
@@ -752,8 +752,8 @@ def test_error_messages_hold_no_object_addresses(served_predictor) -> None:  # n
 
 def test_rebuilding_a_checkpoint_reads_no_file_its_config_names(tmp_path: Path, marker: Path) -> None:
     from openfas.config import load_config
-    from openfas.engine.checkpoint import save_checkpoint
-    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.io.checkpoint import save_checkpoint
+    from openfas.methods.restore import build_model_from_checkpoint
     from openfas.models import create_model
 
     evil = _pickle_file(tmp_path / "r18.pth", marker)

@@ -3,27 +3,29 @@
 ``quantize_onnx(float.onnx, int8.onnx, calibration)``: activations and weights become int8 (QDQ format,
 per-channel weights) with activation ranges calibrated on real face crops (``calibration``: N×C×S×S float32,
 preprocessed exactly as the model expects; :func:`calibration_from_cache` reads them from a crop cache). The
-openfas metadata is carried over with ``"quantized": "int8"`` so :class:`~openfas.deploy.predictor.Predictor`
-loads the file like any export. What int8 costs in accuracy depends on the model and the data: measure it
-(``bench/bench_light.py`` scores a cache's test split with both files and prints the AUC change).
+source's integrity seal is checked first; its openfas metadata is carried over with ``"quantized": "int8"`` and
+the output is sealed anew, so :class:`~openfas.deploy.predictor.Predictor` loads the file like any export. What
+int8 costs in accuracy depends on the model and the data: measure it (``bench/bench_light.py`` scores a cache's
+test split with both files and prints the AUC change).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from openfas.data.dataset import FaceCropDataset
+from openfas.deploy.export import write_sealed_onnx
+from openfas.deploy.predictor import load_onnx_session
+
 
 def calibration_from_cache(cache_dir: str | Path, meta: dict[str, Any], split: str = "train", n: int = 256,
                            seed: int = 0) -> np.ndarray:
     """``n`` crops of ``split`` (a seeded random subset, live and spoof alike) preprocessed for the model of
     ``meta`` (eval transform: resize to image_size, RGB, ``(x/255 − mean)/std``)."""
-    from openfas.data.dataset import FaceCropDataset
-
     pre = meta["preprocess"]
     ds = FaceCropDataset(cache_dir, split, image_size=int(pre["image_size"]), map_size=int(pre.get("map_size", 8)),
                          train=False, mean=float(pre["mean"]), std=float(pre["std"]))
@@ -55,17 +57,10 @@ def quantize_onnx(src: str | Path, out: str | Path, calibration: np.ndarray, per
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from openfas.deploy.export import write_sealed_onnx
-    from openfas.deploy.predictor import load_onnx_session
-
     src, out = Path(src), Path(out)
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ValueError(f"calibration data must be a non-empty N×C×S×S array, got shape {calibration.shape}")
-    load_onnx_session(src)  # the source's own metadata and integrity seal must check out first
-    proto = onnx.load(str(src))
-    props = {p.key: p.value for p in proto.metadata_props}
-    if "openfas" not in props:
-        raise ValueError(f"{src}: not an openfas ONNX export (no openfas metadata)")
+    _, meta = load_onnx_session(src)  # refuses files whose integrity seal does not match
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         prepped = Path(tmp) / "prepped.onnx"
@@ -74,14 +69,9 @@ def quantize_onnx(src: str | Path, out: str | Path, calibration: np.ndarray, per
         quantize_static(str(prepped), str(qpath), _Reader(calibration), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
                         calibrate_method=CalibrationMethod.MinMax)
-        q = onnx.load(str(qpath))
-        meta = json.loads(props["openfas"])
         meta["quantized"] = "int8"
         meta["calibration_samples"] = int(len(calibration))
-        del q.metadata_props[:]
-        entry = q.metadata_props.add()
-        entry.key, entry.value = "openfas", json.dumps(meta)
-        write_sealed_onnx(q, out)  # a new file: a new integrity seal
+        write_sealed_onnx(onnx.load(str(qpath)), meta, out)
     return out
 
 

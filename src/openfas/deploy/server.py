@@ -39,6 +39,7 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from openfas import _version
 from openfas.deploy.predictor import (
     ImageInputError,
     ImageLimits,
@@ -191,15 +192,13 @@ def index_html() -> str:
 
 def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI application around one loaded ``predictor``."""
-    import openfas
-
     settings = settings or ServeSettings()
     predictor.limits = settings.limits()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="openfas-infer")
     page = index_html()
     state: dict[str, Any] = {"admission": None, "served": 0}
 
-    app = FastAPI(title="openfas liveness", version=openfas.__version__,
+    app = FastAPI(title="openfas liveness", version=_version.__version__,
                   description="Face anti-spoofing (presentation attack detection). Scores: higher = more live; "
                               "`live` = score ≥ the model's threshold.",
                   docs_url="/docs" if settings.docs else None, redoc_url=None)

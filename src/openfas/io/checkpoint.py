@@ -33,13 +33,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from openfas.errors import OpenFASError
+
 FORMAT = "openfas-checkpoint/2"
 LEGACY_FORMATS = ("openfas-checkpoint/1",)  # no integrity digest: loaded only with allow_unsigned
 KEY_ENV = "OPENFAS_CHECKPOINT_KEY"
 ALLOW_UNSIGNED_ENV = "OPENFAS_ALLOW_UNSIGNED"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(OpenFASError, RuntimeError):
     """A checkpoint is missing, not an openfas checkpoint, tampered with or incompatible."""
 
 
