@@ -312,7 +312,7 @@ def export(
             _, meta = load_onnx_session(onnx)
             data = calibration_from_cache(calibrate, meta, calibration_split, calibration_samples)
             quantize_onnx(onnx, int8, data)
-        except (CacheError, ValueError, OSError) as err:
+        except (CacheError, CheckpointError, ValueError, OSError) as err:
             _fail(f"--int8: {err}")
             return
         typer.echo(f"wrote {int8} (int8 QDQ, {len(data)} calibration crops from {calibrate} {calibration_split})")
