@@ -59,7 +59,7 @@ def _random_checkpoint(folder: Path) -> Path:
 
     import openfas
     from openfas.config import load_config
-    from openfas.engine.checkpoint import save_checkpoint
+    from openfas.io.checkpoint import save_checkpoint
     from openfas.methods import get_method
 
     cfg = load_config(None, ["model.width=8", "data.image_size=64", "data.map_size=16"])

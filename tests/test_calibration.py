@@ -11,10 +11,9 @@ import pytest
 from deploy_fixtures import tiny_checkpoint
 from typer.testing import CliRunner
 
-from openfas.engine.checkpoint import load_checkpoint, save_checkpoint
-from openfas.engine.evaluation import calibrate_separated, evaluate_tables
-from openfas.engine.trainer import ScoreTable
 from openfas.eval import metrics as M
+from openfas.eval.scores import ScoreTable, calibrate_separated, evaluate_tables
+from openfas.io.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _table(scores, labels, attacks, videos=None) -> ScoreTable:  # noqa: ANN001

@@ -333,8 +333,9 @@ def _cfg(cache: Path, *extra: str):  # noqa: ANN202
 
 def test_trains_both_stages_caches_cams_resumes_inside_stage_2_and_exports(tiny_cache: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from openfas.engine.trainer import Trainer, build_model_from_checkpoint
+    from openfas.engine.trainer import Trainer
     from openfas.methods.ldcnet import CAM_CACHE_NAME, LDCNetMethod
+    from openfas.methods.restore import build_model_from_checkpoint
 
     # dropout on (the default 0.5): a mid-epoch resume must also reproduce the dropout masks
     cfg = _cfg(tiny_cache, "train.save_every_steps=1")

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from deploy_fixtures import tiny_checkpoint
 
 from openfas.config import load_config
-from openfas.engine.checkpoint import load_checkpoint
-from openfas.engine.trainer import Trainer, build_model_from_checkpoint
+from openfas.engine.trainer import Trainer
+from openfas.io.checkpoint import load_checkpoint
 from openfas.losses.spectrum import fourier_spectrum_target
+from openfas.methods.restore import build_model_from_checkpoint
 from openfas.models import create_model, list_models
 
 

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from openfas.errors import OpenFASError
+
 app = typer.Typer(
     name="openfas",
     help="Face anti-spoofing toolkit: prepare data, train published methods, evaluate with ISO/IEC 30107-3 "
@@ -33,8 +35,9 @@ app.add_typer(checkpoint_app, name="checkpoint")
 def _options(allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Also load legacy checkpoints that carry no integrity digest (written before "
                                  "openfas-checkpoint/2). Only for files you trust; see SECURITY.md.")] = False) -> None:
-    if allow_unsigned or "openfas.engine.checkpoint" in sys.modules:  # reset too: one process may run many commands
-        from openfas.engine.checkpoint import set_allow_unsigned
+    if allow_unsigned or "openfas.io.checkpoint" in sys.modules:  # reset too: one process may run many commands
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+        from openfas.io.checkpoint import set_allow_unsigned
 
         set_allow_unsigned(True if allow_unsigned else None)
 
@@ -47,13 +50,18 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
+def _load(config: Path | str | None, overrides: list[str] | None):  # noqa: ANN202
+    """Load a config and check its model and method against the registries (exit 2 naming the bad key)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.config import ConfigError, load_config
+    from openfas.methods.build import check_config
 
     try:
-        return load_config(config, overrides or [])
+        cfg = load_config(config, overrides or [])
+        check_config(cfg, str(config) if config is not None else "<defaults>")
     except ConfigError as err:
         _fail(str(err))
+    return cfg
 
 
 @app.command()
@@ -61,27 +69,31 @@ def train(
     config: ConfigOpt = None,
     overrides: Overrides = None,
     resume: Annotated[Path | None, typer.Option(
-        help="Run folder or checkpoint to continue exactly where it stopped.")] = None,
+        help="Run folder or checkpoint to continue exactly where it stopped, with the run's own config.")] = None,
+    allow_override: Annotated[bool, typer.Option(
+        "--allow-override", help="With --resume: accept -c / overrides that change the run's config "
+                                 "(e.g. train.epochs=20 to train longer).")] = False,
     run_dir: Annotated[Path | None, typer.Option(
         help="Run folder (default: <output_dir>/<name>-<model>-<time>).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable progress bars.")] = False,
 ) -> None:
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
-    from openfas.config import ConfigError
-    from openfas.data.video import MediaError
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import Trainer, TrainingDiverged
-    from openfas.models.ldcnet import PretrainedWeightsError
-    from openfas.recognition.data import IdentityDataError
-    from openfas.recognition.pairs import PairsError
-    from openfas.recognition.teacher import TeacherError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.engine.trainer import Trainer, TrainingDiverged, resume_config
 
-    cfg = _load(config, overrides)
+    if resume is not None and config is None:  # the run's own config is the truth; overrides apply on top of it
+        try:
+            cfg = resume_config(resume, overrides)
+        except OpenFASError as err:
+            _fail(str(err))
+            return
+    else:
+        cfg = _load(config, overrides)
     try:
-        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
+        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress,
+                          allow_config_change=allow_override)
         result = trainer.fit()
-    except (ConfigError, CheckpointError, TrainingDiverged, IdentityDataError, PairsError, TeacherError,
-            MediaError, PretrainedWeightsError) as err:
+    except OpenFASError as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
         return
     if trainer.dist.is_main:
@@ -91,8 +103,9 @@ def train(
 @app.command()
 def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] = "*") -> None:
     """List the registered models and training methods."""
-    from openfas import list_models
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.methods import list_methods
+    from openfas.models import list_models
 
     typer.echo("models:  " + ", ".join(list_models(pattern)))
     typer.echo("methods: " + ", ".join(list_methods()))
@@ -108,14 +121,10 @@ def demo(
 
     The synthetic data is a test and demo aid, not a benchmark of real attacks.
     """
-    from openfas.config import ConfigError, load_config
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine.trainer import Trainer
 
-    try:
-        cfg = load_config("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
-    except ConfigError as err:
-        _fail(str(err))
-        return
+    cfg = _load("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
     trainer = Trainer(cfg)
     result = trainer.fit()
     h = result["headline"]
@@ -143,6 +152,7 @@ def data_synth(
     seed: int = 0,
 ) -> None:
     """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.synth import generate_synthetic
 
     try:
@@ -172,6 +182,7 @@ def data_synth_ids(
     """Synthetic identities with synthesised masks for masked-face recognition (a test and demo aid, NOT a
     benchmark): identity folders with landmarks for training, masked/unmasked test images with their mask
     coverage (masks.csv) and MFR2-style pairs files."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.recognition.synth import generate_identities
 
     try:
@@ -204,14 +215,14 @@ def data_lfw(
     """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
     DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
     extra: pip install 'openfas[dlib]'."""
-    from openfas.recognition.landmarks import LandmarkError
-    from openfas.recognition.lfw import LFWError, prepare_lfw
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.recognition.lfw import prepare_lfw
 
     try:
         info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
                            max_test_pairs=test_pairs, size=size, seed=seed,
                            teacher=None if teacher == "none" else teacher, workers=workers)
-    except (LFWError, LandmarkError) as err:
+    except OpenFASError as err:
         _fail(str(err))
         return
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
@@ -253,6 +264,7 @@ def data_prepare(
     """
     import yaml
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.datasets import get_dataset
     from openfas.data.prepare import prepare_media
 
@@ -293,6 +305,7 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     """Summarise a crop cache: samples per domain, split and attack type; skipped media and why."""
     from collections import Counter
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.cache import CacheError, CropCacheReader
     from openfas.data.prepare import detection_summary
 
@@ -328,7 +341,8 @@ def checkpoint_sign(
 ) -> None:
     """Rewrite a checkpoint you trust in the current format with a fresh integrity digest (HMAC-signed when
     OPENFAS_CHECKPOINT_KEY is set). Legacy files need the global --allow-unsigned, which states that trust."""
-    from openfas.engine.checkpoint import (
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.io.checkpoint import (
         KEY_ENV,
         CheckpointError,
         CheckpointIntegrityError,

@@ -1,8 +1,9 @@
 """Typed configuration: one pydantic schema, loaded from YAML with dotted command-line overrides.
 
 ``load_config("configs/demo.yaml", ["model.width=16", "train.epochs=2"])``. Unknown keys anywhere are an
-error that names the key; model options are checked against the registered model's signature and method
-options against the method's own schema.
+error that names the key. This module is the schema only and imports no registry: whether the model and method
+exist and accept their options is checked where the config is built into objects
+(:func:`openfas.methods.build.check_config`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
+from openfas.errors import OpenFASError
 
-class ConfigError(ValueError):
+
+class ConfigError(OpenFASError, ValueError):
     """A config file or override is invalid; the message names the file/key and the problem."""
 
 
@@ -168,7 +171,7 @@ class EvalConfig(_Strict):
     # for "dev_apcer": the dev threshold where the worst-species APCER <= this
     apcer_target: float = Field(0.05, gt=0.0, le=1.0)
     # dev set perfectly separated: "midpoint" of the gap between the highest attack and lowest live dev score,
-    # or "policy" (the policy's value, at the gap's edge); see openfas.engine.evaluation
+    # or "policy" (the policy's value, at the gap's edge); see openfas.eval.scores
     separated_rule: Literal["midpoint", "policy"] = "midpoint"
     video_level: bool = True
     report: bool = True  # write report.html + figures at the end of training
@@ -211,7 +214,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def _format_validation(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -226,27 +229,8 @@ def config_from_dict(tree: dict[str, Any], source: str = "<config>") -> Config:
     try:
         cfg = Config.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_validation(err, source)) from None
-    validate_components(cfg, source)
+        raise ConfigError(format_validation_error(err, source)) from None
     return cfg
-
-
-def validate_components(cfg: Config, source: str = "<config>") -> None:
-    """Check model/method names and options against the registries (error names the bad key)."""
-    from openfas.methods import get_method
-    from openfas.models._registry import check_model_kwargs
-
-    try:
-        check_model_kwargs(cfg.model.name, cfg.model.kwargs())
-    except (KeyError, ValueError) as err:
-        raise ConfigError(f"{source}: model: {err.args[0]}") from None
-    try:
-        method_cls = get_method(cfg.method.name)
-        method_cls.Params.model_validate(cfg.method.kwargs())
-    except KeyError as err:
-        raise ConfigError(f"{source}: method: {err.args[0]}") from None
-    except ValidationError as err:
-        raise ConfigError(_format_validation(err, f"{source}: method")) from None
 
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"

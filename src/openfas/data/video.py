@@ -25,12 +25,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.errors import OpenFASError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-class MediaError(RuntimeError):
+class MediaError(OpenFASError, RuntimeError):
     """A media file could not be read; the message names the file and the problem."""
 
 

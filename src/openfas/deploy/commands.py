@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from openfas.cli_common import fail as _fail
+from openfas.errors import OpenFASError
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +33,7 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 def _expand(inputs: list[Path], recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Files given, plus the images and videos directly inside given folders (sorted; with ``recursive`` also
     those in their sub-folders); missing inputs are reported."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES
 
     files: list[Path] = []
@@ -126,9 +128,10 @@ def predict(
     import csv
     import json
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import is_image_file
     from openfas.deploy.predictor import ImageInputError, Predictor
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
@@ -199,7 +202,8 @@ def predict(
 
 
 def _checkpoint_method(checkpoint: Path) -> str | None:
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     try:
         return load_checkpoint(checkpoint)["meta"].get("method")
@@ -216,16 +220,15 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
 
     import torch
 
-    from openfas.config import ConfigError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.methods.restore import build_model_from_checkpoint
     from openfas.recognition.data import load_face
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
-    except (CheckpointError, ConfigError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     method, cfg = info["method"], info["config"]
     if not callable(getattr(method, "embed", None)):
@@ -286,8 +289,8 @@ def export(
 ) -> None:
     """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime; optionally
     also an int8 version calibrated on real crops (measure its accuracy: bench/bench_light.py)."""
-    from openfas.deploy.export import ExportError, export_onnx
-    from openfas.engine.checkpoint import CheckpointError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.deploy.export import export_onnx
 
     if int8 is not None and calibrate is None:
         _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
@@ -295,11 +298,12 @@ def export(
         _fail(f"--calibration-samples must be >= 1, got {calibration_samples}")
     try:
         report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
-    except (CheckpointError, ExportError, ImportError) as err:
+    except (OpenFASError, ImportError) as err:
         _fail(str(err))
         return
     typer.echo(str(report))
     if int8 is not None and calibrate is not None:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
         from openfas.data.cache import CacheError
         from openfas.deploy.predictor import load_onnx_session
         from openfas.deploy.quantize import calibration_from_cache, quantize_onnx
@@ -328,18 +332,21 @@ def serve(
                                                  "one thread.")] = 0,
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond → 503.")] = 8,
     no_map: Annotated[bool, typer.Option("--no-map", help="Do not return the predicted maps by default.")] = False,
+    docs: Annotated[bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its JavaScript and CSS load "
+                                                      "from a public CDN; off by default).")] = False,
 ) -> None:
-    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /docs, /)."""
+    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /openapi.json, /)."""
     try:
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         _fail("`openfas serve` needs the serve extras: pip install 'openfas[serve]'")
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.deploy.predictor import Predictor, machine_threads, single_threaded_kernels
     from openfas.deploy.server import ServeSettings
     from openfas.deploy.server import serve as run_server
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     if max_concurrency < 0 or max_queue < 0:
         _fail("--max-concurrency must be >= 0 (0 = one per core) and --max-queue >= 0")
@@ -356,5 +363,5 @@ def serve(
         return
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side,
                              max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
-                             return_map=not no_map)
+                             return_map=not no_map, docs=docs)
     run_server(predictor, host, port, settings)

@@ -31,13 +31,23 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from openfas.deploy.predictor import ONNX_FORMAT, ONNX_INTEGRITY_KEY
-from openfas.engine.checkpoint import integrity_placeholder, seal_bytes
+from openfas.config import ConfigError
+from openfas.deploy.predictor import (
+    ONNX_FORMAT,
+    ONNX_INTEGRITY_KEY,
+    _read_safetensors_meta,
+    check_meta,
+    load_onnx_session,
+)
+from openfas.errors import OpenFASError
+from openfas.io.checkpoint import CheckpointError, integrity_placeholder, seal_bytes
+from openfas.methods.restore import build_model_from_checkpoint
+from openfas.ops import fuse_model
 
 DEFAULT_OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(OpenFASError, RuntimeError):
     """The export failed or the exported model disagrees with PyTorch."""
 
 
@@ -74,13 +84,8 @@ class ScoringGraph(nn.Module):
 
 
 def fold_model(model: nn.Module) -> tuple[nn.Module, bool]:
-    """An eval-mode copy with CDC convs and BatchNorm folded (``openfas.ops.fuse_model``); ``(copy, False)`` when
-    that function is unavailable."""
-    try:
-        from openfas.ops import fuse_model  # type: ignore[attr-defined]
-    except ImportError:
-        warnings.warn("openfas.ops.fuse_model is not available: exporting without folding convs", stacklevel=2)
-        return copy.deepcopy(model).eval(), False
+    """An eval-mode copy with CDC/LDC convs and BatchNorm folded (:func:`openfas.ops.fuse_model`); ``(copy, True)``
+    (the flag says that folding ran)."""
     return fuse_model(model).eval(), True
 
 
@@ -141,8 +146,6 @@ def verify_onnx(path: str | Path, model: nn.Module, method: Any, channels: int, 
                 ) -> tuple[dict[str, float], list[int]]:
     """Max |ORT − PyTorch| per output over random inputs at batch 1 and 3 (3 ≠ the traced batch of 2, so the
     dynamic batch axis is exercised)."""
-    from openfas.deploy.predictor import load_onnx_session
-
     session, _ = load_onnx_session(path)
     names = [o.name for o in session.get_outputs()]
     gen = torch.Generator().manual_seed(seed + 1)
@@ -187,11 +190,6 @@ def write_sealed_onnx(proto: Any, info: dict[str, Any], out: Path) -> None:
 def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, verify: bool = True,
                 tolerance: float = 1e-3, fold: bool = True) -> ExportReport:
     """``openfas export CKPT --onnx OUT``: rebuild the model from the checkpoint and export it."""
-    from openfas.config import ConfigError
-    from openfas.deploy.predictor import _read_safetensors_meta, check_meta
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import build_model_from_checkpoint
-
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: checkpoint not found")

@@ -40,17 +40,28 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from openfas import _version
+from openfas.config import ConfigError
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
-from openfas.data.video import EXIF_ORIENTATION_TAG, MediaError, apply_exif_orientation, to_bgr_uint8
+from openfas.data.video import (
+    EXIF_ORIENTATION_TAG,
+    MediaError,
+    apply_exif_orientation,
+    count_frames,
+    read_frames,
+    sample_frame_indices,
+    to_bgr_uint8,
+)
+from openfas.errors import OpenFASError
 
-ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.engine.checkpoint)
+ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.io.checkpoint)
 ONNX_LEGACY_FORMATS = ("openfas-onnx/1",)
 ONNX_INTEGRITY_KEY = "openfas_integrity"
 DEFAULT_CROP_SCALE = 1.3
 MAX_BATCH = 32
 
 
-class ImageInputError(ValueError):
+class ImageInputError(OpenFASError, ValueError):
     """An input image is unusable (empty, truncated, not an image, too large). ``status`` is the HTTP code the
     service answers with, ``code`` a short machine-readable reason."""
 
@@ -100,9 +111,10 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int, int]:
                     orientation = 1
     except Image.DecompressionBombError as err:
         raise ImageInputError(f"{source}: image is too large ({err})", 413, "image_too_large") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM): {err}",
-                              415, "not_an_image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        # name what was sent (its first bytes), never the decoder's message (it holds Python object addresses)
+        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM); the "
+                              f"{len(data)}-byte file starts with {data[:8]!r}", 415, "not_an_image") from None
     if fmt not in _CV2_FORMATS:
         raise ImageInputError(f"{source}: unsupported image format {fmt} (use JPEG, PNG, BMP, TIFF, WebP, PPM)",
                               415, "unsupported_format")
@@ -124,9 +136,10 @@ def _check_complete(data: bytes, fmt: str, source: str) -> None:
         raise ImageInputError(f"{source}: truncated PNG (no IEND chunk)", 422, "truncated_image")
 
 
-def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
-    truncation check."""
+def check_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>"
+                      ) -> tuple[str, int, int, int]:
+    """Every check that needs no pixel decoding (byte size, format and dimensions from the header, truncation);
+    returns format, width, height and EXIF orientation. Cheap enough to run before queueing work."""
     limits = limits or ImageLimits()
     if len(data) == 0:
         raise ImageInputError(f"{source}: empty file (0 bytes)", 400, "empty_file")
@@ -136,6 +149,13 @@ def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: s
     fmt, w, h, orientation = _sniff(data, source)
     limits.check_size(w, h, source)
     _check_complete(data, fmt, source)
+    return fmt, w, h, orientation
+
+
+def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
+    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
+    truncation check."""
+    fmt, w, h, orientation = check_image_bytes(data, limits, source)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageInputError(f"{source}: corrupt {fmt} image (the decoder failed)", 422, "corrupt_image")
@@ -304,15 +324,15 @@ def _resolve_device(device: str) -> str:
 
 def check_meta(meta: dict[str, Any], source: str) -> None:
     """Refuse metadata from another major openfas version or without the preprocessing Predictor needs."""
-    import openfas
-    from openfas.engine.checkpoint import CheckpointError
+    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+    from openfas.io.checkpoint import CheckpointError
 
     version = meta.get("openfas_version")
     if not isinstance(version, str) or not version.split(".")[0].isdigit():
         raise CheckpointError(f"{source}: no openfas version in the metadata (not an openfas model file?)")
-    if int(version.split(".")[0]) != int(openfas.__version__.split(".")[0]):
+    if int(version.split(".")[0]) != int(_version.__version__.split(".")[0]):
         raise CheckpointError(f"{source}: made by openfas {version}, incompatible with this openfas "
-                              f"{openfas.__version__} (different major version); re-export or retrain it")
+                              f"{_version.__version__} (different major version); re-export or retrain it")
     pre = meta.get("preprocess")
     missing = [k for k in ("image_size", "mean", "std", "modalities") if not isinstance(pre, dict) or k not in pre]
     if missing:
@@ -327,7 +347,8 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
 def _read_safetensors_meta(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 
-    from openfas.engine.checkpoint import FORMAT, LEGACY_FORMATS, CheckpointError
+    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+    from openfas.io.checkpoint import FORMAT, LEGACY_FORMATS, CheckpointError
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -375,6 +396,7 @@ class Predictor:
         if isinstance(detector, str) and detector != "whole":
             build_detector(detector)  # fail now, not on the first request
         self._local = threading.local()
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
         from openfas.data.transforms import build_transform
 
         self._resize = build_transform(self.image_size, False)
@@ -388,8 +410,9 @@ class Predictor:
                         allow_unsigned: bool | None = None) -> Predictor:
         """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
         ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``; legacy checkpoints
-        without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.engine.checkpoint`)."""
-        from openfas.engine.checkpoint import CheckpointError
+        without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.io.checkpoint`)."""
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+        from openfas.io.checkpoint import CheckpointError
 
         path = Path(path)
         if not path.is_file():
@@ -403,8 +426,8 @@ class Predictor:
             return cls(OnnxBackend(session), meta, **kw)  # type: ignore[arg-type]
         meta = _read_safetensors_meta(path)
         check_meta(meta, str(path))
-        from openfas.config import ConfigError
-        from openfas.engine.trainer import build_model_from_checkpoint
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+        from openfas.methods.restore import build_model_from_checkpoint
 
         try:
             model, info = build_model_from_checkpoint(path, allow_unsigned=allow_unsigned)
@@ -460,6 +483,7 @@ class Predictor:
 
     def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Crops → N×3×S×S float32: resize to image_size (the dataset's eval transform), RGB, (x/255−mean)/std."""
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
         from openfas.data.transforms import to_chw_float
 
         return np.stack([to_chw_float(self._resize(image=c)["image"], self.mean, self.std) for c in crops])
@@ -497,8 +521,6 @@ class Predictor:
     def predict_video(self, path: str | Path, every: int = 1, max_frames: int | None = None) -> VideoResult:
         """Score every ``every``-th frame (at most ``max_frames``); aggregate = mean of the per-frame scores
         of the largest face, over frames where a face was found."""
-        from openfas.data.video import count_frames, read_frames, sample_frame_indices
-
         try:
             n = count_frames(path)
             indices = sample_frame_indices(n, every=every)
@@ -561,7 +583,8 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
     """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``. The session is
     built from the very bytes whose integrity seal is checked; files exported before the seal
     (``openfas-onnx/1``) need ``allow_unsigned=True``."""
-    from openfas.engine.checkpoint import CheckpointError, verify_sealed_bytes
+    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+    from openfas.io.checkpoint import CheckpointError, verify_sealed_bytes
 
     try:
         import onnxruntime as ort
@@ -598,5 +621,6 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
 
 
 __all__ = ["DEFAULT_CROP_SCALE", "FaceResult", "ImageInputError", "ImageLimits", "ImageResult", "OnnxBackend",
-           "Predictor", "TorchBackend", "VideoResult", "check_meta", "decode_image_bytes", "load_onnx_session",
+           "Predictor", "TorchBackend", "VideoResult", "check_image_bytes", "check_meta", "decode_image_bytes",
+           "load_onnx_session",
            "machine_threads", "single_threaded_kernels", "to_bgr_image"]

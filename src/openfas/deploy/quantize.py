@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from openfas.data.dataset import FaceCropDataset
 from openfas.deploy.export import write_sealed_onnx
 from openfas.deploy.predictor import load_onnx_session
 
@@ -25,8 +26,6 @@ def calibration_from_cache(cache_dir: str | Path, meta: dict[str, Any], split: s
                            seed: int = 0) -> np.ndarray:
     """``n`` crops of ``split`` (a seeded random subset, live and spoof alike) preprocessed for the model of
     ``meta`` (eval transform: resize to image_size, RGB, ``(x/255 − mean)/std``)."""
-    from openfas.data.dataset import FaceCropDataset
-
     pre = meta["preprocess"]
     ds = FaceCropDataset(cache_dir, split, image_size=int(pre["image_size"]), map_size=int(pre.get("map_size", 8)),
                          train=False, mean=float(pre["mean"]), std=float(pre["std"]))

@@ -27,8 +27,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.methods.base import Batch, MethodParams, Stage, register_method
+from openfas.config import ConfigError
+from openfas.io.checkpoint import CheckpointError
+from openfas.methods.base import Batch, MethodParams, Stage, TrainerContext, register_method
 from openfas.methods.binary import BinaryMethod, live_probability
+from openfas.methods.restore import build_model_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,6 @@ class FrozenTeacher:
     """A teacher checkpoint ready to score student batches (see the module docstring)."""
 
     def __init__(self, path: str, student_mean: float, student_std: float, student_scale: float | None) -> None:
-        from openfas.engine.checkpoint import CheckpointError
-        from openfas.engine.trainer import build_model_from_checkpoint  # lazy: methods must not import engine
-
         try:
             self.model, info = build_model_from_checkpoint(path)
         except (CheckpointError, KeyError, ValueError) as err:
@@ -112,14 +112,12 @@ class DistillMethod(BinaryMethod):
     def teacher(self, device: torch.device) -> FrozenTeacher:
         if self._teacher is None:
             if not self.params.teacher:
-                from openfas.config import ConfigError
-
                 raise ConfigError("method distill needs method.teacher=<pixel-wise teacher .safetensors>")
             self._teacher = FrozenTeacher(self.params.teacher, self.cfg.data.mean, self.cfg.data.std,
                                           self._student_scale)
         return self._teacher.to(device)
 
-    def on_stage_start(self, trainer: Any, stage: Stage) -> None:
+    def on_stage_start(self, trainer: TrainerContext, stage: Stage) -> None:
         self._student_scale = (getattr(trainer, "crop_info", None) or {}).get("scale")
         self.teacher(trainer.device)  # fail before the first step
 

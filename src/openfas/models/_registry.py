@@ -1,4 +1,9 @@
-"""A small model registry in the spirit of timm: ``@register_model`` on a factory, then ``create_model(name)``."""
+"""A small model registry in the spirit of timm: ``@register_model`` on a factory, then ``create_model(name)``.
+
+Importing this module imports its package first (Python imports ``openfas.models`` before any of its
+modules), and the package's ``__init__`` imports every model family, so the registry is complete whenever it
+is reachable; it never imports the package back.
+"""
 
 from __future__ import annotations
 
@@ -25,19 +30,12 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
     return decorator
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every model file.
-    import openfas.models  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Names of registered models matching a shell-style ``pattern``."""
-    _ensure_loaded()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
 def model_factory(name: str) -> Callable[..., nn.Module]:
-    _ensure_loaded()
     key = name.lower()
     if key not in _MODELS:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")

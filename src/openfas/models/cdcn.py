@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.data.sample import MODALITIES
+from openfas.conventions import MODALITIES
 from openfas.models._registry import register_model
 from openfas.ops.attention import SpatialAttention
 from openfas.ops.cdc import CDConv2d

@@ -1,4 +1,7 @@
-"""Glue between the trainer's score tables and :mod:`openfas.eval.metrics`.
+"""Per-frame score tables and their evaluation with :mod:`openfas.eval.metrics`.
+
+:class:`ScoreTable` holds the scores of one split (written by training and ``openfas eval``, read back by
+reports).
 
 Threshold policies (``policy`` of :func:`evaluate_tables`; the report states which was used):
 
@@ -33,14 +36,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from openfas.data.cache import CropCacheReader
 from openfas.eval import metrics as M
-
-if TYPE_CHECKING:
-    from openfas.engine.trainer import ScoreTable
 
 _SOURCES = {
     "fixed": "fixed threshold {value:.6g}",
@@ -50,6 +51,30 @@ _SOURCES = {
 }
 SEPARATED_RULES = ("midpoint", "policy")
 HEADLINE_KEYS = ("auc", "eer", "hter", "apcer", "bpcer", "acer")
+
+
+@dataclass
+class ScoreTable:
+    """Per-frame scores with everything evaluation needs (score: higher = more live).
+
+    ``videos`` holds the media id of each frame (unique per source video in a cache), the key of
+    video-level evaluation.
+    """
+
+    sample_ids: list[str]
+    videos: list[str]
+    domains: list[str]
+    attacks: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["sample_id", "video", "domain", "attack", "label", "score"])
+            for row in zip(self.sample_ids, self.videos, self.domains, self.attacks,
+                           self.labels.tolist(), self.scores.tolist(), strict=True):
+                w.writerow([*row[:5], f"{row[5]:.8g}"])
 
 
 @dataclass(frozen=True)
@@ -71,7 +96,6 @@ class NoFaceCounts:
 
 def no_face_counts(cache_dir: str | Path, split: str, domains: list[str] | None = None) -> NoFaceCounts:
     """:class:`NoFaceCounts` of ``split`` (``"all"`` = every split) restricted to ``domains`` (None = all)."""
-    from openfas.data.cache import CropCacheReader
 
     frames: dict[str, int] = {}
     media: dict[str, int] = {}
@@ -114,8 +138,6 @@ def quick_metrics(table: ScoreTable) -> dict[str, float]:
 
 def read_scores_csv(path: str | Path) -> ScoreTable:
     """Read a per-frame score CSV written by ``ScoreTable.write_csv`` (errors name the file and row)."""
-    from openfas.engine.trainer import ScoreTable
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: score file not found")

@@ -33,13 +33,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from openfas.errors import OpenFASError
+
 FORMAT = "openfas-checkpoint/2"
 LEGACY_FORMATS = ("openfas-checkpoint/1",)  # no integrity digest: loaded only with allow_unsigned
 KEY_ENV = "OPENFAS_CHECKPOINT_KEY"
 ALLOW_UNSIGNED_ENV = "OPENFAS_ALLOW_UNSIGNED"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(OpenFASError, RuntimeError):
     """A checkpoint is missing, not an openfas checkpoint, tampered with or incompatible."""
 
 
@@ -324,6 +326,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     except KeyError as err:
         raise CheckpointError(f"{path}: metadata refers to a missing tensor {err} (file tampered with?)") from None
     return out
+
+
+def load_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta`` of a checkpoint read from its header alone (no tensors, NOT verified: use it only to decide
+    how to load the file, which :func:`load_checkpoint` then verifies)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = json.loads((f.metadata() or {})["openfas"])
+    except (SafetensorError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: not an openfas checkpoint ({type(err).__name__})") from None
+    if not isinstance(header, dict) or header.get("format") not in (FORMAT, *LEGACY_FORMATS):
+        raise CheckpointError(f"{path}: not an openfas checkpoint (unsupported format)")
+    meta = header.get("meta")
+    return meta if isinstance(meta, dict) else {}
 
 
 def load_model_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
