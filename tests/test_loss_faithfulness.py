@@ -97,10 +97,14 @@ def test_anrl_losses_match_transcribed_formulas(d: int) -> None:
     assert off["ics"].item() == pytest.approx((ref["rf"] + ref["fr"] - ref["rr"]).item(), rel=1e-5)
 
 
-def _anrl_step(form: str, term: str, lr: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One gradient step on one term alone w.r.t. the features; returns (pooled before, pooled after, centres)."""
+def _anrl_step(form: str, term: str, lr: float = 0.5, between: bool = False):  # noqa: ANN202
+    """One gradient step on one term alone w.r.t. the features of domain 0; returns (pooled features before,
+    after, centres as updated by this batch). ``between``: live features placed between the two centres."""
     x = _anrl_inputs()
     c_live, c_spoof = _anrl_centres()
+    if between:  # live features near the midpoint of the segment spoof centre → live centre
+        mid = 0.5 * (c_live[0] + c_spoof[0])
+        x["feat"][:3] = mid[None, :, None, None] + 0.1 * x["feat"][:3]
     feat = x["feat"].clone().requires_grad_(True)
     terms = _anrl_terms(form, x, 0, (c_live, c_spoof), feat=feat)
     (grad,) = torch.autograd.grad(terms[term], feat)
@@ -113,27 +117,42 @@ def _mean_dist(f: torch.Tensor, c: torch.Tensor) -> float:
 
 
 def test_anrl_ics_step_separates_live_from_spoof() -> None:
-    """ICS step: live features get closer to the live centre and farther from the spoof centre; spoof features
-    get farther from the live centre (domain 0; centres as updated by this batch, detached)."""
+    """ICS step (domain 0, centres detached): D(f⁺, c⁺) − D(f⁺, c⁻) is linear in f⁺, so every live feature moves by
+    the same vector, a positive multiple of c⁺ − c⁻ (towards the live centre's side, away from the spoof centre);
+    live features get closer to the live centre relative to the spoof centre, and spoof features are pushed
+    away from the live centre. With live features between the two centres, they get closer to the live centre
+    and farther from the spoof centre in absolute terms."""
     before, after, centres = _anrl_step("separating", "ics")
     c_live, c_spoof = centres[0, 0], centres[1, 0]
-    live_b, live_a, spoof_b, spoof_a = before[:3], after[:3], before[3:], after[3:]
-    assert _mean_dist(live_a, c_live) < _mean_dist(live_b, c_live)
-    assert _mean_dist(live_a, c_spoof) > _mean_dist(live_b, c_spoof)
-    assert _mean_dist(spoof_a, c_live) > _mean_dist(spoof_b, c_live)
+    move = after[:3] - before[:3]
+    direction = (c_live - c_spoof) / (c_live - c_spoof).norm()
+    for row in move:
+        assert float(row @ direction) > 0
+        assert torch.allclose(row, (row @ direction) * direction, atol=1e-6)  # parallel to c⁺ − c⁻
+    rel = lambda f: _mean_dist(f, c_live) - _mean_dist(f, c_spoof)  # noqa: E731
+    assert rel(after[:3]) < rel(before[:3])
+    assert _mean_dist(after[3:], c_live) > _mean_dist(before[3:], c_live)
+    before, after, centres = _anrl_step("separating", "ics", lr=0.2, between=True)
+    c_live, c_spoof = centres[0, 0], centres[1, 0]
+    assert _mean_dist(after[:3], c_live) < _mean_dist(before[:3], c_live)
+    assert _mean_dist(after[:3], c_spoof) > _mean_dist(before[:3], c_spoof)
     # the released code's sign does the opposite (why it is not the default)
-    before, after, centres = _anrl_step("official_code", "ics")
+    before, after, centres = _anrl_step("official_code", "ics", lr=0.2, between=True)
     assert _mean_dist(after[:3], centres[0, 0]) > _mean_dist(before[:3], centres[0, 0])
     assert _mean_dist(after[:3], centres[1, 0]) < _mean_dist(before[:3], centres[1, 0])
+    assert _mean_dist(after[3:], centres[0, 0]) < _mean_dist(before[3:], centres[0, 0])
 
 
 def test_anrl_idc_step_moves_live_features_towards_other_domains_live_centres() -> None:
-    """IDC step (domain 0): live features get closer to the live centres of domains 1 and 2 and farther from their
-    own domain's live centre; spoof features do not move."""
+    """IDC step (domain 0): mean_{k≠0} D(f⁺, c⁺_k) − D(f⁺, c⁺_0) is linear in f⁺, so every live feature moves by the
+    same positive multiple of mean_{k≠0} c⁺_k − c⁺_0: towards the other domains' live centres, away from its own
+    domain's; spoof features do not move."""
     before, after, centres = _anrl_step("separating", "idc")
-    for k in (1, 2):
-        assert _mean_dist(after[:3], centres[0, k]) < _mean_dist(before[:3], centres[0, k])
-    assert _mean_dist(after[:3], centres[0, 0]) > _mean_dist(before[:3], centres[0, 0])
+    own, others = centres[0, 0], centres[0, 1:].mean(0)
+    direction = (others - own) / (others - own).norm()
+    for row in after[:3] - before[:3]:
+        assert float(row @ direction) > 0
+        assert torch.allclose(row, (row @ direction) * direction, atol=1e-6)
     assert torch.equal(after[3:], before[3:])
 
 
@@ -442,3 +461,53 @@ def test_rfmeta_inner_step_lowers_the_meta_train_classification_loss() -> None:
     z = net.classifier(feat).detach().requires_grad_(True)
     (g,) = torch.autograd.grad(_bce_by_hand(z, y), z)
     assert bool(((-g) * (2 * y - 1) > 0).all())
+
+
+# ====================================================================== CSDN (reconstruction; no official code)
+def test_csdn_terms_match_written_out_formulas_and_move_the_right_way() -> None:
+    from openfas.losses.recognition import CosFaceHead, cosine_distillation_loss, weighted_bidirectional_kl
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, generator=g, requires_grad=True)
+    w = torch.softmax(torch.randn(2, 3, generator=g), 1)
+    # D(x) = Σ_{i<j} w_i w_j / Σ w_k w_l · ½ [KL(p_i‖p_j) + KL(p_j‖p_i)], averaged over the batch
+    p = torch.softmax(logits.detach(), -1)
+    expected = torch.zeros(())
+    for n in range(2):
+        pairs = [(0, 1), (0, 2), (1, 2)]
+        norm = sum(float(w[n, i] * w[n, j]) for i, j in pairs)
+        for i, j in pairs:
+            kl_ij = (p[n, i] * (p[n, i] / p[n, j]).log()).sum()
+            kl_ji = (p[n, j] * (p[n, j] / p[n, i]).log()).sum()
+            expected = expected + float(w[n, i] * w[n, j]) / norm * 0.5 * (kl_ij + kl_ji)
+    d = weighted_bidirectional_kl(logits, w)
+    assert d.item() == pytest.approx(expected.item() / 2, rel=1e-5)
+    # direction: one step makes the sub-decisions agree more (largest pairwise probability gap shrinks)
+    (grad,) = torch.autograd.grad(d, logits)
+    p1 = torch.softmax(logits.detach() - 1.0 * grad, -1)
+    gap = lambda q: max(float((q[:, i] - q[:, j]).abs().max()) for i, j in [(0, 1), (0, 2), (1, 2)])  # noqa: E731
+    assert gap(p1) < gap(p)
+    # distillation: 1 − cos(student, teacher); a step raises the cosine, the teacher gets no gradient
+    s = torch.randn(4, 8, generator=g, requires_grad=True)
+    t = torch.randn(4, 8, generator=g, requires_grad=True)
+    loss = cosine_distillation_loss(s, t)
+    cos = (s * t).sum(1) / (s.norm(dim=1) * t.norm(dim=1))
+    assert loss.item() == pytest.approx((1 - cos).mean().item(), rel=1e-5)
+    gs, gt = torch.autograd.grad(loss, [s, t], allow_unused=True)
+    assert gt is None or torch.count_nonzero(gt) == 0
+    s1 = s.detach() - 1.0 * gs
+    cos1 = (s1 * t.detach()).sum(1) / (s1.norm(dim=1) * t.detach().norm(dim=1))
+    assert bool((cos1 > cos.detach()).all())
+    # CosFace: s·(cos θ_j − m·[j = y]); a cross-entropy step raises cos θ_y relative to the other classes
+    head = CosFaceHead(8, 3, s=16.0, m=0.3)
+    e = torch.randn(5, 8, generator=g, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    wn = head.weight.detach() / head.weight.detach().norm(dim=1, keepdim=True)
+    cos_e = (e.detach() / e.detach().norm(dim=1, keepdim=True)) @ wn.t()
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    assert torch.allclose(head(e, y), 16.0 * (cos_e - 0.3 * onehot), atol=1e-5)
+    (ge,) = torch.autograd.grad(torch.nn.functional.cross_entropy(head(e, y), y), e)
+    e1 = e.detach() - 0.5 * ge
+    cos_1 = (e1 / e1.norm(dim=1, keepdim=True)) @ wn.t()
+    margin = lambda c: c[torch.arange(5), y] - (c - 9 * onehot).max(1).values  # noqa: E731
+    assert bool((margin(cos_1) > margin(cos_e)).all())

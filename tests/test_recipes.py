@@ -125,3 +125,18 @@ def test_best_epoch_selection_by_named_metric_and_split(tmp_path) -> None:  # no
     assert all(torch.equal(best[k], final[k]) for k in best)
     with pytest.raises(ConfigError, match="select"):
         load_config(None, ["train.select=accuracy"])
+
+
+def test_configs_name_their_papers_recipe() -> None:
+    for name in ("oci_m", "icm_o", "ocm_i", "omi_c"):
+        rf = load_config(f"rfmeta/rfmeta_dg_{name}.yaml")
+        assert rf.optim.weight_decay == 0.0 and rf.data.augment == "rfmeta"
+        assert rf.model.kwargs()["input_range"] == "unit"
+        an = load_config(f"anrl/anrl_dg_{name}.yaml")
+        assert an.data.augment == "anrl" and not an.eval.video_level
+        assert (an.train.select, an.train.select_split) == ("auc", "test")
+        assert an.method.kwargs()["ics_form"] == "separating"
+    for p in ("p1", "p2", "p3", "p4"):
+        cd = load_config(f"cdcn/cdcn_oulu_{p}.yaml")
+        assert cd.data.augment == "cdcn" and cd.method.kwargs()["score_norm"] == "face_mask"
+        assert cd.method.kwargs()["cdl_padding"] == 0

@@ -498,3 +498,274 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
                          text=True, env=env, cwd=tmp_path, timeout=300)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == "error: <defaults>: optim.lr: Input should be greater than 0"
+
+
+# ------------------------------------------------------------------------------------------ resume (items 4, 5)
+TINY_RUN = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=4", "optim.lr=0.003",
+            "train.log_every=1", "eval.report=false", "train.device=cpu"]
+
+
+def test_resume_needs_only_the_run_folder(tiny_cache: Path, tmp_path: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+    from openfas.io.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    overrides = [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1"]
+    Trainer(load_config(None, overrides), run_dir=run, progress=False).fit()
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--resume", str(run), "--no-progress"])  # the README's command
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), *overrides, "--no-progress"])  # the same config: fine
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), "optim.lr=0.1", "--no-progress"])
+    assert res.exit_code == 2 and "optim.lr: 0.003 → 0.1" in res.output and "--allow-override" in res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), "eval.video_level=false", "--allow-override",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "metrics.json").read_text())["headline"]["level"] == "frame"  # the override applied
+    assert load_checkpoint(run / "checkpoints" / "final.safetensors")["meta"]["config"]["eval"]["video_level"] is False
+
+
+def test_resume_after_a_crash_cleans_temp_files_and_does_not_log_steps_twice(tiny_cache: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+
+    cfg = load_config(None, [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1", "train.save_every_steps=3"])
+    full = tmp_path / "full"
+    Trainer(cfg, run_dir=full, progress=False).fit()
+
+    class Killed(Exception):
+        pass
+
+    original = Trainer._check_finite
+
+    def die_at_step_8(self, loss, stage):  # noqa: ANN001, ANN202 - the process "dies" before step 8 finishes
+        if self.state.global_step == 7:
+            raise Killed
+        return original(self, loss, stage)
+
+    crashed = tmp_path / "crashed"
+    monkeypatch.setattr(Trainer, "_check_finite", die_at_step_8)
+    with pytest.raises(Killed):
+        Trainer(cfg, run_dir=crashed, progress=False).fit()
+    monkeypatch.setattr(Trainer, "_check_finite", original)
+    stale = crashed / "checkpoints" / "last.safetensors.x1y2z3.tmp"
+    stale.write_bytes(b"")  # what a kill during os.replace's preparation leaves
+
+    def train_rows(run: Path) -> list[tuple[int, float]]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["loss"]) for r in rows if r["phase"] == "train"]
+
+    assert [s for s, _ in train_rows(crashed)] == list(range(1, 8))  # logged up to step 7, checkpoint at step 6
+    Trainer(cfg, resume=crashed, progress=False).fit()
+    assert not stale.exists()
+    assert train_rows(crashed) == train_rows(full)  # every step once, with the uninterrupted run's losses
+    csv_steps = [int(line.split(",")[2]) for line in (crashed / "scalars.csv").read_text().splitlines()]
+    assert csv_steps == [int(line.split(",")[2]) for line in (full / "scalars.csv").read_text().splitlines()]
+
+
+def test_logs_of_checkpoints_without_row_counts_are_cut_at_the_step(tmp_path: Path) -> None:
+    from openfas.engine.logger import RunLogger
+
+    lines = [json.dumps({"phase": "train", "step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 9)]
+    (tmp_path / "metrics.jsonl").write_text("".join(lines) + '{"phase": "tr')  # and a half-written line
+    (tmp_path / "scalars.csv").write_text("".join(f"0.0,train,{s},loss,{1.0 / s}\n" for s in range(1, 9)))
+    logger = RunLogger(tmp_path, tensorboard=False, resume={"step": 5, "rows": None})
+    assert (tmp_path / "metrics.jsonl").read_text() == "".join(lines[:5])
+    assert [ln.split(",")[2] for ln in (tmp_path / "scalars.csv").read_text().splitlines()] == ["1", "2", "3", "4",
+                                                                                                 "5"]
+    assert logger.rows == {"metrics.jsonl": 5, "scalars.csv": 5}
+
+
+# ------------------------------------------------------------------------------------------ HTTP service (6-9)
+@pytest.fixture(scope="module")
+def served_predictor(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    pytest.importorskip("multipart")
+    from deploy_fixtures import tiny_checkpoint
+
+    from openfas.deploy.predictor import Predictor
+
+    torch.set_num_threads(1)
+    return Predictor.from_checkpoint(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache))
+
+
+def _face_png() -> bytes:
+    import cv2
+    from deploy_fixtures import faces_scene
+
+    return cv2.imencode(".png", faces_scene(1, 100))[1].tobytes()
+
+
+def _multipart(data: bytes, boundary: str = "openfasboundary") -> tuple[bytes, str]:
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_chunked_upload_over_the_limit_is_413(served_predictor) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.server import ServeSettings, create_app
+
+    limit = 200_000
+    client = TestClient(create_app(served_predictor, ServeSettings(max_upload_bytes=limit)))
+
+    def chunks(body: bytes, size: int = 16_384):  # noqa: ANN202 - a generator: httpx sends it chunked
+        for i in range(0, len(body), size):
+            yield body[i:i + size]
+
+    big, ctype = _multipart(b"\x89PNG\r\n\x1a\n" + b"\x00" * (limit + 200_000))
+    res = client.post("/v1/liveness", content=chunks(big), headers={"content-type": ctype})
+    assert "content-length" not in {k.lower() for k in res.request.headers}  # really a chunked upload
+    assert res.status_code == 413, res.text
+    assert res.json()["error"]["code"] == "file_too_large"
+    small, ctype = _multipart(_face_png())
+    ok = client.post("/v1/liveness", content=chunks(small), headers={"content-type": ctype})
+    assert ok.status_code == 200 and len(ok.json()["faces"]) == 1
+
+
+def test_bad_requests_are_refused_before_taking_a_slot(served_predictor, tmp_path: Path) -> None:  # noqa: ANN001
+    import threading
+    import time
+
+    import cv2
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.server import ServeSettings, create_app
+
+    class Gate:
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            self.inner, self.name = inner, inner.name
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def run(self, batch):  # noqa: ANN001, ANN202
+            self.entered.set()
+            self.release.wait(30)
+            return self.inner.run(batch)
+
+    gated = Predictor(Gate(served_predictor.backend), served_predictor.meta)
+    app = create_app(gated, ServeSettings(max_concurrency=1, max_queue=0, max_side=1000))
+    png = _face_png()
+    wide = cv2.imencode(".png", np.zeros((8, 1200, 3), np.uint8))[1].tobytes()
+    bad = {"text": (b"hello, I am not an image", 415), "truncated": (png[: len(png) // 2], 422),
+           "too_wide": (wide, 413), "empty": (b"", 400)}
+    first: list[int] = []
+    with TestClient(app) as c:
+        t = threading.Thread(target=lambda: first.append(
+            c.post("/v1/liveness", files={"image": ("a.png", png)}).status_code))
+        t.start()
+        assert gated.backend.entered.wait(20)  # the only slot is taken by a good request
+        for name, (data, status) in bad.items():
+            res = c.post("/v1/liveness", files={"image": (f"{name}.png", data)})
+            assert res.status_code == status, (name, res.text)  # validated without a slot (not 503)
+        busy = c.post("/v1/liveness", files={"image": ("b.png", png)})
+        assert busy.status_code == 503  # the slot really was taken
+        gated.backend.release.set()
+        t.join(30)
+        deadline = time.time() + 10
+        while c.get("/healthz").json()["in_flight"] and time.time() < deadline:
+            time.sleep(0.01)
+        assert c.get("/healthz").json()["in_flight"] == 0
+    assert first == [200]
+
+
+def test_security_headers_csp_no_server_banner_and_no_cdn_docs(served_predictor) -> None:  # noqa: ANN001
+    import base64
+    import hashlib
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.server import ServeSettings, create_app, index_html
+
+    client = TestClient(create_app(served_predictor))
+    page = client.get("/")
+    csp = page.headers["content-security-policy"]
+    for tag in ("script", "style"):
+        (block,) = re.findall(rf"<{tag}>(.*?)</{tag}>", index_html(), flags=re.S)
+        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}'" in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert "http" not in csp  # nothing from elsewhere
+    for res in (page, client.get("/healthz"), client.post("/v1/liveness", files={"image": ("a", b"x")})):
+        assert res.headers["x-content-type-options"] == "nosniff"
+        assert res.headers["x-frame-options"] == "DENY"
+        assert "server" not in res.headers
+    assert client.get("/healthz").headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").status_code == 200
+    with_docs = TestClient(create_app(served_predictor, ServeSettings(docs=True)))
+    assert with_docs.get("/docs").status_code == 200
+
+
+def test_serve_runs_uvicorn_without_a_server_banner(served_predictor, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from openfas.deploy import server
+
+    captured: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server.serve(served_predictor, "127.0.0.1", port)
+    app = captured.pop("app")
+    real = uvicorn.Server(uvicorn.Config(app, **{**captured, "log_level": "warning"}))  # exactly serve()'s settings
+    thread = threading.Thread(target=real.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 20
+        while not real.started and time.time() < deadline:
+            time.sleep(0.05)
+        res = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert res.status_code == 200 and "server" not in res.headers
+        assert res.headers["x-content-type-options"] == "nosniff"
+    finally:
+        real.should_exit = True
+        thread.join(10)
+
+
+def test_error_messages_hold_no_object_addresses(served_predictor) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.server import create_app
+
+    client = TestClient(create_app(served_predictor))
+    res = client.post("/v1/liveness", files={"image": ("a.png", b"hello, I am not an image")})
+    assert res.status_code == 415
+    message = res.json()["error"]["message"]
+    assert "0x" not in message and "object at" not in message and "_io" not in message, message
+    assert "b'hello, I'" in message and "24-byte" in message  # what the user sent
+
+
+def test_rebuilding_a_checkpoint_reads_no_file_its_config_names(tmp_path: Path, marker: Path) -> None:
+    from openfas.config import load_config
+    from openfas.io.checkpoint import save_checkpoint
+    from openfas.methods.restore import build_model_from_checkpoint
+    from openfas.models import create_model
+
+    evil = _pickle_file(tmp_path / "r18.pth", marker)
+    cfg = load_config("ldcnet/ldcnet_synth.yaml", [f"model.pretrained={evil}"]).to_dict()
+    model = create_model("ldcnet", **{k: v for k, v in cfg["model"].items() if k not in ("name", "pretrained")})
+    path = save_checkpoint(tmp_path / "ldc.safetensors", model_state=model.state_dict(),
+                           meta={"model": "ldcnet", "config": cfg})
+    evil.unlink()  # the training machine's file is not here (and a planted one is not read either)
+    rebuilt, info = build_model_from_checkpoint(path)
+    assert info["meta"]["config"]["model"]["pretrained"] == str(evil)  # the record is kept as it was
+    for k, v in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[k], v), k
+    _pickle_file(evil, marker)
+    build_model_from_checkpoint(path)
+    assert not marker.exists()

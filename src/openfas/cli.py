@@ -69,18 +69,29 @@ def train(
     config: ConfigOpt = None,
     overrides: Overrides = None,
     resume: Annotated[Path | None, typer.Option(
-        help="Run folder or checkpoint to continue exactly where it stopped.")] = None,
+        help="Run folder or checkpoint to continue exactly where it stopped, with the run's own config.")] = None,
+    allow_override: Annotated[bool, typer.Option(
+        "--allow-override", help="With --resume: accept -c / overrides that change the run's config "
+                                 "(e.g. train.epochs=20 to train longer).")] = False,
     run_dir: Annotated[Path | None, typer.Option(
         help="Run folder (default: <output_dir>/<name>-<model>-<time>).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable progress bars.")] = False,
 ) -> None:
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
-    from openfas.engine.trainer import Trainer, TrainingDiverged
+    from openfas.engine.trainer import Trainer, TrainingDiverged, resume_config
 
-    cfg = _load(config, overrides)
+    if resume is not None and config is None:  # the run's own config is the truth; overrides apply on top of it
+        try:
+            cfg = resume_config(resume, overrides)
+        except OpenFASError as err:
+            _fail(str(err))
+            return
+    else:
+        cfg = _load(config, overrides)
     try:
-        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
+        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress,
+                          allow_config_change=allow_override)
         result = trainer.fit()
     except OpenFASError as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)

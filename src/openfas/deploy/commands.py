@@ -332,8 +332,10 @@ def serve(
                                                  "one thread.")] = 0,
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond → 503.")] = 8,
     no_map: Annotated[bool, typer.Option("--no-map", help="Do not return the predicted maps by default.")] = False,
+    docs: Annotated[bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its JavaScript and CSS load "
+                                                      "from a public CDN; off by default).")] = False,
 ) -> None:
-    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /docs, /)."""
+    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /openapi.json, /)."""
     try:
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
@@ -361,5 +363,5 @@ def serve(
         return
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side,
                              max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
-                             return_map=not no_map)
+                             return_map=not no_map, docs=docs)
     run_server(predictor, host, port, settings)

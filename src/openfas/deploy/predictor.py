@@ -111,9 +111,10 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int, int]:
                     orientation = 1
     except Image.DecompressionBombError as err:
         raise ImageInputError(f"{source}: image is too large ({err})", 413, "image_too_large") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM): {err}",
-                              415, "not_an_image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        # name what was sent (its first bytes), never the decoder's message (it holds Python object addresses)
+        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM); the "
+                              f"{len(data)}-byte file starts with {data[:8]!r}", 415, "not_an_image") from None
     if fmt not in _CV2_FORMATS:
         raise ImageInputError(f"{source}: unsupported image format {fmt} (use JPEG, PNG, BMP, TIFF, WebP, PPM)",
                               415, "unsupported_format")
@@ -135,9 +136,10 @@ def _check_complete(data: bytes, fmt: str, source: str) -> None:
         raise ImageInputError(f"{source}: truncated PNG (no IEND chunk)", 422, "truncated_image")
 
 
-def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
-    truncation check."""
+def check_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>"
+                      ) -> tuple[str, int, int, int]:
+    """Every check that needs no pixel decoding (byte size, format and dimensions from the header, truncation);
+    returns format, width, height and EXIF orientation. Cheap enough to run before queueing work."""
     limits = limits or ImageLimits()
     if len(data) == 0:
         raise ImageInputError(f"{source}: empty file (0 bytes)", 400, "empty_file")
@@ -147,6 +149,13 @@ def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: s
     fmt, w, h, orientation = _sniff(data, source)
     limits.check_size(w, h, source)
     _check_complete(data, fmt, source)
+    return fmt, w, h, orientation
+
+
+def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
+    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
+    truncation check."""
+    fmt, w, h, orientation = check_image_bytes(data, limits, source)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageInputError(f"{source}: corrupt {fmt} image (the decoder failed)", 422, "corrupt_image")
@@ -612,5 +621,6 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
 
 
 __all__ = ["DEFAULT_CROP_SCALE", "FaceResult", "ImageInputError", "ImageLimits", "ImageResult", "OnnxBackend",
-           "Predictor", "TorchBackend", "VideoResult", "check_meta", "decode_image_bytes", "load_onnx_session",
+           "Predictor", "TorchBackend", "VideoResult", "check_image_bytes", "check_meta", "decode_image_bytes",
+           "load_onnx_session",
            "machine_threads", "single_threaded_kernels", "to_bgr_image"]

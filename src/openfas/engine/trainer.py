@@ -9,6 +9,7 @@ Reading order: :class:`Trainer` builds data → model → (DDP) → stages; :met
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import random
 import time
@@ -22,7 +23,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from openfas import _version
-from openfas.config import Config, ConfigError, config_from_dict
+from openfas.config import Config, ConfigError, apply_overrides, config_from_dict
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
@@ -32,7 +33,15 @@ from openfas.errors import OpenFASError
 from openfas.eval.report import write_report
 from openfas.eval.runner import score_cache
 from openfas.eval.scores import ScoreTable, evaluate_tables, no_face_counts, quick_metrics
-from openfas.io.checkpoint import load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state
+from openfas.io.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_checkpoint_meta,
+    load_model_weights,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from openfas.methods.base import Method, Stage
 from openfas.methods.build import build_method
 
@@ -85,7 +94,9 @@ class Trainer:
     """Train one method on one config; also the evaluator of its checkpoints."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, allow_config_change: bool = False) -> None:
+        """``resume``: a run folder or checkpoint to continue; ``cfg`` must then equal the run's own config
+        (:func:`resume_config` reads it) unless ``allow_config_change`` (the CLI's ``--allow-override``)."""
         setup_console_logging()
         cfg = cfg.model_copy(deep=True)
         for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
@@ -95,11 +106,11 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.state = TrainState()
         self._resume_ckpt: dict[str, Any] | None = None
+        self._running: dict[str, float] = {}
         if resume is not None:
-            ckpt_path = Path(resume)
-            if ckpt_path.is_dir():
-                run_dir = ckpt_path
-                ckpt_path = ckpt_path / "checkpoints" / "last.safetensors"
+            ckpt_path = resume_checkpoint_path(resume)
+            if Path(resume).is_dir():
+                run_dir = Path(resume)
             self._resume_ckpt = load_checkpoint(ckpt_path)
             saved = self._resume_ckpt["meta"].get("config")
             if saved is not None:
@@ -109,8 +120,11 @@ class Trainer:
                     pass  # compared as stored; the difference is reported below
             if saved is not None and saved != cfg.to_dict():
                 diff = _config_diff(saved, cfg.to_dict())
-                raise ConfigError(f"{ckpt_path}: the config differs from the one the run was started with "
-                                  f"({diff}); resume with the same config and overrides")
+                if not allow_config_change:
+                    raise ConfigError(f"{ckpt_path}: the config differs from the one the run was started with "
+                                      f"({diff}); `openfas train --resume RUN` alone continues with the run's own "
+                                      "config, add --allow-override to change it")
+                log.warning("resuming %s with a changed config: %s", ckpt_path, diff)
             if run_dir is None:
                 run_dir = ckpt_path.parent.parent
         if run_dir is None:
@@ -122,8 +136,13 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         if self.dist.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temp_files(self.run_dir)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+        resumed_at = None
+        if self._resume_ckpt is not None:  # the logs go back to the checkpoint: steps after it are run again
+            meta = self._resume_ckpt["meta"]
+            resumed_at = {"step": meta["train_state"]["global_step"], "rows": meta.get("log_rows")}
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, resume=resumed_at)
         seed_everything(cfg.experiment.seed + self.dist.rank, cfg.experiment.deterministic)
 
         self.method: Method = build_method(cfg)
@@ -222,13 +241,14 @@ class Trainer:
             "threshold": threshold,
             "threshold_info": threshold_info,
             "train_state": self.state.to_json(),
+            "log_rows": dict(self.logger.rows),  # lines in metrics.jsonl / scalars.csv when this was saved
         }
 
     def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
              threshold: float | None = None, threshold_info: dict[str, Any] | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
-        extra = {"rng": rng_state(), "method": self.method.state_dict()}
+        extra = {"rng": rng_state(), "method": self.method.state_dict(), "running": dict(self._running)}
         return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
                                meta=self.checkpoint_meta(threshold, threshold_info),
                                optimizer_state=optimizer.state_dict() if optimizer else None,
@@ -265,6 +285,7 @@ class Trainer:
                     sched.load_state_dict(resume["scheduler"])
                 set_rng_state(resume["extra"]["rng"])
                 self.method.load_state_dict(resume["extra"].get("method") or {})
+                self._running = dict(resume["extra"].get("running") or {})
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
@@ -298,7 +319,9 @@ class Trainer:
             bar = tqdm(total=total, initial=self.state.step_in_epoch, leave=False,
                        desc=f"{stage.name} epoch {self.state.epoch + 1}/{stage.epochs}")
         params = [p for g in opt.param_groups for p in g["params"]]
-        running: dict[str, float] = {}
+        # loss sums of this epoch so far (restored by a mid-epoch resume, so the logged means stay right)
+        running: dict[str, float] = self._running if self.state.step_in_epoch > 0 else {}
+        self._running = running
         for batch in loader:
             if self.state.step_in_epoch >= total:
                 break
@@ -483,6 +506,30 @@ class Trainer:
         return result
 
 
+def resume_checkpoint_path(resume: str | Path) -> Path:
+    """The checkpoint ``--resume`` continues from: ``<run>/checkpoints/last.safetensors`` for a run folder."""
+    p = Path(resume)
+    return p / "checkpoints" / "last.safetensors" if p.is_dir() else p
+
+
+def resume_config(resume: str | Path, overrides: list[str] | None = None) -> Config:
+    """The config a run was started with (stored in its checkpoint), with optional dotted ``overrides``."""
+    path = resume_checkpoint_path(resume)
+    saved = load_checkpoint_meta(path).get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: the checkpoint stores no config; pass the run's config with -c")
+    return config_from_dict(apply_overrides(copy.deepcopy(saved), list(overrides or [])),
+                            source=f"{path} (the run's config)")
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete temporary files left by a process killed while writing a checkpoint or CAM cache."""
+    for tmp in [*run_dir.glob("checkpoints/*.safetensors.*.tmp"), *run_dir.glob("*.safetensors.tmp")]:
+        if tmp.is_file():
+            log.info("removing a stale temporary file %s (left by an interrupted write)", tmp)
+            tmp.unlink(missing_ok=True)
+
+
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     for k in sorted(set(a) | set(b)):
         va, vb = a.get(k), b.get(k)
@@ -495,4 +542,4 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-__all__ = ["Trainer", "TrainingDiverged"]
+__all__ = ["Trainer", "TrainingDiverged", "resume_checkpoint_path", "resume_config"]

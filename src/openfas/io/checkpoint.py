@@ -328,6 +328,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     return out
 
 
+def load_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta`` of a checkpoint read from its header alone (no tensors, NOT verified: use it only to decide
+    how to load the file, which :func:`load_checkpoint` then verifies)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = json.loads((f.metadata() or {})["openfas"])
+    except (SafetensorError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{path}: not an openfas checkpoint ({type(err).__name__})") from None
+    if not isinstance(header, dict) or header.get("format") not in (FORMAT, *LEGACY_FORMATS):
+        raise CheckpointError(f"{path}: not an openfas checkpoint (unsupported format)")
+    meta = header.get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
 def load_model_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """``load_state_dict`` with an error message naming the source and the mismatching keys."""
     result = model.load_state_dict(state, strict=False)

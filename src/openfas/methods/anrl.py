@@ -17,13 +17,13 @@ features of domain d in the batch.
   ``AB_loss / 2 − AA_loss``, identical with 3 source domains);
 * Inter-Class Separable loss (``ics_form``, weight 0.001):
 
-  - ``"separating"`` (default): L_ICS = D(f⁺, c⁺_d) − D(f⁺, c⁻_d) − D(f⁻, c⁺_d). Minimising it pulls live
-    features towards their own centre and pushes live features and spoof features away from the other class's
-    centre, which is what the paper says the loss is for (inter-class separability);
+  - ``"separating"`` (default): L_ICS = D(f⁺, c⁺_d) − D(f⁺, c⁻_d) − D(f⁻, c⁺_d). A gradient step moves every
+    live feature along c⁺_d − c⁻_d (towards its own centre's side, away from the spoof centre) and pushes spoof
+    features away from the live centre, which is what the paper says the loss is for (inter-class separability);
   - ``"official_code"``: L_ICS = D(f⁺, c⁻_d) + D(f⁻, c⁺_d) − D(f⁺, c⁺_d), the exact negative, as the TFace
-    ``train.py`` ``compute_losses`` stored at commit 3d5203e5 combines its terms (``RF + FR − RR``). Minimising
-    it moves live features towards the spoof centre and away from their own; kept for bit-faithful reproduction
-    of the released code. See docs/faithfulness.md.
+    ``train.py`` ``compute_losses`` stored at commit 3d5203e5 combines its terms (``RF + FR − RR``). A step
+    moves live features along c⁻_d − c⁺_d and spoof features towards the live centre; kept for bit-faithful
+    reproduction of the released code. See docs/faithfulness.md.
 
 ``meta: false`` trains the same losses by plain aggregation of domains (baseline).
 Score = softmax(logits)[live].

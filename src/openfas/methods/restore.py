@@ -7,6 +7,7 @@ evaluation and recognition teachers use this, never the trainer.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,12 @@ def build_model_from_checkpoint(path: str | Path, map_location: str | torch.devi
     if "model" not in meta:
         raise CheckpointError(f"{path}: checkpoint metadata has no model name")
     source = f"{path} (stored config)"
-    cfg = config_from_dict(meta["config"], source=source)
+    stored = copy.deepcopy(meta["config"])
+    if isinstance(stored, dict) and isinstance(stored.get("model"), dict):
+        # the trained weights come from the checkpoint: never read the start weights its config names (a file on
+        # the training machine, possibly missing here, or planted)
+        stored["model"].pop("pretrained", None)
+    cfg = config_from_dict(stored, source=source)
     method = build_method(cfg, source)
     model = method.build_model()
     load_model_weights(model, ckpt["model"], str(path))

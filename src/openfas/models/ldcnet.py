@@ -207,7 +207,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(p))
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # not a refused object: garbage, truncated, other format
+            raise PretrainedWeightsError(f"{p}: cannot read pretrained weights (not a readable torch.save file of "
+                                         "tensors, nor .safetensors)") from None
         raise PretrainedWeightsError(f"{p}: the file holds Python objects besides tensors, which openfas will not "
                                      "unpickle (save a plain state dict, or convert it to .safetensors)") from None
     except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear error
