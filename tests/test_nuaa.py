@@ -138,8 +138,7 @@ def test_no_face_media_are_scored_as_rejections() -> None:
     At threshold 0.5: BPCER = (1 + 1)/4, APCER = 1/5. AUC = (7 + 3·2 + 0.5·1·2)/(4·5) = 0.7, because a frame
     without a face ranks below every scored one (live-with-face beats it, it loses to every scored attack, and
     two faceless frames tie)."""
-    from openfas.engine.evaluation import NoFaceCounts, evaluate_tables
-    from openfas.engine.trainer import ScoreTable
+    from openfas.eval.scores import NoFaceCounts, ScoreTable, evaluate_tables
 
     scores = np.array([0.9, 0.8, 0.3, 0.1, 0.2, 0.85])
     labels = np.array([1, 1, 1, 0, 0, 0])
@@ -171,7 +170,7 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
 
     from openfas.data.cache import CropCacheReader
     from openfas.data.prepare import prepare_media
-    from openfas.engine.evaluation import no_face_counts
+    from openfas.eval.scores import no_face_counts
 
     root, lists = _small_root(tmp_path)
     blank = root / "ClientRaw" / lists["client_test_raw.txt"][0]
@@ -190,7 +189,7 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
     # "auto" is stored as the concrete detector (deployment rebuilds it); data.crop_fraction=0.5 of this
     # 32 px, scale-1.0 cache is a 16 px crop of scale 0.5 in the checkpoint's crop geometry
     from openfas.data.face import resolve_detector_spec
-    from openfas.engine.trainer import crop_geometry
+    from openfas.data.locate import crop_geometry
 
     assert crop_geometry(tmp_path / "cache", 0.5) == {"source": "prepared", "crop_size": 16, "scale": 0.5,
                                                       "detector": resolve_detector_spec("auto")}

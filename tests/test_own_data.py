@@ -54,28 +54,31 @@ def test_missing_or_one_class_dev_split_fails_before_training(tiny_cache: Path, 
         Trainer(cfg, run_dir=tmp_path / "run1", progress=False)
     assert not (tmp_path / "run1" / "checkpoints" / "last.safetensors").exists()
     live_only = _copy_without(tiny_cache, tmp_path / "liveonly", keep_label=1)
-    cfg = load_config(DEMO, [f"data.cache={live_only}", *TINY, "eval.threshold=eer", "train.select=dev_auc"])
+    cfg = load_config(DEMO, [f"data.cache={live_only}", *TINY, "eval.threshold=eer", "train.select=auc"])
     adapt_to_cache(cfg)
-    with pytest.raises(ConfigError, match="dev split 'dev' has no attack samples .* train.select=dev_auc"):
+    with pytest.raises(ConfigError, match="dev split 'dev' has no attack samples .* train.select=auc"):
         check_dev_split(cfg, live_only)
     # the oracle threshold and the last epoch need no dev split
     check_dev_split(load_config(DEMO, [f"data.cache={no_dev}", "eval.threshold=eer"]), no_dev)
 
 
 def test_demo_config_trains_on_own_cache_and_keeps_best_dev_epoch(tiny_cache: Path, tmp_path: Path) -> None:
-    cfg = load_config(DEMO, [f"data.cache={tiny_cache}", *TINY, "train.epochs=3", "train.select=dev_eer",
+    cfg = load_config(DEMO, [f"data.cache={tiny_cache}", *TINY, "train.epochs=3", "train.select=eer",
                              "train.patience=1"])
     trainer = Trainer(cfg, run_dir=tmp_path / "run", progress=False)
     result = trainer.fit()
     hist = trainer.state.history
-    # the selected epoch is the one with the lowest dev EER (ties: higher AUC, then the earlier epoch)
-    best = min(range(len(hist)), key=lambda i: (hist[i]["dev_eer"], -hist[i]["dev_auc"], i))
-    assert result["selected"]["epoch"] == best + 1 and result["selected"]["criterion"] == "dev_eer"
+    # the selected epoch is the one with the lowest dev EER (ties: the earlier epoch)
+    best = min(range(len(hist)), key=lambda i: (hist[i]["dev_eer"], i))
+    sel = result["checkpoint_selection"]
+    assert sel["epoch"] == best + 1 and sel["metric"] == "eer" and sel["split"] == "dev"
+    assert sel["value"] == pytest.approx(hist[best]["dev_eer"])
     # patience 1: training stops one epoch after the last improvement
     assert len(hist) == min(3, best + 2)
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert saved["selected"]["epoch"] == best + 1 and saved["n_test_frames"] == 48  # both domains' test split
+    assert saved["checkpoint_selection"]["epoch"] == best + 1
+    assert saved["n_test_frames"] == 48  # both domains' test split
 
 
 def test_crop_fraction_and_real_recipe(tiny_cache: Path) -> None:
@@ -92,7 +95,7 @@ def test_crop_fraction_and_real_recipe(tiny_cache: Path) -> None:
     expected = crop[8:24, 8:24, ::-1].astype(np.float32) / 255.0
     np.testing.assert_allclose(ds[0]["image"].numpy().transpose(1, 2, 0), (expected - 0.5) / 0.5, atol=1e-6)
     # training with the real-data recipe: right size, repeatable for a seed/epoch/index, changed from the input
-    tr = FaceCropDataset(tiny_cache, split="train", image_size=24, train=True, augment_recipe="real", seed=3)
+    tr = FaceCropDataset(tiny_cache, split="train", image_size=24, train=True, augment="real", seed=3)
     a, b = tr[1]["image"], tr[1]["image"]
     assert a.shape == (3, 24, 24) and bool((a == b).all())
     tr.set_epoch(1)

@@ -25,11 +25,12 @@ import lmdb
 import numpy as np
 
 from openfas.data.sample import CropRecord
+from openfas.errors import OpenFASError
 
 _MAP_SIZE = 1 << 40  # 1 TiB of address space; the file only grows as data is written
 
 
-class CacheError(RuntimeError):
+class CacheError(OpenFASError, RuntimeError):
     """A cache folder is missing, empty or corrupt."""
 
 

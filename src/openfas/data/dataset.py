@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from openfas.data.cache import CacheError, CropCacheReader
 from openfas.data.sample import LIVE, CropRecord, attack_index
-from openfas.data.transforms import build_color_transform, build_transform, to_chw_float
+from openfas.data.transforms import augment_recipe, build_color_transform, build_transform, to_chw_float
 
 
 def center_fraction(image: np.ndarray, fraction: float) -> np.ndarray:
@@ -48,8 +48,8 @@ class FaceCropDataset(Dataset):
         std: float = 0.5,
         seed: int = 0,
         records: Sequence[CropRecord] | None = None,
+        augment: bool | str = "openfas",
         crop_fraction: float = 1.0,
-        augment_recipe: str = "default",
     ) -> None:
         self.reader = CropCacheReader(cache_dir)
         recs = list(records) if records is not None else self.reader.records()
@@ -77,8 +77,8 @@ class FaceCropDataset(Dataset):
         if not 0.0 < crop_fraction <= 1.0:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.crop_fraction = crop_fraction
-        self.geometric = build_transform(image_size, train, self.modalities, augment_recipe)
-        self.color = build_color_transform(train, augment_recipe)
+        self.geometric = build_transform(image_size, train, self.modalities, augment_recipe(augment))
+        self.color = build_color_transform(train, augment_recipe(augment))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

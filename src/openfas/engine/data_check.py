@@ -59,7 +59,7 @@ def check_dev_split(cfg: Config, cache_dir: Path) -> None:
     needs = []
     if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
         needs.append(f"eval.threshold={cfg.eval.threshold}")
-    if cfg.train.select != "last":
+    if cfg.train.select != "last" and cfg.train.select_split == "dev":
         needs.append(f"train.select={cfg.train.select}")
     if not needs:
         return

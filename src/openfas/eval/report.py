@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from openfas.data.cache import CropCacheReader
+from openfas.errors import OpenFASError
 from openfas.eval import metrics as M
 from openfas.eval import plots
 from openfas.eval.runfiles import read_run_json
+from openfas.eval.runner import Scorer, predict_samples
+from openfas.eval.scores import ScoreTable, read_scores_csv, video_table
 
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
-
-    from openfas.engine.trainer import ScoreTable
-    from openfas.methods.base import Method
 
 SCORE_FILES = ("scores_test.csv", "scores.csv")
 _ROWS = [("auc", "AUC"), ("eer", "EER"), ("hter", "HTER"), ("apcer", "APCER (worst species)"),
@@ -36,14 +37,12 @@ _ROWS = [("auc", "AUC"), ("eer", "EER"), ("hter", "HTER"), ("apcer", "APCER (wor
          ("tpr@fpr=1e-3", "TPR@FPR=1e-3"), ("tpr@fpr=1e-4", "TPR@FPR=1e-4")]
 
 
-class ReportError(RuntimeError):
+class ReportError(OpenFASError, RuntimeError):
     """A run folder lacks what a report needs (the message names the file)."""
 
 
 def load_run_files(run_dir: str | Path) -> tuple[dict[str, Any], ScoreTable, dict[str, Any] | None]:
     """``metrics.json``, the per-frame test scores and ``config.json`` (None when absent) of a run folder."""
-    from openfas.engine.evaluation import read_scores_csv
-
     run_dir = Path(run_dir)
     try:
         metrics = read_run_json(run_dir, "metrics.json")
@@ -106,7 +105,7 @@ def worst_examples(table: ScoreTable, n: int) -> list[int]:
 
 
 def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, model: nn.Module | None = None,
-                 method: Method | None = None, device: str | torch.device = "cpu", n_examples: int = 8,
+                 method: Scorer | None = None, device: str | torch.device = "cpu", n_examples: int = 8,
                  title: str | None = None) -> Path:
     """Write ``<run_dir>/report.html`` and ``<run_dir>/figures/*.png`` from ``metrics.json`` and the scores CSV.
 
@@ -126,8 +125,6 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     if has_both:
         sets = {"frame": M.ScoreSet(table.scores, table.labels, np.asarray(table.attacks))}
         if "video" in metrics:
-            from openfas.engine.evaluation import video_table
-
             vs, vl, va, _ = video_table(table)
             sets["video"] = M.ScoreSet(vs, vl, va)
         levels_txt = f"{unit} and video" if "video" in sets else unit
@@ -148,16 +145,12 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     cache = _find_cache(config, cache_dir)
     if idx and cache is not None:
         try:
-            from openfas.data.cache import CropCacheReader
-
             reader = CropCacheReader(cache)
             images = [reader.image(table.sample_ids[i])[:, :, ::-1] for i in idx]
             titles = [f"{table.attacks[i]} {table.scores[i]:.3g}" for i in idx]
             figures.append((plots.plot_examples(images, titles, fig_dir / "worst_examples.png"),
                             "Worst-scored examples: attacks scored most live, then live scored least live"))
             if model is not None and method is not None:
-                from openfas.eval.runner import predict_samples
-
                 _, maps = predict_samples(model, method, cache, [table.sample_ids[i] for i in idx], device)
                 if maps is not None:
                     figures.append((plots.plot_examples(images, titles, fig_dir / "maps.png", maps=list(maps)),

@@ -5,12 +5,13 @@ suffix; identities are numbered in sorted folder-name order. Images are expected
 (e.g. the ArcFace 5-point 112×112 alignment); they are resized to ``image_size``.
 
 Masks are synthesised on the fly (:mod:`openfas.recognition.masks`) from five landmarks per image, taken from
-``landmarks.csv`` (columns ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry``, ``file`` relative to ``root``; written
-by the synthetic generator, or by the user) or, when an image has no row, from the ArcFace template scaled to
-the image (correct for aligned crops). Alternatively ``masked_root`` holds pre-masked copies under the same
-relative paths (e.g. FMA-3D output). Each item returns the student input (masked with probability
-``mask_prob``), the unmasked face for the teacher, the identity label, whether it was masked and the mask
-coverage. The randomness of an item depends only on (seed, epoch, index), so a resumed run sees the same data.
+``landmarks.csv`` (columns ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry[,chx,chy]``, ``file`` relative to ``root``;
+written by the synthetic generator, ``openfas data lfw``, or the user) or, when an image has no row, from the
+ArcFace template scaled to the image (correct for aligned crops). Alternatively ``masked_root`` holds
+pre-masked copies under the same relative paths (e.g. FMA-3D output). Each item returns the student input
+(masked with probability ``mask_prob``), the unmasked face for the teacher, the identity label, whether it was
+masked and the mask coverage. The randomness of an item depends only on (seed, epoch, index), so a resumed
+run sees the same data.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from torch.utils.data import Dataset
 
 from openfas.data.transforms import to_chw_float
 from openfas.data.video import MediaError, read_image
+from openfas.errors import OpenFASError
 from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style, template_landmarks
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-class IdentityDataError(ValueError):
+class IdentityDataError(OpenFASError, ValueError):
     """The identity folder (or its landmarks file) is unusable; the message names the path."""
 
 
@@ -54,7 +56,8 @@ def scan_identity_folder(root: str | Path) -> tuple[list[str], list[tuple[str, i
 
 
 def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
-    """``file → 5×2`` landmarks from a CSV with header ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry``."""
+    """``file → 5×2`` landmarks from a CSV with header ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry`` (``6×2``
+    when the optional chin columns ``chx,chy`` follow; masks then end below the real chin)."""
     path = Path(path)
     out: dict[str, np.ndarray] = {}
     try:
@@ -65,10 +68,11 @@ def read_landmarks(path: str | Path) -> dict[str, np.ndarray]:
     for no, row in enumerate(rows[1:], 2):
         if not row:
             continue
-        if len(row) != 11:
-            raise IdentityDataError(f"{path}:{no}: expected file + 10 coordinates, got {len(row)} fields")
+        if len(row) not in (11, 13):
+            raise IdentityDataError(f"{path}:{no}: expected file + 10 coordinates (+ 2 of the chin), "
+                                    f"got {len(row)} fields")
         try:
-            out[row[0]] = np.array([float(v) for v in row[1:]], np.float32).reshape(5, 2)
+            out[row[0]] = np.array([float(v) for v in row[1:]], np.float32).reshape(-1, 2)
         except ValueError:
             raise IdentityDataError(f"{path}:{no}: non-numeric landmark coordinate") from None
     return out
@@ -128,6 +132,11 @@ class MaskedIdentityDataset(Dataset):
         rel, label = self.samples[index]
         rng = self._rng(index)
         normal = read_image(self.root / rel)
+        h0, w0 = normal.shape[:2]
+        size = self.image_size
+        if self.masked_root is None and (h0, w0) != (size, size):
+            # resize first, then draw the mask at the training size (a 112 px mask costs ~3× more to render)
+            normal = cv2.resize(normal, (size, size), interpolation=cv2.INTER_AREA)
         masked, coverage, is_masked = normal, 0.0, False
         if rng.random() < self.mask_prob:
             is_masked = True
@@ -139,7 +148,7 @@ class MaskedIdentityDataset(Dataset):
             else:
                 h, w = normal.shape[:2]
                 lm = self.landmarks.get(rel)
-                lm = template_landmarks(w, h) if lm is None else lm
+                lm = template_landmarks(w, h) if lm is None else lm * np.array([w / w0, h / h0], np.float32)
                 style = sample_style(rng, kinds=self.mask_types)
                 try:
                     masked, _, coverage = apply_mask(normal, lm, style)
@@ -147,7 +156,6 @@ class MaskedIdentityDataset(Dataset):
                     raise IdentityDataError(f"{self.root / rel}: cannot place a mask ({err})") from None
         if self.train and rng.random() < 0.5:
             normal, masked = normal[:, ::-1], masked[:, ::-1]
-        size = self.image_size
 
         def prep(img: np.ndarray) -> torch.Tensor:
             if img.shape[:2] != (size, size):

@@ -4,7 +4,8 @@ Pair score = cosine similarity of the L2-normalised embeddings (optionally of th
 before normalising, as insightface does). Metrics: :func:`openfas.recognition.verification.verification_report`.
 When the image root has a ``masks.csv`` (``file,…,coverage[,degraded]``; written by the synthetic generator)
 the Spearman correlation between the model's quality score C(X) and the mask coverage is added, and how well
-C(X) separates clean from degraded images (ROC AUC).
+C(X) separates clean from degraded images (ROC AUC). For every multi-decision model the report also says whether a
+low pair quality min(C(left), C(right)) flags the pairs verified wrongly (:func:`quality_vs_errors`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from openfas.eval.metrics import auc
 from openfas.recognition.data import load_face
 from openfas.recognition.pairs import PairList, read_pairs, resolve_image
-from openfas.recognition.verification import verification_report
+from openfas.recognition.verification import stratified_folds, verification_report
 
 
 @torch.no_grad()
@@ -47,16 +49,46 @@ def read_coverage(path: Path, column: str = "coverage") -> dict[str, float]:
         return {row["file"]: float(row[column]) for row in csv.DictReader(f) if row.get(column) not in (None, "")}
 
 
+def quality_vs_errors(pair_quality: np.ndarray, correct: np.ndarray) -> dict[str, Any] | None:
+    """Does a low C(X) flag the pairs the model gets wrong?
+
+    ``pair_quality`` = min(C(left), C(right)) per pair; ``correct`` = the pair's decision at its fold's k-fold
+    threshold was right. Reports the ROC AUC of (−quality) for "wrong" (0.5 = no signal, 1 = every wrong pair
+    has a lower C(X) than every right one), the Spearman ρ between quality and correctness, and the error rate
+    among the 25 % lowest-quality pairs vs the other 75 %."""
+    from scipy.stats import spearmanr
+
+    q = np.asarray(pair_quality, np.float64)
+    ok = np.asarray(correct, bool)
+    keep = np.isfinite(q)
+    q, ok = q[keep], ok[keep]
+    if len(q) < 4 or ok.all() or not ok.any():
+        return None
+    low = q <= np.quantile(q, 0.25)
+    return {"auc_wrong_by_low_quality": auc(-q, (~ok).astype(np.int64)),
+            "spearman_quality_correct": float(spearmanr(q, ok.astype(float))[0]) if np.ptp(q) > 0 else None,
+            "error_rate_lowest_quartile": float((~ok[low]).mean()),
+            "error_rate_other_pairs": float((~ok[~low]).mean()) if (~low).any() else None,
+            "wrong_pairs": int((~ok).sum()), "pairs": int(len(q))}
+
+
+def pair_correctness(scores: np.ndarray, labels: np.ndarray, report: dict[str, Any],
+                     folds: list[int] | None) -> np.ndarray:
+    """Per pair: is ``score >= threshold`` of its own k-fold split equal to its label?"""
+    f = stratified_folds(labels) if folds is None else np.asarray(folds)
+    thr = dict(zip(np.unique(f).tolist(), report["fold_thresholds"], strict=True))
+    t = np.array([thr[int(k)] for k in f])
+    return (scores >= t) == (np.asarray(labels) == 1)
+
+
 def quality_vs_degradation(quality: dict[str, float], degraded: dict[str, float]) -> dict[str, Any] | None:
     """Does C(X) separate clean from degraded (blur/noise/JPEG) images? ROC AUC of C(X) for "clean"."""
-    from sklearn.metrics import roc_auc_score
-
     keys = [k for k in quality if k in degraded and np.isfinite(quality[k])]
     d = np.array([degraded[k] > 0 for k in keys])
     if len(keys) < 3 or d.all() or not d.any():
         return None
     q = np.array([quality[k] for k in keys])
-    return {"auc_clean": float(roc_auc_score(~d, q)), "quality_mean_clean": float(q[~d].mean()),
+    return {"auc_clean": auc(q, (~d).astype(np.int64)), "quality_mean_clean": float(q[~d].mean()),
             "quality_mean_degraded": float(q[d].mean()), "degraded_images": int(d.sum())}
 
 
@@ -83,6 +115,9 @@ def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | Pair
     result.update(verification_report(scores, labels, pl.folds))
     if np.isfinite(qual).any():
         result["quality_mean"] = float(np.nanmean(qual))
+        errs = quality_vs_errors(np.minimum(qual[li], qual[ri]), pair_correctness(scores, labels, result, pl.folds))
+        if errs is not None:
+            result["quality_vs_errors"] = errs
         cov_file = base / "masks.csv"
         if cov_file.is_file():
             coverage = read_coverage(cov_file)
@@ -179,4 +214,5 @@ def compare_verification_runs(run_dirs: list[Path]) -> str:
 
 
 __all__ = ["compare_verification_runs", "embed_files", "evaluate_pairs", "is_verification_run",
-           "quality_coverage_correlation", "quality_vs_degradation", "read_coverage"]
+           "pair_correctness", "quality_coverage_correlation", "quality_vs_degradation", "quality_vs_errors",
+           "read_coverage"]

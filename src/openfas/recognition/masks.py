@@ -6,10 +6,16 @@ ArcFace-style landmarks (eye centres, nose tip, mouth corners) plus an optional 
 
 * origin at the eye midpoint, ``x`` along the eye line in units of the inter-ocular distance ``d``,
   ``y`` perpendicular (towards the mouth) in units of the eye-to-mouth distance ``q``;
-* in that frame the nose tip sits near ``y ≈ 0.5``, the mouth at ``y = 1`` and the chin near ``y ≈ 1.6``;
-* a mask is a closed outline: a top edge at ``top ∈ [0.25, 0.75]`` (nose bridge … under the nose, drawn per
-  image, so coverage varies), sides at ``±half_width·d`` and a rounded bottom below the chin; N95 masks
-  peak over the nose, surgical masks are straight with pleats, cloth masks are curved with a print.
+* in that frame the nose bridge spans ``y ≈ 0.1 … 0.35``, the nose tip sits near ``y ≈ 0.5``, the mouth at
+  ``y = 1`` and the chin near ``y ≈ 1.6`` (or exactly where a sixth landmark, the chin, says);
+* a mask is a closed outline: a top edge on the nose bridge (``top ∈ [0.12, 0.28]``, drawn per image, as real
+  surgical / cloth / N95 masks are worn; ``under_nose`` draws a fraction worn below the nose instead), sides at
+  ``±half_width·d`` and a rounded bottom just below the chin; N95 masks peak over the nose, surgical masks are
+  straight with pleats, cloth masks are curved with a print.
+
+Landmarks: five points (eye centres, nose tip, mouth corners, in image order left/right) and optionally a sixth,
+the chin (e.g. point 8 of the 68-point iBUG layout, see :mod:`openfas.recognition.landmarks`); with it the
+mask's bottom edge follows the real chin instead of the average face.
 
 Styles: ``surgical`` (light blue/green/white, horizontal pleats, ear loops), ``cloth`` (random colour,
 stripes / checks / dots / noise print, fabric grain), ``n95`` (white/grey dome, centre seam, optional valve).
@@ -74,6 +80,14 @@ def face_frame(landmarks: np.ndarray) -> FaceFrame:
     return FaceFrame(eye_mid.astype(np.float32), ex.astype(np.float32), ey, d, q)
 
 
+def chin_position(frame: FaceFrame, landmarks: np.ndarray) -> float | None:
+    """The chin's ``y`` in the face frame when a sixth landmark (the chin) is given, else None."""
+    lm = np.asarray(landmarks, np.float32).reshape(-1, 2)
+    if lm.shape[0] < 6 or not np.isfinite(lm[5]).all():
+        return None
+    return float(np.dot(lm[5] - frame.origin, frame.ey) / frame.q)
+
+
 def face_ellipse(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Estimated face region (H×W float 0/1) from 5 landmarks: an ellipse from brow to chin, cheek to cheek."""
     fr = face_frame(landmarks)
@@ -105,14 +119,22 @@ class MaskStyle:
 _SURGICAL = [(0.85, 0.72, 0.45), (0.75, 0.85, 0.55), (0.95, 0.95, 0.95), (0.90, 0.80, 0.60), (0.55, 0.55, 0.55)]
 
 
-def sample_style(rng: np.random.Generator, kind: str | None = None, kinds: tuple[str, ...] = MASK_TYPES
-                 ) -> MaskStyle:
-    """Draw a mask style (type, outline, colours). ``top`` is drawn widely so coverage varies per image:
-    most masks reach the nose bridge; about one in five is worn under the nose."""
+# Where the chin sits in the face frame when no chin landmark is given (eye-to-mouth units below the eye line).
+DEFAULT_CHIN = 1.6
+
+
+def sample_style(rng: np.random.Generator, kind: str | None = None, kinds: tuple[str, ...] = MASK_TYPES,
+                 under_nose: float = 0.0) -> MaskStyle:
+    """Draw a mask style (type, outline, colours). The top edge lies on the nose bridge (``top`` ∈ [0.12,
+    0.28] eye-to-mouth units below the eye line; the nose tip is at ≈ 0.5); with probability ``under_nose`` the
+    mask is worn below the nose instead (``top`` ∈ [0.55, 0.7]). The bottom edge lies 0.05–0.25 units below the
+    chin."""
     kind = kind or str(rng.choice(list(kinds)))
     if kind not in MASK_TYPES:
         raise ValueError(f"unknown mask type {kind!r}; use one of {', '.join(MASK_TYPES)}")
-    top = float(rng.uniform(0.55, 0.75)) if rng.random() < 0.2 else float(rng.uniform(0.25, 0.5))
+    if not 0.0 <= under_nose <= 1.0:
+        raise ValueError(f"under_nose={under_nose} must be a probability in [0, 1]")
+    top = float(rng.uniform(0.55, 0.7)) if rng.random() < under_nose else float(rng.uniform(0.12, 0.28))
     if kind == "surgical":
         c = np.array(_SURGICAL[int(rng.integers(len(_SURGICAL)))]) * rng.uniform(0.93, 1.05)
         c2 = c * 0.8
@@ -123,23 +145,27 @@ def sample_style(rng: np.random.Generator, kind: str | None = None, kinds: tuple
     else:
         c, c2 = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
     return MaskStyle(kind=kind, top=top, half_width=float(rng.uniform(1.05, 1.3)),
-                     bottom=float(rng.uniform(1.65, 1.9)),
+                     bottom=DEFAULT_CHIN + float(rng.uniform(0.05, 0.25)),
                      color=tuple(float(x) for x in np.clip(c, 0, 1)),
                      color2=tuple(float(x) for x in np.clip(c2, 0, 1)),
                      pattern=int(rng.integers(4)), pattern_scale=float(rng.uniform(0.15, 0.35)),
                      valve=bool(kind == "n95" and rng.random() < 0.4), seed=int(rng.integers(2**31)))
 
 
-def mask_outline(style: MaskStyle, points: int = 48) -> np.ndarray:
-    """Closed outline (K×2) in the face frame: top edge left→right, right side, bottom arc, left side."""
-    hw, top, bot = style.half_width, style.top, style.bottom
+def mask_outline(style: MaskStyle, points: int = 48, chin: float | None = None) -> np.ndarray:
+    """Closed outline (K×2) in the face frame: top edge left→right, right side, bottom arc, left side.
+
+    ``chin``: the chin's position (eye-to-mouth units below the eye line); the bottom edge keeps the style's
+    margin below it (default :data:`DEFAULT_CHIN`)."""
+    hw, top = style.half_width, style.top
+    bot = style.bottom if chin is None else style.bottom - DEFAULT_CHIN + max(float(chin), 1.15)
     t = np.linspace(-1.0, 1.0, points)
     if style.kind == "n95":  # peak over the nose bridge, dropping to the cheeks
-        top_y = top + 0.35 * np.abs(t) ** 1.2
+        top_y = top + 0.3 * np.abs(t) ** 1.2
     elif style.kind == "cloth":  # gentle curve
-        top_y = top + 0.12 * t**2
+        top_y = top + 0.15 * t**2
     else:  # surgical: straight, slightly lower at the sides
-        top_y = top + 0.05 * t**2
+        top_y = top + 0.08 * t**2
     top_edge = np.stack([t * hw, top_y], 1)
     # Sides run down to the jaw line, then a half-ellipse under the chin.
     side_y = float(top_y[-1])
@@ -211,7 +237,7 @@ def apply_mask(image_bgr: np.ndarray, landmarks: np.ndarray, style: MaskStyle,
         raise ValueError(f"expected an H×W×3 image, got shape {image_bgr.shape}")
     h, w = image_bgr.shape[:2]
     fr = face_frame(landmarks)
-    alpha = _rasterise(fr.to_image(mask_outline(style)), (h, w))
+    alpha = _rasterise(fr.to_image(mask_outline(style, chin=chin_position(fr, landmarks))), (h, w))
     img = image_bgr.astype(np.float32) / 255.0
     # Lighting: the face's blurred luminance relative to its mean under the mask, clipped.
     gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
@@ -227,5 +253,6 @@ def apply_mask(image_bgr: np.ndarray, landmarks: np.ndarray, style: MaskStyle,
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), alpha, coverage
 
 
-__all__ = ["ARCFACE_112", "MASK_TYPES", "FaceFrame", "MaskStyle", "apply_mask", "face_ellipse", "face_frame",
+__all__ = ["ARCFACE_112", "DEFAULT_CHIN", "MASK_TYPES", "chin_position",
+           "FaceFrame", "MaskStyle", "apply_mask", "face_ellipse", "face_frame",
            "mask_outline", "sample_style", "template_landmarks"]

@@ -1,4 +1,7 @@
-"""Glue between the trainer's score tables and :mod:`openfas.eval.metrics`.
+"""Per-frame score tables and their evaluation with :mod:`openfas.eval.metrics`.
+
+:class:`ScoreTable` holds the scores of one split (written by training and ``openfas eval``, read back by
+reports).
 
 Threshold policies (``policy`` of :func:`evaluate_tables`; the report states which was used):
 
@@ -7,6 +10,14 @@ Threshold policies (``policy`` of :func:`evaluate_tables`; the report states whi
 * ``dev_eer`` – the EER threshold of the dev set, applied to test (OULU-NPU, bob ``--criterion eer``);
 * ``dev_apcer`` – the smallest dev threshold with worst-species APCER ≤ ``apcer_target``, applied to test
   (bob.pad's ``bpcerN`` criterion with N = 1 / target).
+
+Perfectly separated dev set (every live score above every attack score): the dev data does not pin the threshold
+down anywhere inside the gap, and the policies above land on its edge (``dev_eer``: the lowest live score;
+``dev_apcer``: just above the highest attack score), so live faces of a new session that score a little lower are
+rejected. ``separated_rule="midpoint"`` (the trainer's default, ``eval.separated_rule``) then takes the midpoint of
+the gap, ``(highest attack + lowest live) / 2``, which has the same zero dev error and the largest margin to both
+classes; ``"policy"`` keeps the policy's value. How the threshold was chosen is recorded under
+``threshold["calibration"]`` (and in the checkpoint's ``threshold_info``), with a warning when the set was separated.
 
 Frame-level metrics use a threshold picked on frame scores; video-level metrics (video score = mean of its
 frames' scores) use one picked the same way on video scores, so each level is a self-consistent system.
@@ -25,14 +36,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from openfas.data.cache import CropCacheReader
 from openfas.eval import metrics as M
-
-if TYPE_CHECKING:
-    from openfas.engine.trainer import ScoreTable
 
 _SOURCES = {
     "fixed": "fixed threshold {value:.6g}",
@@ -40,7 +49,32 @@ _SOURCES = {
     "dev_eer": "EER threshold of the dev set, applied to test",
     "dev_apcer": "smallest dev threshold with worst-species APCER <= {target:g}, applied to test",
 }
+SEPARATED_RULES = ("midpoint", "policy")
 HEADLINE_KEYS = ("auc", "eer", "hter", "apcer", "bpcer", "acer")
+
+
+@dataclass
+class ScoreTable:
+    """Per-frame scores with everything evaluation needs (score: higher = more live).
+
+    ``videos`` holds the media id of each frame (unique per source video in a cache), the key of
+    video-level evaluation.
+    """
+
+    sample_ids: list[str]
+    videos: list[str]
+    domains: list[str]
+    attacks: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def write_csv(self, path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["sample_id", "video", "domain", "attack", "label", "score"])
+            for row in zip(self.sample_ids, self.videos, self.domains, self.attacks,
+                           self.labels.tolist(), self.scores.tolist(), strict=True):
+                w.writerow([*row[:5], f"{row[5]:.8g}"])
 
 
 @dataclass(frozen=True)
@@ -63,7 +97,6 @@ class NoFaceCounts:
 def no_face_counts(cache_dir: str | Path, split: str, domains: list[str] | None = None) -> NoFaceCounts:
     """:class:`NoFaceCounts` of ``split`` (``"all"`` = every split) restricted to ``domains`` (None = all).
     A cache not made by ``data prepare`` (synthetic, hand-built) had no detector: empty counts."""
-    from openfas.data.cache import CropCacheReader
 
     frames: dict[str, int] = {}
     media: dict[str, int] = {}
@@ -109,8 +142,6 @@ def quick_metrics(table: ScoreTable) -> dict[str, float]:
 
 def read_scores_csv(path: str | Path) -> ScoreTable:
     """Read a per-frame score CSV written by ``ScoreTable.write_csv`` (errors name the file and row)."""
-    from openfas.engine.trainer import ScoreTable
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: score file not found")
@@ -161,22 +192,54 @@ def choose_threshold(policy: str, test: ScoreTable, dev: ScoreTable | None = Non
     raise ValueError(f"unknown threshold policy {policy!r}; use fixed, eer, dev_eer or dev_apcer")
 
 
+def calibrate_separated(policy_value: float, dev: ScoreTable, level: str = "frame", rule: str = "midpoint"
+                        ) -> tuple[float, dict[str, Any]]:
+    """Apply ``rule`` (see the module docstring) to a dev threshold: ``(threshold, calibration record)``."""
+    if rule not in SEPARATED_RULES:
+        raise ValueError(f"unknown separated_rule {rule!r}; use {' or '.join(SEPARATED_RULES)}")
+    s, y, _ = _level_arrays(dev, level)
+    max_attack, min_live, separated = M.separation_gap(s, y)
+    info: dict[str, Any] = {"level": level, "n_live": int((y == 1).sum()), "n_attack": int((y == 0).sum()),
+                            "max_attack": max_attack, "min_live": min_live, "separated": separated,
+                            "policy_value": float(policy_value), "rule": "policy"}
+    if not separated:
+        return float(policy_value), info
+    if rule == "midpoint":
+        value = (max_attack + min_live) / 2
+        info["rule"] = f"midpoint of the dev gap: ({max_attack:.6g} + {min_live:.6g}) / 2 = {value:.6g}"
+    else:
+        value = float(policy_value)
+        info["rule"] = "the policy's own value (separated_rule=policy), at the edge of the gap"
+    info["warning"] = (f"the dev set was perfectly separated ({level} level: every live score above every attack "
+                       f"score, gap {max_attack:.6g} .. {min_live:.6g}), so the dev data do not pin the threshold "
+                       f"down; {value:.6g} was chosen by the rule above. Faces from other cameras or light may "
+                       "score differently: check the threshold on data from your deployment conditions")
+    return value, info
+
+
 def evaluate_tables(test: ScoreTable, dev: ScoreTable | None, policy: str, fixed: float = 0.5,
                     video_level: bool = True, apcer_target: float = 0.05,
-                    source: str | None = None, no_face: NoFaceCounts | None = None) -> dict[str, Any]:
+                    source: str | None = None, no_face: NoFaceCounts | None = None,
+                    separated_rule: str = "policy") -> dict[str, Any]:
     """Metrics of ``test`` at thresholds chosen by ``policy`` (fixed, eer, dev_eer, dev_apcer).
 
     Returns ``{"threshold": {policy, value, source, ...}, "frame": summary, "video": summary?,
     "video_threshold": {...}?, "headline": {..., "level"}, "n_test_frames", "n_test_videos"?, "unit",
     "no_face"?}``; ``source`` overrides the sentence that says where the threshold came from. ``no_face``: the
     test split's media without a face, scored as rejections (module docstring); the counts of frames/videos
-    include them.
+    include them. ``separated_rule`` applies to the dev policies when the dev set is perfectly separated
+    (module docstring); the threshold's ``calibration`` record says what was done.
     """
     if policy not in _SOURCES:
         raise ValueError(f"unknown threshold policy {policy!r}; use fixed, eer, dev_eer or dev_apcer")
     threshold = choose_threshold(policy, test, dev, fixed, apcer_target, "frame")
     text = source or _SOURCES[policy].format(value=threshold, target=apcer_target)
+    cal: dict[str, Any] | None = None
+    if policy in ("dev_eer", "dev_apcer") and dev is not None:
+        threshold, cal = calibrate_separated(threshold, dev, "frame", separated_rule)
     thr_info: dict[str, Any] = {"policy": policy, "value": float(threshold), "source": text}
+    if cal is not None:
+        thr_info["calibration"] = cal
     if policy == "dev_apcer":
         thr_info["apcer_target"] = float(apcer_target)
     nf = no_face if no_face is not None and no_face.known else None
@@ -197,9 +260,12 @@ def evaluate_tables(test: ScoreTable, dev: ScoreTable | None, policy: str, fixed
         dev_ok = dev is None or len(set(video_table(dev)[1].tolist())) == 2 or policy in ("fixed", "eer")
         if len(set(vl.tolist())) == 2 and dev_ok:
             vthr = choose_threshold(policy, test, dev, fixed, apcer_target, "video")
+            vinfo = {**thr_info, "source": text + " (picked on video-level scores)"}
+            if cal is not None and dev is not None:
+                vthr, vinfo["calibration"] = calibrate_separated(vthr, dev, "video", separated_rule)
+            vinfo["value"] = float(vthr)
             out["video"] = M.summarize(vs, vl, va, vthr)
-            out["video_threshold"] = {**thr_info, "value": float(vthr),
-                                      "source": text + " (picked on video-level scores)"}
+            out["video_threshold"] = vinfo
             out["n_test_videos"] = int(len(vs))
             headline_src = out["video"]
     out["headline"] = {k: headline_src[k] for k in HEADLINE_KEYS if k in headline_src}
