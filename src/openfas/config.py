@@ -237,28 +237,78 @@ PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
 
 def list_packaged_configs() -> list[str]:
-    """Names of the configs shipped with openfas (relative paths usable as ``load_config(name)``)."""
-    return sorted(str(p.relative_to(PACKAGED_CONFIGS)) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+    """Names of the configs shipped with openfas (relative paths usable as ``load_config(name)``); files whose
+    name starts with ``_`` are bases that configs inherit from (``_base_``), not configs of their own."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS)) for p in PACKAGED_CONFIGS.rglob("*.yaml")
+                  if not p.name.startswith("_"))
+
+
+BASE_KEY = "_base_"
+
+
+def merge_trees(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: mappings merge key by key (recursively), anything else in ``child`` replaces."""
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_trees(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _find(path: str | Path, relative_to: Path | None = None) -> Path:
+    p = Path(path)
+    if relative_to is not None and not p.is_absolute() and (relative_to / p).exists():
+        return relative_to / p
+    if p.exists():
+        return p
+    packaged = PACKAGED_CONFIGS / p
+    if not p.is_absolute() and packaged.exists():
+        return packaged
+    where = f" (from {relative_to})" if relative_to is not None else ""
+    raise ConfigError(f"{path}: config file not found{where}")
+
+
+def read_config_tree(path: str | Path, _seen: tuple[Path, ...] = (), _relative_to: Path | None = None
+                     ) -> dict[str, Any]:
+    """The YAML tree of a config file with its ``_base_`` chain resolved.
+
+    ``_base_: <file>`` (or a list of files, later ones winning) names configs this one starts from; the path is
+    relative to the including file's folder (else to the working directory, else a packaged config). The file's
+    own keys then override the base key by key, so a protocol file holds only what differs.
+    """
+    p = _find(path, _relative_to)
+    if p.resolve() in _seen:
+        chain = " -> ".join(str(x) for x in (*_seen, p.resolve()))
+        raise ConfigError(f"{p}: {BASE_KEY} inherits from itself ({chain})")
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of sections")
+    bases = tree.pop(BASE_KEY, None)
+    if bases is None:
+        return tree
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{p}: {BASE_KEY} must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = merge_trees(merged, read_config_tree(base, (*_seen, p.resolve()), p.parent))
+    return merge_trees(merged, tree)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    """Load a YAML config (or the defaults when ``path`` is None), resolve its ``_base_`` files (see
+    :func:`read_config_tree`) and apply dotted overrides."""
     tree: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        p = Path(path)
-        if not p.exists():
-            packaged = PACKAGED_CONFIGS / p
-            if not p.is_absolute() and packaged.exists():
-                p = packaged
-            else:
-                raise ConfigError(f"{path}: config file not found")
+        p = _find(path)
         source = str(p)
-        try:
-            tree = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{p}: not valid YAML: {err}") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{p}: top level must be a mapping of sections")
+        tree = read_config_tree(p)
     tree = apply_overrides(tree, list(overrides or []))
     return config_from_dict(tree, source)
