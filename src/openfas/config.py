@@ -136,14 +136,41 @@ class MethodConfig(BaseModel):
 
 
 class OptimConfig(_Strict):
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    """The optimiser and learning-rate schedule of every stage (see :mod:`openfas.optim`).
+
+    ``name``: a ``torch.optim`` class, case-insensitive (``adam``, ``adamw``, ``sgd``, ``RMSprop``, ...); ``lr``,
+    ``weight_decay``, ``momentum`` and ``betas`` go to it when its signature takes them, ``options`` adds any
+    other keyword (e.g. ``{nesterov: true}``). ``scheduler``: ``none``, ``step`` (StepLR with ``step_size`` /
+    ``gamma``), ``cosine`` (CosineAnnealingLR over the stage's epochs) or any ``torch.optim.lr_scheduler`` class
+    name with ``scheduler_options``; it steps after every epoch or, with ``interval: step``, after every
+    optimiser step. ``warmup_steps`` > 0 ramps the learning rate linearly over the first optimiser steps of each
+    stage (torch's LinearLR, chained with the schedule).
+    """
+
+    name: str = "adam"
     lr: float = Field(1e-4, gt=0.0)
     weight_decay: float = Field(5e-5, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
-    scheduler: Literal["none", "step", "cosine"] = "none"
+    scheduler: str = "none"
     step_size: int = Field(20, ge=1)  # epochs, for "step"
     gamma: float = Field(0.5, gt=0.0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    interval: Literal["epoch", "step"] = "epoch"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_start_factor: float = Field(0.01, gt=0.0, le=1.0)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_additions(self, handler: Any) -> dict[str, Any]:
+        """Options added after the first release are left out while at their default, so a config that does
+        not use them dumps (config.json, checkpoint metadata) exactly as before they existed."""
+        out = handler(self)
+        for key, default in (("options", {}), ("scheduler_options", {}), ("interval", "epoch"),
+                             ("warmup_steps", 0), ("warmup_start_factor", 0.01)):
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
 
 
 class TrainConfig(_Strict):
