@@ -86,3 +86,29 @@ def test_thread_helpers() -> None:
     finally:
         torch.set_num_threads(before)
         cv2.setNumThreads(before_cv)
+
+
+def test_serve_sizes_one_pool_to_the_machine(light_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fastapi")
+    import cv2
+
+    import openfas.deploy.server as server_mod
+
+    fp32 = tmp_path / "light.onnx"
+    assert CliRunner().invoke(app, ["export", str(light_ckpt), "--onnx", str(fp32)]).exit_code == 0
+    seen: dict = {}
+    monkeypatch.setattr(server_mod, "serve", lambda predictor, host, port, settings: seen.update(
+        predictor=predictor, settings=settings))
+    before, before_cv = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        res = CliRunner().invoke(app, ["serve", str(fp32), "--detector", "whole"])
+        assert res.exit_code == 0, res.output
+        assert seen["settings"].max_concurrency == machine_threads()  # 0 (default) = one worker per core
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1  # each worker: one thread
+        opts = seen["predictor"].backend.session.get_session_options()
+        assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+        res = CliRunner().invoke(app, ["serve", str(fp32), "--max-concurrency", "3"])
+        assert seen["settings"].max_concurrency == 3
+    finally:
+        torch.set_num_threads(before)
+        cv2.setNumThreads(before_cv)

@@ -412,7 +412,7 @@ def test_cam_targets_recomputed_on_stage_entry_and_required_inside_stage(tiny_ca
     model = method.build_model()
     trainer = SimpleNamespace(
         run_dir=tmp_path, model=model, device=torch.device("cpu"), dist=SimpleNamespace(is_main=True),
-        state=SimpleNamespace(epoch=0, step_in_epoch=0),
+        state=SimpleNamespace(epoch=0, step_in_epoch=0), barrier=lambda: None,
         dataset=lambda split, domains, train: FaceCropDataset(tiny_cache, split=split, domains=domains,
                                                               image_size=64, map_size=32, train=train))
     save_cam_cache(tmp_path / CAM_CACHE_NAME, ["stale"], torch.zeros(1, 32, 32), {})

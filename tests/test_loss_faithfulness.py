@@ -465,7 +465,8 @@ def test_rfmeta_inner_step_lowers_the_meta_train_classification_loss() -> None:
 
 # ====================================================================== CSDN (reconstruction; no official code)
 def test_csdn_terms_match_written_out_formulas_and_move_the_right_way() -> None:
-    from openfas.losses.recognition import CosFaceHead, cosine_distillation_loss, weighted_bidirectional_kl
+    from openfas.losses.recognition import cosine_distillation_loss, weighted_bidirectional_kl
+    from openfas.ops.cosface import CosFaceHead
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 3, 4, generator=g, requires_grad=True)

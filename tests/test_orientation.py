@@ -153,3 +153,29 @@ def test_rotated_phone_photo_finds_the_faces_everywhere(predictor: Predictor, ck
     assert out.exit_code == 0, out.output
     rows = json.loads(out.stdout)["results"]
     assert len([r for r in rows if "score" in r]) == 2
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_video_display_rotation(degrees: int, tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    from openfas.data.video import read_frames
+
+    upright = np.zeros((24, 32, 3), np.uint8)
+    upright[:8, :8] = 255  # bright top-left corner
+    upright[-4:, :, 2] = 200  # red bottom edge
+    # the display turns stored frames counter-clockwise by `degrees`: store them turned the other way
+    stored = np.ascontiguousarray(np.rot90(upright, -round(degrees / 90)))
+    path = tmp_path / "phone.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "bgr0"
+        stream.set_display_rotation(degrees)
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    for backend in ("pyav", "opencv"):  # OpenCV applies the display matrix itself: an independent reader
+        frames = read_frames(path, backend=backend)
+        assert len(frames) == 2
+        assert np.array_equal(frames[0][1], upright), backend

@@ -6,7 +6,8 @@ open a file. Every failure — missing, zero-byte, truncated, corrupt or non-vid
 
 Still images are returned as displayed: the EXIF orientation tag (phone photos are often stored sideways
 with orientation 6 or 8) is applied by :func:`apply_exif_orientation` in every reader
-(:func:`read_image`, :func:`openfas.deploy.predictor.decode_image_bytes`).
+(:func:`read_image`, :func:`openfas.deploy.predictor.decode_image_bytes`); video frames are turned upright by
+the container's display matrix (:func:`apply_display_rotation`; OpenCV's reader does this itself).
 
 Frame indices are 0-based decode order (the n-th decoded frame), the same numbering the datasets' own
 face-location files use once read by :func:`openfas.data.face.read_face_locations`.
@@ -109,6 +110,16 @@ def apply_exif_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def apply_display_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn a decoded video frame upright by its container display matrix: ``degrees`` is the counter-clockwise
+    rotation to apply before display (PyAV ``VideoFrame.rotation``; phone videos shot upright say 90 or −90)."""
+    turn = int(round(float(degrees) / 90.0)) % 4
+    if turn == 0:
+        return image
+    code = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}[turn]
+    return cv2.rotate(image, code)
+
+
 def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
@@ -193,7 +204,7 @@ def _pyav_frames(path: Path) -> Iterable[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="bgr24")
+                yield apply_display_rotation(frame.to_ndarray(format="bgr24"), getattr(frame, "rotation", 0) or 0)
         except (av.FFmpegError, OSError, ValueError) as err:
             raise MediaError(f"{path}: decoding failed ({type(err).__name__}: {err})") from err
 

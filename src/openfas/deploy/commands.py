@@ -304,7 +304,6 @@ def export(
     typer.echo(str(report))
     if int8 is not None and calibrate is not None:
         # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
-        from openfas.data.cache import CacheError
         from openfas.deploy.predictor import load_onnx_session
         from openfas.deploy.quantize import calibration_from_cache, quantize_onnx
 
@@ -312,7 +311,7 @@ def export(
             _, meta = load_onnx_session(onnx)
             data = calibration_from_cache(calibrate, meta, calibration_split, calibration_samples)
             quantize_onnx(onnx, int8, data)
-        except (CacheError, ValueError, OSError) as err:
+        except (OpenFASError, ValueError, OSError) as err:
             _fail(f"--int8: {err}")
             return
         typer.echo(f"wrote {int8} (int8 QDQ, {len(data)} calibration crops from {calibrate} {calibration_split})")

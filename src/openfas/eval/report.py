@@ -120,20 +120,22 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     t_frame = float(thr.get("value", metrics.get("frame", {}).get("threshold", 0.5)))
     figures: list[tuple[Path, str]] = []
     notes: list[str] = []
+    unit = metrics.get("unit", "frame")  # "image" when every test medium is a still image
     has_both = len(set(table.labels.tolist())) == 2
     if has_both:
         sets = {"frame": M.ScoreSet(table.scores, table.labels, np.asarray(table.attacks))}
         if "video" in metrics:
             vs, vl, va, _ = video_table(table)
             sets["video"] = M.ScoreSet(vs, vl, va)
-        figures.append((plots.plot_roc(sets, fig_dir / "roc.png", t_frame), "ROC curve (frame and video level)"))
+        levels_txt = f"{unit} and video" if "video" in sets else unit
+        figures.append((plots.plot_roc(sets, fig_dir / "roc.png", t_frame), f"ROC curve ({levels_txt} level)"))
         figures.append((plots.plot_det(sets, fig_dir / "det.png", t_frame), "DET curve"))
     else:
         notes.append("ROC/DET omitted: the scored set does not hold both live and attack samples.")
     figures.append((plots.plot_histograms(table.scores, table.attacks, fig_dir / "histograms.png", t_frame),
-                    "Score histograms per attack type (frame level)"))
+                    f"Score histograms per attack type ({unit} level)"))
     figures.append((plots.plot_confusion(table.scores, table.attacks, t_frame, fig_dir / "confusion.png"),
-                    "Decisions per attack type at the chosen threshold (frame level)"))
+                    f"Decisions per attack type at the chosen threshold ({unit} level)"))
 
     idx = worst_examples(table, n_examples)
     example_rows = "".join(
@@ -158,7 +160,6 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     elif idx:
         notes.append("example images omitted: no crop cache given (pass cache_dir / --cache).")
 
-    unit = metrics.get("unit", "frame")
     levels = {(unit if k == "frame" else k): metrics[k] for k in ("frame", "video") if k in metrics}
     nf = metrics.get("no_face")
     if isinstance(nf, dict) and "n_frames" in nf:
@@ -175,7 +176,7 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
                           if k in h)
     vthr = metrics.get("video_threshold")
     thr_text = (f"<p><b>Threshold policy:</b> {html.escape(str(thr.get('policy', '?')))} — "
-                f"{html.escape(str(thr.get('source', '')))}; frame-level value {t_frame:.6g}"
+                f"{html.escape(str(thr.get('source', '')))}; {unit}-level value {t_frame:.6g}"
                 + (f"; video-level value {float(vthr['value']):.6g} ({html.escape(vthr.get('source', ''))})"
                    if vthr else "") + ".</p>")
     cfg_html = (f"<details><summary>config</summary><pre>{html.escape(json.dumps(config, indent=2))}</pre>"

@@ -95,13 +95,17 @@ class NoFaceCounts:
 
 
 def no_face_counts(cache_dir: str | Path, split: str, domains: list[str] | None = None) -> NoFaceCounts:
-    """:class:`NoFaceCounts` of ``split`` (``"all"`` = every split) restricted to ``domains`` (None = all)."""
+    """:class:`NoFaceCounts` of ``split`` (``"all"`` = every split) restricted to ``domains`` (None = all).
+    A cache not made by ``data prepare`` (synthetic, hand-built) had no detector: empty counts."""
 
     frames: dict[str, int] = {}
     media: dict[str, int] = {}
     kinds: set[str] = set()
     known = True
-    for st in CropCacheReader(cache_dir).media_status().values():
+    reader = CropCacheReader(cache_dir)
+    if "prepare" not in reader.info():  # synthetic or hand-built: no detector ran, nothing was dropped
+        return NoFaceCounts()
+    for st in reader.media_status().values():
         if "split" not in st:
             known = False
             continue

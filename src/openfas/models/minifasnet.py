@@ -3,6 +3,8 @@
 The family follows the design of the Silent-Face-Anti-Spoofing MiniFASNets (MobileFaceNet-style: a strided stem,
 inverted-residual depthwise-separable blocks, a global depthwise convolution instead of global pooling, a
 128-d embedding and a 2-way live/spoof classifier); the code is written from that description, not copied.
+Activations are ReLU, not Silent-Face's PReLU: ONNX Runtime fuses Conv+ReLU, while its separate PRelu kernel took
+52 % of the CPU inference time of this network (one thread, 80×80; the whole model ran 4× faster with ReLU).
 
 * ``forward(x)`` → B×2 logits (index 1 = live); the liveness score is ``softmax(logits)[:, 1]``.
 * ``forward(x, aux=True)`` → ``(logits, aux_map)``: a small head on the stride-8 features predicts a 1-channel
@@ -25,7 +27,7 @@ from openfas.models._registry import register_model
 def _conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
     if act:
-        layers.append(nn.PReLU(cout))
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 

@@ -66,7 +66,7 @@ def quality_vs_errors(pair_quality: np.ndarray, correct: np.ndarray) -> dict[str
         return None
     low = q <= np.quantile(q, 0.25)
     return {"auc_wrong_by_low_quality": auc(-q, (~ok).astype(np.int64)),
-            "spearman_quality_correct": float(spearmanr(q, ok.astype(float))[0]),
+            "spearman_quality_correct": float(spearmanr(q, ok.astype(float))[0]) if np.ptp(q) > 0 else None,
             "error_rate_lowest_quartile": float((~ok[low]).mean()),
             "error_rate_other_pairs": float((~ok[~low]).mean()) if (~low).any() else None,
             "wrong_pairs": int((~ok).sum()), "pairs": int(len(q))}
