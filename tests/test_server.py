@@ -59,7 +59,8 @@ def test_scores_through_http_equal_the_predictor(client: TestClient, predictor: 
     for got, want in zip(body["faces"], direct.faces, strict=True):
         assert got["score"] == pytest.approx(want.score, abs=1e-6)
         assert got["live"] == want.live
-        assert (got["box"]["x"], got["box"]["w"]) == (want.box.x, want.box.w)
+        # the JSON rounds boxes to 0.01 px (the detector may run on a downscaled copy: fractional boxes)
+        assert (got["box"]["x"], got["box"]["w"]) == pytest.approx((want.box.x, want.box.w), abs=0.005)
         assert len(got["map"]) == 8 and len(got["map"][0]) == 8
     nomap = client.post("/v1/liveness?include_map=false", files={"image": ("a.png", _png(scene), "image/png")})
     assert "map" not in nomap.json()["faces"][0]
