@@ -278,5 +278,7 @@ def test_config_loads_and_model_kwargs_accepted(name: str) -> None:
 
 
 def test_config_rejects_unknown_model_option() -> None:
+    from openfas.methods.build import check_config
+
     with pytest.raises(ConfigError, match="fusion"):
-        load_config("cdcn/cdcn_synth.yaml", ["model.fusion=score"])
+        check_config(load_config("cdcn/cdcn_synth.yaml", ["model.fusion=score"]))

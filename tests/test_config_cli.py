@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from openfas.cli import app
 from openfas.config import ConfigError, load_config
+from openfas.methods.build import build_method, check_config
 
 
 def test_overrides_are_typed_and_nested() -> None:
@@ -34,7 +35,16 @@ def test_overrides_are_typed_and_nested() -> None:
 )
 def test_bad_config_names_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_config(None, overrides)
+        check_config(load_config(None, overrides), "<defaults>")
+
+
+def test_schema_alone_knows_no_registry_the_builder_checks_it() -> None:
+    cfg = load_config(None, ["model.widht=3", "method.name=nonexistent"])  # keys of free-form sections: schema-valid
+    assert cfg.model.kwargs() == {"widht": 3}
+    with pytest.raises(ConfigError, match=r"^<config>: model: model 'pixelnet' has no option 'widht'"):
+        build_method(cfg)
+    res = runner.invoke(app, ["train", "model.widht=3"])
+    assert res.exit_code == 2 and "<defaults>: model: " in res.output and "no option 'widht'" in res.output
 
 
 def test_yaml_file_errors_name_the_file(tmp_path: Path) -> None:

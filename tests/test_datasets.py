@@ -39,7 +39,7 @@ def touch(path: Path, text: str = "") -> Path:
 
 def test_registry_names_aliases_and_unknown() -> None:
     assert set(list_datasets()) == {"oulu-npu", "casia-fasd", "replay-attack", "msu-mfsd", "casia-surf", "cefa",
-                                    "folder"}
+                                    "nuaa", "folder"}
     assert get_dataset("oulu") is get_dataset("oulu-npu")
     assert get_dataset("Replay") is get_dataset("replay-attack")
     assert get_dataset("surf").name == "casia-surf"

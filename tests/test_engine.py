@@ -16,8 +16,8 @@ from conftest import run_torchrun
 from safetensors.torch import load_file
 
 from openfas.config import load_config
-from openfas.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from openfas.engine.trainer import Trainer, TrainingDiverged
+from openfas.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from openfas.methods.base import Method, register_method
 
 TINY = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=4", "optim.lr=0.003",

@@ -15,8 +15,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from openfas.deploy.export import export_onnx  # noqa: E402
 from openfas.deploy.predictor import Predictor  # noqa: E402
-from openfas.engine.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from openfas.engine.trainer import build_model_from_checkpoint  # noqa: E402
+from openfas.io.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from openfas.methods.restore import build_model_from_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

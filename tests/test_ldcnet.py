@@ -333,8 +333,9 @@ def _cfg(cache: Path, *extra: str):  # noqa: ANN202
 
 def test_trains_both_stages_caches_cams_resumes_inside_stage_2_and_exports(tiny_cache: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from openfas.engine.trainer import Trainer, build_model_from_checkpoint
+    from openfas.engine.trainer import Trainer
     from openfas.methods.ldcnet import CAM_CACHE_NAME, LDCNetMethod
+    from openfas.methods.restore import build_model_from_checkpoint
 
     # dropout on (the default 0.5): a mid-epoch resume must also reproduce the dropout masks
     cfg = _cfg(tiny_cache, "train.save_every_steps=1")
@@ -411,7 +412,7 @@ def test_cam_targets_recomputed_on_stage_entry_and_required_inside_stage(tiny_ca
     model = method.build_model()
     trainer = SimpleNamespace(
         run_dir=tmp_path, model=model, device=torch.device("cpu"), dist=SimpleNamespace(is_main=True),
-        state=SimpleNamespace(epoch=0, step_in_epoch=0),
+        state=SimpleNamespace(epoch=0, step_in_epoch=0), barrier=lambda: None,
         dataset=lambda split, domains, train: FaceCropDataset(tiny_cache, split=split, domains=domains,
                                                               image_size=64, map_size=32, train=train))
     save_cam_cache(tmp_path / CAM_CACHE_NAME, ["stale"], torch.zeros(1, 32, 32), {})

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from conftest import build_tiny_cache
 
 from openfas.config import load_config
-from openfas.engine.checkpoint import load_checkpoint, save_checkpoint
+from openfas.io.checkpoint import load_checkpoint, save_checkpoint
 from openfas.methods import get_method
 from openfas.methods.anrl import center_distance
 from openfas.methods.base import Stage

@@ -22,8 +22,8 @@ from openfas.data.face import Box
 from openfas.data.prepare import prepare_media
 from openfas.data.sample import MediaItem
 from openfas.deploy.predictor import ImageInputError, Predictor, TorchBackend
-from openfas.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from openfas.engine.trainer import build_model_from_checkpoint
+from openfas.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from openfas.methods.restore import build_model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,17 @@ def test_pipeline_writes_crops_metadata_targets_skips_bad_files_and_resumes(
     np.testing.assert_array_equal(reader.target("d/live/00001"), face_mask_target(Box(4, 4, 16, 16), 24))
     assert reader.target("d/spoof/00001") is None
     status = reader.media_status()
-    assert status["d/live"] == {"crops": 2, "skipped": ""}
+    # the done record keeps the denominators: 3 frames sampled, all 3 given to the detector, 1 without a face;
+    # FakeDetector returns two boxes on every bright frame (2 of the live clip's 3)
+    assert {k: status["d/live"][k] for k in ("crops", "skipped", "label", "attack", "split", "kind", "frames_sampled",
+                                             "frames_detected", "frames_no_face", "frames_multi_face")} == \
+        {"crops": 2, "skipped": "", "label": 1, "attack": "live", "split": "train", "kind": "video",
+         "frames_sampled": 3, "frames_detected": 3, "frames_no_face": 1, "frames_multi_face": 2}
+    assert (status["d/black"]["frames_no_face"], status["d/black"]["crops"], status["d/black"]["label"]) == (3, 0, 0)
+    assert (report.frames_detected, report.frames_no_face) == (3 + 3 + 3, 1 + 0 + 3)
+    assert report.frames_multi_face == 2 + 3
+    assert ("face detection (FakeDetector): 9 frames, 5 with a face (55.6 %), 4 without (dropped), 5 with more "
+            "than one face") in str(report)
     assert status["d/corrupt"]["crops"] == 0 and status["d/corrupt"]["skipped"]
 
     calls = det.calls

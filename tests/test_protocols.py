@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openfas.engine.evaluation import choose_threshold, evaluate_tables
-from openfas.engine.trainer import ScoreTable
 from openfas.eval import metrics as M
 from openfas.eval.protocols import load_run, mean_std, protocol_of, protocol_table
+from openfas.eval.scores import ScoreTable, choose_threshold, evaluate_tables
 
 # live: 0.9 0.8 0.7 0.3 ; print: 0.6 0.2 ; replay: 0.75 0.5 0.1 0.05 ; mask: 0.85 0.4 0.35
 S3 = np.array([0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.75, 0.5, 0.1, 0.05, 0.85, 0.4, 0.35])

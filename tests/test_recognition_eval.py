@@ -103,3 +103,30 @@ def test_malformed_pairs_line_names_file_and_line(tmp_path: Path) -> None:
     p = read_pairs(tmp_path / "pairs.txt")
     with pytest.raises(PairsError, match="Gary/Gary_0001.png' not found under"):
         resolve_image(tmp_path, p.left[0], p)
+
+
+def test_verification_metrics_share_the_pad_core_and_match_independent_computations() -> None:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from openfas.eval.metrics import eer as pad_eer
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400)
+    scores = np.round(rng.normal(labels * 0.8, 1.0), 1)  # rounded: many ties
+    rep = verification_report(scores, labels)
+    assert rep["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    # EER by its definition: over every distinct score and +inf, argmin |FAR − FRR| (smallest τ on ties)
+    cands = np.append(np.unique(scores), np.inf)
+    far = np.array([(scores[labels == 0] >= t).mean() for t in cands])
+    frr = np.array([(scores[labels == 1] < t).mean() for t in cands])
+    i = int(np.argmin(np.abs(far - frr)))
+    assert rep["eer"] == pytest.approx((far[i] + frr[i]) / 2, abs=1e-12)
+    assert rep["eer"] == pytest.approx(pad_eer(scores, labels)[0], abs=0)  # one rule for PAD and verification
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    for target in (0.0, 0.05, 0.3):
+        ok = fpr <= target
+        assert rep_tar(scores, labels, target) == pytest.approx(tpr[ok].max(), abs=1e-12)
+
+
+def rep_tar(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
+    return tar_at_far(scores, labels, far)["tar"]

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 
 from openfas.losses.recognition import (
-    CosFaceHead,
     consistency_value,
     cosine_distillation_loss,
     weighted_bidirectional_kl,
 )
 from openfas.models import create_model
+from openfas.ops.cosface import CosFaceHead
 
 
 def test_cosface_logits_follow_the_formula() -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from openfas.cli import app
 from openfas.config import ConfigError, load_config
 from openfas.engine.trainer import Trainer
+from openfas.methods.restore import build_model_from_checkpoint
 from openfas.recognition.synth import generate_identities
 from openfas.recognition.teacher import TeacherError, load_teacher
 
@@ -84,7 +85,9 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
 
 
 def test_teacher_interfaces_and_size_mismatch(ids_root: Path, teacher_ckpt: Path, tmp_path: Path) -> None:
-    t = load_teacher(teacher_ckpt, student_mean=0.5, student_std=0.5)
+    with pytest.raises(TeacherError, match="needs a model builder"):
+        load_teacher(teacher_ckpt)
+    t = load_teacher(teacher_ckpt, student_mean=0.5, student_std=0.5, build_model=build_model_from_checkpoint)
     assert t.embedding_dim == 16 and t(torch.zeros(3, 3, 48, 48)).shape == (3, 16)  # resized to 32 px
 
     class Tiny(torch.nn.Module):
@@ -141,7 +144,7 @@ def test_recognition_resume_is_exact(ids_root: Path, teacher_ckpt: Path, tmp_pat
 
 def test_init_from_copies_teacher_into_every_sub_decision_block(ids_root: Path, teacher_ckpt: Path,
                                                                 tmp_path: Path) -> None:
-    from openfas.engine.checkpoint import load_checkpoint
+    from openfas.io.checkpoint import load_checkpoint
     from openfas.methods.recognition import init_from_checkpoint
     from openfas.models import create_model
 
@@ -156,7 +159,7 @@ def test_init_from_copies_teacher_into_every_sub_decision_block(ids_root: Path, 
     assert not any(k.startswith("concept.") for k in copied)
     small = create_model("csdn", image_size=32, num_classes=4, embedding_dim=8, depth=None, layers=(1,),
                          widths=(4,), concept_hidden=8)
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="no tensor matches"):
         init_from_checkpoint(small, teacher_ckpt)
@@ -201,7 +204,7 @@ def test_cli_reports_data_and_teacher_problems(ids_root: Path, teacher_ckpt: Pat
 
 
 def test_runs_saved_before_the_identities_section_still_resume(tiny_cache: Path, tmp_path: Path) -> None:
-    from openfas.engine.checkpoint import load_checkpoint, save_checkpoint
+    from openfas.io.checkpoint import load_checkpoint, save_checkpoint
 
     tiny = ["data.image_size=32", "data.map_size=8", "model.width=8", "eval.report=false", f"data.cache={tiny_cache}"]
     cfg = load_config(None, tiny)

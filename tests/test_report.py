@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from openfas.cli import app
 from openfas.config import load_config
-from openfas.engine.trainer import ScoreTable, Trainer
+from openfas.engine.trainer import Trainer
 from openfas.eval.compare import compare_runs
 from openfas.eval.plots import confusion_counts
 from openfas.eval.report import ReportError, worst_examples, write_report
 from openfas.eval.runner import score_cache
+from openfas.eval.scores import ScoreTable
 
 TINY = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=8", "optim.lr=0.003",
         "train.log_every=100", "train.epochs=1", "data.augment=false"]
@@ -50,7 +51,7 @@ def _png_ok(path: Path) -> None:
 def test_score_cache_equals_trainer_scoring(trained: Trainer, tiny_cache: Path) -> None:
     # reference: one sample at a time straight through the dataset and the method, no loader, no batching
     from openfas.data.dataset import FaceCropDataset
-    from openfas.engine.trainer import ScoreTable
+    from openfas.eval.scores import ScoreTable
 
     d = trained.cfg.data
     ds = FaceCropDataset(tiny_cache, split="test", modalities=d.modalities, image_size=d.image_size,

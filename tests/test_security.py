@@ -156,7 +156,7 @@ def test_pretrained_weights_never_unpickle(tmp_path: Path, marker: Path) -> None
 
 # ------------------------------------------------------------------------------------------ method.init_from
 def test_init_from_never_unpickles(tmp_path: Path, marker: Path) -> None:
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
     from openfas.methods.recognition import init_from_checkpoint
     from openfas.models import create_model
 
@@ -202,7 +202,7 @@ def test_model_file_commands_never_unpickle(command: list[str], tmp_path: Path, 
 
 def test_predictor_api_never_unpickles(tmp_path: Path, marker: Path) -> None:
     from openfas.deploy.predictor import Predictor
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     for path in _evil_files(tmp_path, marker, ANY_NAME):
         for load in (Predictor.from_checkpoint, load_checkpoint):
@@ -210,3 +210,562 @@ def test_predictor_api_never_unpickles(tmp_path: Path, marker: Path) -> None:
                 load(path)
             assert str(path) in str(err.value)
             assert not marker.exists(), f"{path}: the payload ran"
+
+
+# ------------------------------------------------------------------------------------------ integrity (item 2)
+def _edit_header(src: Path, dst: Path, edit) -> Path:  # noqa: ANN001
+    """Rewrite the openfas JSON header of a safetensors file with ``edit(header)``; tensor bytes are copied."""
+    import struct
+
+    raw = src.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    st_header = json.loads(raw[8:8 + n])
+    header = json.loads(st_header["__metadata__"]["openfas"])
+    edit(header)
+    st_header["__metadata__"]["openfas"] = json.dumps(header)
+    blob = json.dumps(st_header).encode()
+    blob += b" " * (-len(blob) % 8)
+    dst.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+    return dst
+
+
+def _flip_last_byte(path: Path) -> Path:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _small_checkpoint(path: Path, **kw) -> Path:  # noqa: ANN003
+    from openfas.io.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    meta = {"model": "pixelnet", "threshold": 0.25, "preprocess": {"image_size": 32, "mean": 0.5, "std": 0.5},
+            "config": {"model": {"name": "pixelnet", "width": 8}}}
+    return save_checkpoint(path, model_state=model.state_dict(), meta=meta, **kw)
+
+
+def _to_legacy(header: dict) -> None:
+    """What openfas wrote before the integrity digest: format /1 and the tensor SHA-256 only."""
+    header["format"] = "openfas-checkpoint/1"
+    del header["integrity"]
+
+
+def test_integrity_digest_is_sha256_of_the_canonical_header(tmp_path: Path) -> None:
+    import hashlib
+    import struct
+
+    path = _small_checkpoint(tmp_path / "c.safetensors")
+    raw = path.read_bytes()
+    header = json.loads(json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["openfas"])
+    body = {k: v for k, v in header.items() if k != "integrity"}
+    expected = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert header["format"] == "openfas-checkpoint/2" and header["meta"]["threshold"] == 0.25
+    assert header["integrity"] == {"alg": "sha256", "digest": expected}
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: h["meta"].__setitem__("threshold", -1000.0),  # every face accepted as live
+    lambda h: h["meta"]["preprocess"].__setitem__("mean", 0.0),
+    lambda h: h["meta"].__setitem__("model", "cdcn"),
+    lambda h: h["meta"]["config"]["model"].__setitem__("width", 16),
+    lambda h: h["meta"].__setitem__("extra_field", 1),
+])
+def test_edited_metadata_is_refused(edit, tmp_path: Path) -> None:  # noqa: ANN001
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
+
+    good = _small_checkpoint(tmp_path / "good.safetensors")
+    assert load_checkpoint(good)["meta"]["threshold"] == 0.25
+    bad = _edit_header(good, tmp_path / "bad.safetensors", edit)
+    with pytest.raises(CheckpointError, match="bad.safetensors: the metadata does not match the integrity checksum"):
+        load_checkpoint(bad)
+
+
+def test_removed_or_downgraded_checksum_is_refused(tmp_path: Path) -> None:
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
+
+    good = _small_checkpoint(tmp_path / "good.safetensors")
+    cases = {
+        "no_integrity": lambda h: h.pop("integrity"),
+        "no_sha256": lambda h: h.pop("sha256"),
+        "no_checksums": lambda h: (h.pop("integrity"), h.pop("sha256")),
+    }
+    for name, edit in cases.items():
+        bad = _flip_last_byte(_edit_header(good, tmp_path / f"{name}.safetensors", edit))  # altered weights too
+        with pytest.raises(CheckpointError, match=f"{name}.safetensors: the integrity checksum is missing"):
+            load_checkpoint(bad)
+    # dressing the file up as a legacy one does not bypass the check either: that needs the explicit opt-in
+    legacy = _flip_last_byte(_edit_header(good, tmp_path / "legacy.safetensors", _to_legacy))
+    with pytest.raises(CheckpointError, match="legacy checkpoint .* --allow-unsigned"):
+        load_checkpoint(legacy)
+    with pytest.raises(CheckpointError, match="tensor data does not match"):
+        load_checkpoint(legacy, allow_unsigned=True)  # the opt-in still checks the tensor checksum
+    with pytest.raises(CheckpointError, match="tensor data does not match"):
+        load_checkpoint(_flip_last_byte(_small_checkpoint(tmp_path / "w.safetensors")))
+
+
+def test_legacy_checkpoints_load_only_with_the_explicit_opt_in(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
+
+    good = _small_checkpoint(tmp_path / "good.safetensors")
+    legacy = _edit_header(good, tmp_path / "legacy.safetensors", _to_legacy)
+    with pytest.raises(CheckpointIntegrityError, match="legacy.safetensors: legacy checkpoint"):
+        load_checkpoint(legacy)
+    ck = load_checkpoint(legacy, allow_unsigned=True)
+    assert torch.equal(ck["model"]["weight"], load_checkpoint(good)["model"]["weight"])
+    monkeypatch.setenv("OPENFAS_ALLOW_UNSIGNED", "1")
+    assert load_checkpoint(legacy)["meta"]["threshold"] == 0.25
+    monkeypatch.delenv("OPENFAS_ALLOW_UNSIGNED")
+    # CLI: refused (one line, exit 2), then `checkpoint sign` under the global flag rewrites it in the current format
+    runner = CliRunner()
+    res = runner.invoke(app, ["checkpoint", "sign", str(legacy), "--out", str(tmp_path / "signed.safetensors")])
+    assert res.exit_code == 2 and "--allow-unsigned" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["--allow-unsigned", "checkpoint", "sign", str(legacy),
+                              "--out", str(tmp_path / "signed.safetensors")])
+    assert res.exit_code == 0, res.output
+    signed = load_checkpoint(tmp_path / "signed.safetensors")  # no opt-in needed any more
+    assert signed["meta"] == ck["meta"] and torch.equal(signed["model"]["bias"], ck["model"]["bias"])
+    with pytest.raises(CheckpointIntegrityError):  # the flag of one command does not leak into the next
+        runner.invoke(app, ["models"])
+        load_checkpoint(legacy)
+
+
+def test_legacy_real_checkpoint_through_predictor_and_cli(tiny_cache: Path, tmp_path: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    import cv2
+    from deploy_fixtures import synth_face, tiny_checkpoint
+
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointError
+
+    ckpt = tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
+    legacy = _edit_header(ckpt, tmp_path / "legacy.safetensors", _to_legacy)
+    with pytest.raises(CheckpointError, match="legacy checkpoint"):
+        Predictor.from_checkpoint(legacy)
+    assert Predictor.from_checkpoint(legacy, allow_unsigned=True).threshold == Predictor.from_checkpoint(ckpt).threshold
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), synth_face())
+    runner = CliRunner()
+    res = runner.invoke(app, ["predict", str(legacy), str(img)])
+    assert res.exit_code == 2 and "--allow-unsigned" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["--allow-unsigned", "predict", str(legacy), str(img)])
+    assert res.exit_code == 0, res.output
+    # a threshold edited to −1000 (every face live) is refused by the predictor and the CLI
+    edited = _edit_header(ckpt, tmp_path / "edited.safetensors",
+                          lambda h: h["meta"].__setitem__("threshold", -1000.0))
+    with pytest.raises(CheckpointError, match="integrity checksum"):
+        Predictor.from_checkpoint(edited)
+    res = runner.invoke(app, ["predict", str(edited), str(img)])
+    assert res.exit_code == 2 and "integrity checksum" in res.output and "Traceback" not in res.output
+
+
+def test_hmac_key_signs_and_is_required_while_set(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import hashlib
+
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
+
+    monkeypatch.setenv("OPENFAS_CHECKPOINT_KEY", "s3cret")
+    signed = _small_checkpoint(tmp_path / "signed.safetensors")
+    assert load_checkpoint(signed)["meta"]["threshold"] == 0.25
+    assert load_checkpoint(signed, key="s3cret")["meta"]["threshold"] == 0.25
+    with pytest.raises(CheckpointIntegrityError, match="wrong key"):
+        load_checkpoint(signed, key="other")
+
+    def forge(h: dict) -> None:  # an attacker who edits the threshold and recomputes a plain SHA-256
+        h["meta"]["threshold"] = -1000.0
+        body = {k: v for k, v in h.items() if k != "integrity"}
+        h["integrity"] = {"alg": "sha256", "digest": hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()}
+
+    forged = _edit_header(signed, tmp_path / "forged.safetensors", forge)
+    with pytest.raises(CheckpointIntegrityError, match="not signed with a key"):
+        load_checkpoint(forged)
+    monkeypatch.delenv("OPENFAS_CHECKPOINT_KEY")
+    assert load_checkpoint(forged)["meta"]["threshold"] == -1000.0  # without a key, only naive edits are caught
+    with pytest.raises(CheckpointIntegrityError, match="signed with a key"):
+        load_checkpoint(signed)
+    assert load_checkpoint(_small_checkpoint(tmp_path / "k.safetensors", key=b"k"), key="k")["meta"]["model"] == \
+        "pixelnet"
+
+
+def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_path: Path,
+                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from deploy_fixtures import tiny_checkpoint
+
+    from openfas.deploy.export import export_onnx
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointIntegrityError
+
+    good = tmp_path / "good.onnx"
+    export_onnx(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache), good, verify=False)
+    threshold = Predictor.from_checkpoint(good).threshold
+
+    def rewrite(name: str, edit) -> Path:  # noqa: ANN001
+        proto = onnx.load(str(good))
+        props = {p.key: p.value for p in proto.metadata_props}
+        edit(props)
+        del proto.metadata_props[:]
+        for k, v in props.items():
+            e = proto.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.save(proto, str(tmp_path / name))
+        return tmp_path / name
+
+    def set_meta(props: dict, **changes) -> None:  # noqa: ANN003
+        meta = json.loads(props["openfas"])
+        meta.update(changes)
+        props["openfas"] = json.dumps(meta)
+
+    cases = {
+        "threshold.onnx": (lambda p: set_meta(p, threshold=-1000.0), "does not match the integrity checksum"),
+        "no_seal.onnx": (lambda p: p.pop("openfas_integrity"), "integrity checksum is missing"),
+        "legacy.onnx": (lambda p: (p.pop("openfas_integrity"), set_meta(p, format="openfas-onnx/1")),
+                        "legacy model file"),
+    }
+    for name, (edit, message) in cases.items():
+        with pytest.raises(CheckpointIntegrityError, match=message):
+            Predictor.from_checkpoint(rewrite(name, edit))
+    assert Predictor.from_checkpoint(tmp_path / "legacy.onnx", allow_unsigned=True).threshold == threshold
+    res = CliRunner().invoke(app, ["serve", str(tmp_path / "threshold.onnx")])
+    assert res.exit_code == 2 and "integrity checksum" in res.output and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------------------------------------ CLI errors (item 3)
+def _bad_cli_cases(tmp: Path, tiny_cache: Path) -> list[tuple[list[str], str]]:
+    import cv2
+    import numpy as np
+
+    faces = tmp / "faces"
+    for sub in ("live", "spoof/print"):
+        (faces / sub).mkdir(parents=True)
+        cv2.imwrite(str(faces / sub / "a.png"), np.full((64, 64, 3), 128, np.uint8))
+    (tmp / "out_file").write_text("I am a file")
+    (tmp / "not_weights.pth").write_text("hello, not a state dict")
+    torch.save([torch.zeros(2)], str(tmp / "list.pth"))  # loads with weights_only, but is no state dict
+    ldc = ["-c", "ldcnet/ldcnet_synth.yaml", f"data.cache={tiny_cache}", "data.image_size=32", "data.map_size=8",
+           "train.device=cpu", f"experiment.output_dir={tmp / 'runs'}"]
+    missing = tmp / "missing"
+    return [
+        (["train", "optim.lr=-0.1"], "optim.lr: Input should be greater than 0"),
+        (["train", "data.batch_size=0"], "data.batch_size: Input should be greater than or equal to 1"),
+        (["train", "-c", "cdcn/cdcn_synth.yaml", "model.theta=abc"], "option theta='abc': expected float"),
+        (["train", "optim.name=rmsprop"], "optim.name: Input should be 'adam', 'adamw' or 'sgd'"),
+        (["train", "optim.betas=[0.9,1.5]"], "optim.betas.1"),
+        (["train", "model.name=nope"], "unknown model 'nope'"),
+        (["train", "nokey=1"], "unknown key 'nokey'"),
+        (["train", "-c", str(missing / "c.yaml")], "config file not found"),
+        (["train", "data.cache=" + str(missing)], "no crop cache there"),
+        (["train", *ldc, f"model.pretrained={tmp / 'not_weights.pth'}"], "not_weights.pth: cannot read pretrained"),
+        (["train", *ldc, f"model.pretrained={tmp / 'list.pth'}"], "list.pth: expected a dict of tensors"),
+        (["train", *ldc, f"model.pretrained={missing / 'r18.pth'}"], "r18.pth: pretrained weights file not found"),
+        (["train", "--resume", str(missing)], "checkpoint not found"),
+        (["data", "prepare", "folder", str(faces), str(tmp / "out_file")], "out_file: exists and is not a folder"),
+        (["data", "inspect", str(missing)], "missing"),
+        (["predict", str(missing / "m.safetensors"), str(faces / "live" / "a.png")], "model file not found"),
+        (["eval", str(missing / "m.safetensors")], "checkpoint not found"),
+        (["export", str(missing / "m.safetensors"), "--onnx", str(tmp / "m.onnx")], "checkpoint not found"),
+        (["report", str(missing)], "missing"),
+        (["compare", str(missing)], "missing"),
+        (["checkpoint", "sign", str(missing / "m.safetensors")], "checkpoint not found"),
+    ]
+
+
+def test_bad_configurations_and_paths_give_one_line_errors(tiny_cache: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a command that wrongly starts training writes its run folder here
+    runner = CliRunner()
+    failures = []
+    for args, expected in _bad_cli_cases(tmp_path, tiny_cache):
+        res = runner.invoke(app, args)
+        lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+        ok = (res.exit_code == 2 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+              and lines and lines[-1].startswith("error: ") and expected in lines[-1])
+        if not ok:
+            failures.append(f"{args}: exit {res.exit_code}, {type(res.exception).__name__}: {res.output[-300:]!r}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+    res = subprocess.run([sys.executable, "-m", "openfas.cli", "train", "optim.lr=-0.1"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == "error: <defaults>: optim.lr: Input should be greater than 0"
+
+
+# ------------------------------------------------------------------------------------------ resume (items 4, 5)
+TINY_RUN = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=4", "optim.lr=0.003",
+            "train.log_every=1", "eval.report=false", "train.device=cpu"]
+
+
+def test_resume_needs_only_the_run_folder(tiny_cache: Path, tmp_path: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+    from openfas.io.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    overrides = [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1"]
+    Trainer(load_config(None, overrides), run_dir=run, progress=False).fit()
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--resume", str(run), "--no-progress"])  # the README's command
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), *overrides, "--no-progress"])  # the same config: fine
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), "optim.lr=0.1", "--no-progress"])
+    assert res.exit_code == 2 and "optim.lr: 0.003 → 0.1" in res.output and "--allow-override" in res.output
+    res = runner.invoke(app, ["train", "--resume", str(run), "eval.video_level=false", "--allow-override",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "metrics.json").read_text())["headline"]["level"] == "frame"  # the override applied
+    assert load_checkpoint(run / "checkpoints" / "final.safetensors")["meta"]["config"]["eval"]["video_level"] is False
+
+
+def test_resume_after_a_crash_cleans_temp_files_and_does_not_log_steps_twice(tiny_cache: Path, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+
+    cfg = load_config(None, [f"data.cache={tiny_cache}", *TINY_RUN, "train.epochs=1", "train.save_every_steps=3"])
+    full = tmp_path / "full"
+    Trainer(cfg, run_dir=full, progress=False).fit()
+
+    class Killed(Exception):
+        pass
+
+    original = Trainer._check_finite
+
+    def die_at_step_8(self, loss, stage):  # noqa: ANN001, ANN202 - the process "dies" before step 8 finishes
+        if self.state.global_step == 7:
+            raise Killed
+        return original(self, loss, stage)
+
+    crashed = tmp_path / "crashed"
+    monkeypatch.setattr(Trainer, "_check_finite", die_at_step_8)
+    with pytest.raises(Killed):
+        Trainer(cfg, run_dir=crashed, progress=False).fit()
+    monkeypatch.setattr(Trainer, "_check_finite", original)
+    stale = crashed / "checkpoints" / "last.safetensors.x1y2z3.tmp"
+    stale.write_bytes(b"")  # what a kill during os.replace's preparation leaves
+
+    def train_rows(run: Path) -> list[tuple[int, float]]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["loss"]) for r in rows if r["phase"] == "train"]
+
+    assert [s for s, _ in train_rows(crashed)] == list(range(1, 8))  # logged up to step 7, checkpoint at step 6
+    Trainer(cfg, resume=crashed, progress=False).fit()
+    assert not stale.exists()
+    assert train_rows(crashed) == train_rows(full)  # every step once, with the uninterrupted run's losses
+    csv_steps = [int(line.split(",")[2]) for line in (crashed / "scalars.csv").read_text().splitlines()]
+    assert csv_steps == [int(line.split(",")[2]) for line in (full / "scalars.csv").read_text().splitlines()]
+
+
+def test_logs_of_checkpoints_without_row_counts_are_cut_at_the_step(tmp_path: Path) -> None:
+    from openfas.engine.logger import RunLogger
+
+    lines = [json.dumps({"phase": "train", "step": s, "loss": 1.0 / s}) + "\n" for s in range(1, 9)]
+    (tmp_path / "metrics.jsonl").write_text("".join(lines) + '{"phase": "tr')  # and a half-written line
+    (tmp_path / "scalars.csv").write_text("".join(f"0.0,train,{s},loss,{1.0 / s}\n" for s in range(1, 9)))
+    logger = RunLogger(tmp_path, tensorboard=False, resume={"step": 5, "rows": None})
+    assert (tmp_path / "metrics.jsonl").read_text() == "".join(lines[:5])
+    assert [ln.split(",")[2] for ln in (tmp_path / "scalars.csv").read_text().splitlines()] == ["1", "2", "3", "4",
+                                                                                                 "5"]
+    assert logger.rows == {"metrics.jsonl": 5, "scalars.csv": 5}
+
+
+# ------------------------------------------------------------------------------------------ HTTP service (6-9)
+@pytest.fixture(scope="module")
+def served_predictor(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    pytest.importorskip("multipart")
+    from deploy_fixtures import tiny_checkpoint
+
+    from openfas.deploy.predictor import Predictor
+
+    torch.set_num_threads(1)
+    return Predictor.from_checkpoint(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache))
+
+
+def _face_png() -> bytes:
+    import cv2
+    from deploy_fixtures import faces_scene
+
+    return cv2.imencode(".png", faces_scene(1, 100))[1].tobytes()
+
+
+def _multipart(data: bytes, boundary: str = "openfasboundary") -> tuple[bytes, str]:
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_chunked_upload_over_the_limit_is_413(served_predictor) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.server import ServeSettings, create_app
+
+    limit = 200_000
+    client = TestClient(create_app(served_predictor, ServeSettings(max_upload_bytes=limit)))
+
+    def chunks(body: bytes, size: int = 16_384):  # noqa: ANN202 - a generator: httpx sends it chunked
+        for i in range(0, len(body), size):
+            yield body[i:i + size]
+
+    big, ctype = _multipart(b"\x89PNG\r\n\x1a\n" + b"\x00" * (limit + 200_000))
+    res = client.post("/v1/liveness", content=chunks(big), headers={"content-type": ctype})
+    assert "content-length" not in {k.lower() for k in res.request.headers}  # really a chunked upload
+    assert res.status_code == 413, res.text
+    assert res.json()["error"]["code"] == "file_too_large"
+    small, ctype = _multipart(_face_png())
+    ok = client.post("/v1/liveness", content=chunks(small), headers={"content-type": ctype})
+    assert ok.status_code == 200 and len(ok.json()["faces"]) == 1
+
+
+def test_bad_requests_are_refused_before_taking_a_slot(served_predictor, tmp_path: Path) -> None:  # noqa: ANN001
+    import threading
+    import time
+
+    import cv2
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.server import ServeSettings, create_app
+
+    class Gate:
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            self.inner, self.name = inner, inner.name
+            self.entered, self.release = threading.Event(), threading.Event()
+
+        def run(self, batch):  # noqa: ANN001, ANN202
+            self.entered.set()
+            self.release.wait(30)
+            return self.inner.run(batch)
+
+    gated = Predictor(Gate(served_predictor.backend), served_predictor.meta)
+    app = create_app(gated, ServeSettings(max_concurrency=1, max_queue=0, max_side=1000))
+    png = _face_png()
+    wide = cv2.imencode(".png", np.zeros((8, 1200, 3), np.uint8))[1].tobytes()
+    bad = {"text": (b"hello, I am not an image", 415), "truncated": (png[: len(png) // 2], 422),
+           "too_wide": (wide, 413), "empty": (b"", 400)}
+    first: list[int] = []
+    with TestClient(app) as c:
+        t = threading.Thread(target=lambda: first.append(
+            c.post("/v1/liveness", files={"image": ("a.png", png)}).status_code))
+        t.start()
+        assert gated.backend.entered.wait(20)  # the only slot is taken by a good request
+        for name, (data, status) in bad.items():
+            res = c.post("/v1/liveness", files={"image": (f"{name}.png", data)})
+            assert res.status_code == status, (name, res.text)  # validated without a slot (not 503)
+        busy = c.post("/v1/liveness", files={"image": ("b.png", png)})
+        assert busy.status_code == 503  # the slot really was taken
+        gated.backend.release.set()
+        t.join(30)
+        deadline = time.time() + 10
+        while c.get("/healthz").json()["in_flight"] and time.time() < deadline:
+            time.sleep(0.01)
+        assert c.get("/healthz").json()["in_flight"] == 0
+    assert first == [200]
+
+
+def test_security_headers_csp_no_server_banner_and_no_cdn_docs(served_predictor) -> None:  # noqa: ANN001
+    import base64
+    import hashlib
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.server import ServeSettings, create_app, index_html
+
+    client = TestClient(create_app(served_predictor))
+    page = client.get("/")
+    csp = page.headers["content-security-policy"]
+    for tag in ("script", "style"):
+        (block,) = re.findall(rf"<{tag}>(.*?)</{tag}>", index_html(), flags=re.S)
+        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}'" in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert "http" not in csp  # nothing from elsewhere
+    for res in (page, client.get("/healthz"), client.post("/v1/liveness", files={"image": ("a", b"x")})):
+        assert res.headers["x-content-type-options"] == "nosniff"
+        assert res.headers["x-frame-options"] == "DENY"
+        assert "server" not in res.headers
+    assert client.get("/healthz").headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").status_code == 200
+    with_docs = TestClient(create_app(served_predictor, ServeSettings(docs=True)))
+    assert with_docs.get("/docs").status_code == 200
+
+
+def test_serve_runs_uvicorn_without_a_server_banner(served_predictor, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from openfas.deploy import server
+
+    captured: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server.serve(served_predictor, "127.0.0.1", port)
+    app = captured.pop("app")
+    real = uvicorn.Server(uvicorn.Config(app, **{**captured, "log_level": "warning"}))  # exactly serve()'s settings
+    thread = threading.Thread(target=real.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 20
+        while not real.started and time.time() < deadline:
+            time.sleep(0.05)
+        res = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert res.status_code == 200 and "server" not in res.headers
+        assert res.headers["x-content-type-options"] == "nosniff"
+    finally:
+        real.should_exit = True
+        thread.join(10)
+
+
+def test_error_messages_hold_no_object_addresses(served_predictor) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from openfas.deploy.server import create_app
+
+    client = TestClient(create_app(served_predictor))
+    res = client.post("/v1/liveness", files={"image": ("a.png", b"hello, I am not an image")})
+    assert res.status_code == 415
+    message = res.json()["error"]["message"]
+    assert "0x" not in message and "object at" not in message and "_io" not in message, message
+    assert "b'hello, I'" in message and "24-byte" in message  # what the user sent
+
+
+def test_rebuilding_a_checkpoint_reads_no_file_its_config_names(tmp_path: Path, marker: Path) -> None:
+    from openfas.config import load_config
+    from openfas.io.checkpoint import save_checkpoint
+    from openfas.methods.restore import build_model_from_checkpoint
+    from openfas.models import create_model
+
+    evil = _pickle_file(tmp_path / "r18.pth", marker)
+    cfg = load_config("ldcnet/ldcnet_synth.yaml", [f"model.pretrained={evil}"]).to_dict()
+    model = create_model("ldcnet", **{k: v for k, v in cfg["model"].items() if k not in ("name", "pretrained")})
+    path = save_checkpoint(tmp_path / "ldc.safetensors", model_state=model.state_dict(),
+                           meta={"model": "ldcnet", "config": cfg})
+    evil.unlink()  # the training machine's file is not here (and a planted one is not read either)
+    rebuilt, info = build_model_from_checkpoint(path)
+    assert info["meta"]["config"]["model"]["pretrained"] == str(evil)  # the record is kept as it was
+    for k, v in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[k], v), k
+    _pickle_file(evil, marker)
+    build_model_from_checkpoint(path)
+    assert not marker.exists()

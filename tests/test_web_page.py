@@ -73,6 +73,8 @@ def test_upload_through_the_page_shows_scores_and_boxes(server: tuple[str, Predi
     try:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1100, "height": 700})
+        console: list[str] = []
+        page.on("console", lambda msg: console.append(msg.text))
         page.goto(url + "/")
         page.set_input_files("#file", str(photo))
         page.wait_for_selector(".face .score", timeout=30_000)
@@ -90,6 +92,7 @@ def test_upload_through_the_page_shows_scores_and_boxes(server: tuple[str, Predi
         edge = [page.evaluate(get, [round(b.x + b.w / 2), y]) for y in (round(b.y) - 1, round(b.y))]
         assert any(max(abs(px[i] - colour[i]) for i in range(3)) <= 2 for px in edge), edge
         page.screenshot(path=str(shot), full_page=True)
+        assert not [m for m in console if "Content Security Policy" in m], console  # the page's CSP blocks nothing
         browser.close()
     finally:
         pw.stop()

@@ -7,18 +7,20 @@ Conventions used everywhere in openfas:
 * attack types are lower-case strings: ``"live"``, ``"print"``, ``"replay"``, ``"mask"``, ``"other"``.
 """
 
-from openfas.models._registry import create_model, list_models, register_model
+import importlib
+from typing import Any
 
-__version__ = "0.1.0"
-LIVE = 1
-SPOOF = 0
+from openfas._version import __version__
+from openfas.conventions import LIVE, SPOOF
+
+# Public names imported on first use: `import openfas` (and so `openfas --help`) stays free of torch and OpenCV.
+_LAZY = {"create_model": "openfas.models", "list_models": "openfas.models", "register_model": "openfas.models",
+         "Predictor": "openfas.deploy.predictor"}
 
 __all__ = ["LIVE", "SPOOF", "Predictor", "__version__", "create_model", "list_models", "register_model"]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy: the predictor pulls in OpenCV and albumentations
-    if name == "Predictor":
-        from openfas.deploy.predictor import Predictor
-
-        return Predictor
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'openfas' has no attribute {name!r}")

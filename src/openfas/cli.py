@@ -7,11 +7,14 @@ Every command takes a YAML config (``--config``) plus dotted overrides as extra 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from openfas.errors import OpenFASError
 
 app = typer.Typer(
     name="openfas",
@@ -24,6 +27,19 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Prepare, inspect and synthesise datasets (face-crop caches).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+checkpoint_app = typer.Typer(help="Checkpoint integrity: sign legacy files.", no_args_is_help=True)
+app.add_typer(checkpoint_app, name="checkpoint")
+
+
+@app.callback()
+def _options(allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned", help="Also load legacy checkpoints that carry no integrity digest (written before "
+                                 "openfas-checkpoint/2). Only for files you trust; see SECURITY.md.")] = False) -> None:
+    if allow_unsigned or "openfas.io.checkpoint" in sys.modules:  # reset too: one process may run many commands
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+        from openfas.io.checkpoint import set_allow_unsigned
+
+        set_allow_unsigned(True if allow_unsigned else None)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see configs/).")]
 Overrides = Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. model.theta=0.7 train.epochs=5")]
@@ -34,13 +50,18 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: Path | None, overrides: list[str] | None):  # noqa: ANN202
+def _load(config: Path | str | None, overrides: list[str] | None):  # noqa: ANN202
+    """Load a config and check its model and method against the registries (exit 2 naming the bad key)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.config import ConfigError, load_config
+    from openfas.methods.build import check_config
 
     try:
-        return load_config(config, overrides or [])
+        cfg = load_config(config, overrides or [])
+        check_config(cfg, str(config) if config is not None else "<defaults>")
     except ConfigError as err:
         _fail(str(err))
+    return cfg
 
 
 @app.command()
@@ -48,26 +69,31 @@ def train(
     config: ConfigOpt = None,
     overrides: Overrides = None,
     resume: Annotated[Path | None, typer.Option(
-        help="Run folder or checkpoint to continue exactly where it stopped.")] = None,
+        help="Run folder or checkpoint to continue exactly where it stopped, with the run's own config.")] = None,
+    allow_override: Annotated[bool, typer.Option(
+        "--allow-override", help="With --resume: accept -c / overrides that change the run's config "
+                                 "(e.g. train.epochs=20 to train longer).")] = False,
     run_dir: Annotated[Path | None, typer.Option(
         help="Run folder (default: <output_dir>/<name>-<model>-<time>).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable progress bars.")] = False,
 ) -> None:
     """Train a model. Multi-GPU / multi-node: launch with ``torchrun --nproc_per_node=N $(which openfas) train …``."""
-    from openfas.config import ConfigError
-    from openfas.data.video import MediaError
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import Trainer, TrainingDiverged
-    from openfas.recognition.data import IdentityDataError
-    from openfas.recognition.pairs import PairsError
-    from openfas.recognition.teacher import TeacherError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.engine.trainer import Trainer, TrainingDiverged, resume_config
 
-    cfg = _load(config, overrides)
+    if resume is not None and config is None:  # the run's own config is the truth; overrides apply on top of it
+        try:
+            cfg = resume_config(resume, overrides)
+        except OpenFASError as err:
+            _fail(str(err))
+            return
+    else:
+        cfg = _load(config, overrides)
     try:
-        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress)
+        trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress,
+                          allow_config_change=allow_override)
         result = trainer.fit()
-    except (ConfigError, CheckpointError, TrainingDiverged, IdentityDataError, PairsError, TeacherError,
-            MediaError) as err:
+    except OpenFASError as err:
         _fail(str(err), 3 if isinstance(err, TrainingDiverged) else 2)
         return
     if trainer.dist.is_main:
@@ -77,8 +103,9 @@ def train(
 @app.command()
 def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] = "*") -> None:
     """List the registered models and training methods."""
-    from openfas import list_models
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.methods import list_methods
+    from openfas.models import list_models
 
     typer.echo("models:  " + ", ".join(list_models(pattern)))
     typer.echo("methods: " + ", ".join(list_methods()))
@@ -94,14 +121,10 @@ def demo(
 
     The synthetic data is a test and demo aid, not a benchmark of real attacks.
     """
-    from openfas.config import ConfigError, load_config
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine.trainer import Trainer
 
-    try:
-        cfg = load_config("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
-    except ConfigError as err:
-        _fail(str(err))
-        return
+    cfg = _load("demo.yaml", [f"experiment.output_dir={out}", *(overrides or [])])
     trainer = Trainer(cfg)
     result = trainer.fit()
     h = result["headline"]
@@ -129,6 +152,7 @@ def data_synth(
     seed: int = 0,
 ) -> None:
     """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.synth import generate_synthetic
 
     try:
@@ -158,6 +182,7 @@ def data_synth_ids(
     """Synthetic identities with synthesised masks for masked-face recognition (a test and demo aid, NOT a
     benchmark): identity folders with landmarks for training, masked/unmasked test images with their mask
     coverage (masks.csv) and MFR2-style pairs files."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.recognition.synth import generate_identities
 
     try:
@@ -190,14 +215,14 @@ def data_lfw(
     """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
     DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
     extra: pip install 'openfas[dlib]'."""
-    from openfas.recognition.landmarks import LandmarkError
-    from openfas.recognition.lfw import LFWError, prepare_lfw
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.recognition.lfw import prepare_lfw
 
     try:
         info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
                            max_test_pairs=test_pairs, size=size, seed=seed,
                            teacher=None if teacher == "none" else teacher, workers=workers)
-    except (LFWError, LandmarkError) as err:
+    except OpenFASError as err:
         _fail(str(err))
         return
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
@@ -208,10 +233,11 @@ def data_lfw(
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
-        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, folder.")],
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, nuaa, folder.")],
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
     out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
-    protocol: Annotated[str | None, typer.Option(help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1').")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
     splits: Annotated[str | None, typer.Option(
         help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
@@ -226,12 +252,24 @@ def data_prepare(
     ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
 ) -> None:
-    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable)."""
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
+
+    Your own data (dataset 'folder'):
+      ROOT/train/live/<subject>/*.jpg|*.mp4
+      ROOT/train/spoof/<attack>/<subject>/*  (print, replay, mask, other)
+      ROOT/dev/...  (threshold and best-epoch choice)   ROOT/test/...
+    Without train/dev/test folders everything is one split 'all'.
+    Add -o faces=whole when the files already are face crops.
+    Frames without a face are counted here and in 'openfas data inspect'.
+    """
     import yaml
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.datasets import get_dataset
     from openfas.data.prepare import prepare_media
 
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: exists and is not a folder (OUT is the cache folder to create or resume)")
     kwargs = {}
     for item in option or []:
         if "=" not in item:
@@ -248,6 +286,9 @@ def data_prepare(
     except (KeyError, FileNotFoundError, ValueError) as err:
         _fail(str(err.args[0] if err.args else err))
         return
+    for source, names in getattr(adapter, "missing", {}).items():
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        typer.echo(f"warning: {len(names)} media listed in {source} are missing and skipped: {shown}", err=True)
     if not items:
         _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
@@ -264,7 +305,9 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     """Summarise a crop cache: samples per domain, split and attack type; skipped media and why."""
     from collections import Counter
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.cache import CacheError, CropCacheReader
+    from openfas.data.prepare import detection_summary
 
     try:
         reader = CropCacheReader(cache)
@@ -279,11 +322,47 @@ def data_inspect(cache: Annotated[Path, typer.Argument(help="A crop cache folder
     typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
     for (d, s, a), n in sorted(counts.items()):
         typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
-    skipped = {k: v["skipped"] for k, v in reader.media_status().items() if v.get("skipped")}
+    status = reader.media_status()
+    detector = reader.info().get("prepare", {}).get("detector")
+    for line in detection_summary(status, detector):
+        typer.echo(line)
+    skipped = {k: v["skipped"] for k, v in status.items() if v.get("skipped")}
     if skipped:
         typer.echo(f"skipped media: {len(skipped)}")
         for k, why in sorted(skipped.items())[:20]:
             typer.echo(f"  {k}: {why}")
+
+
+# ---------------------------------------------------------------- checkpoint sub-commands
+@checkpoint_app.command("sign")
+def checkpoint_sign(
+    src: Annotated[Path, typer.Argument(help="Checkpoint to rewrite (e.g. a legacy openfas-checkpoint/1 file).")],
+    out: Annotated[Path | None, typer.Option(help="Output file (default: replace SRC).")] = None,
+) -> None:
+    """Rewrite a checkpoint you trust in the current format with a fresh integrity digest (HMAC-signed when
+    OPENFAS_CHECKPOINT_KEY is set). Legacy files need the global --allow-unsigned, which states that trust."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.io.checkpoint import (
+        KEY_ENV,
+        CheckpointError,
+        CheckpointIntegrityError,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    try:
+        try:  # an existing digest must still verify: under the key if set, else (first signing) as plain SHA-256
+            ck = load_checkpoint(src)
+        except CheckpointIntegrityError:
+            if not os.environ.get(KEY_ENV):
+                raise
+            ck = load_checkpoint(src, key=b"")
+        path = save_checkpoint(out or src, model_state=ck["model"], meta=ck["meta"], optimizer_state=ck["optimizer"],
+                               scheduler_state=ck["scheduler"], extra_state=ck["extra"])
+    except CheckpointError as err:
+        _fail(str(err))
+        return
+    typer.echo(f"signed checkpoint written to {path}")
 
 
 from openfas.deploy.commands import register as _register_deploy  # noqa: E402

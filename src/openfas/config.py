@@ -1,20 +1,23 @@
 """Typed configuration: one pydantic schema, loaded from YAML with dotted command-line overrides.
 
 ``load_config("configs/demo.yaml", ["model.width=16", "train.epochs=2"])``. Unknown keys anywhere are an
-error that names the key; model options are checked against the registered model's signature and method
-options against the method's own schema.
+error that names the key. This module is the schema only and imports no registry: whether the model and method
+exist and accept their options is checked where the config is built into objects
+(:func:`openfas.methods.build.check_config`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
+from openfas.errors import OpenFASError
 
-class ConfigError(ValueError):
+
+class ConfigError(OpenFASError, ValueError):
     """A config file or override is invalid; the message names the file/key and the problem."""
 
 
@@ -94,14 +97,20 @@ class DataConfig(_Strict):
     train_domains: list[str] | None = None  # None = all
     test_domains: list[str] | None = None
     modalities: list[str] = Field(default_factory=lambda: ["rgb"])
-    image_size: int = 256
-    map_size: int = 32
+    image_size: int = Field(256, ge=1)
+    map_size: int = Field(32, ge=1)
     mean: float = 0.5
-    std: float = 0.5
-    batch_size: int = 8
-    num_workers: int = 0
+    std: float = Field(0.5, gt=0.0)
+    batch_size: int = Field(8, ge=1)
+    num_workers: int = Field(0, ge=0)
     sampler: Literal["random", "domain_balanced"] = "random"
-    augment: bool = True
+    # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
+    # ("rfmeta", "anrl", "cdcn"), or "real" (strong light/colour/blur/JPEG changes for small real-face sets);
+    # see openfas.data.transforms
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real"] = True
+    # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
+    # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
+    crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     identities: IdentityDataConfig = Field(default_factory=IdentityDataConfig)
 
@@ -128,31 +137,42 @@ class MethodConfig(BaseModel):
 
 class OptimConfig(_Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 5e-5
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
+    lr: float = Field(1e-4, gt=0.0)
+    weight_decay: float = Field(5e-5, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
     scheduler: Literal["none", "step", "cosine"] = "none"
-    step_size: int = 20  # epochs, for "step"
-    gamma: float = 0.5
+    step_size: int = Field(20, ge=1)  # epochs, for "step"
+    gamma: float = Field(0.5, gt=0.0)
 
 
 class TrainConfig(_Strict):
-    epochs: int = 10
-    max_steps_per_epoch: int | None = None
-    log_every: int = 10
-    save_every_steps: int = 0  # 0 = save at the end of each epoch only
+    epochs: int = Field(10, ge=0)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    log_every: int = Field(10, ge=1)
+    save_every_steps: int = Field(0, ge=0)  # 0 = save at the end of each epoch only
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    grad_clip: float | None = None
+    grad_clip: float | None = Field(None, gt=0.0)
     channels_last: bool = False
     compile: bool = False
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # checkpoint selection: "last" = evaluate the last epoch; "auc" / "eer" / "hter" = evaluate the epoch of the
+    # final stage that was best by that frame-level metric on ``select_split`` ("dev": data.dev_split of the
+    # training domains; "test": data.test_split of the test domains — optimistic, it peeks at the target set);
+    # ties keep the earlier epoch. The selected weights are saved as "best".
+    select: Literal["last", "auc", "eer", "hter"] = "last"
+    select_split: Literal["dev", "test"] = "dev"
+    patience: int = Field(default=0, ge=0)  # with select != last: stop after this many epochs without a better one
 
 
 class EvalConfig(_Strict):
     threshold: Literal["dev_eer", "dev_apcer", "eer", "fixed"] = "dev_eer"
     fixed_threshold: float = 0.5
-    apcer_target: float = 0.05  # for "dev_apcer": the dev threshold where the worst-species APCER <= this
+    # for "dev_apcer": the dev threshold where the worst-species APCER <= this
+    apcer_target: float = Field(0.05, gt=0.0, le=1.0)
+    # dev set perfectly separated: "midpoint" of the gap between the highest attack and lowest live dev score,
+    # or "policy" (the policy's value, at the gap's edge); see openfas.eval.scores
+    separated_rule: Literal["midpoint", "policy"] = "midpoint"
     video_level: bool = True
     report: bool = True  # write report.html + figures at the end of training
 
@@ -194,7 +214,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return tree
 
 
-def _format_validation(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
@@ -209,27 +229,8 @@ def config_from_dict(tree: dict[str, Any], source: str = "<config>") -> Config:
     try:
         cfg = Config.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_validation(err, source)) from None
-    validate_components(cfg, source)
+        raise ConfigError(format_validation_error(err, source)) from None
     return cfg
-
-
-def validate_components(cfg: Config, source: str = "<config>") -> None:
-    """Check model/method names and options against the registries (error names the bad key)."""
-    from openfas.methods import get_method
-    from openfas.models._registry import check_model_kwargs
-
-    try:
-        check_model_kwargs(cfg.model.name, cfg.model.kwargs())
-    except (KeyError, ValueError) as err:
-        raise ConfigError(f"{source}: model: {err.args[0]}") from None
-    try:
-        method_cls = get_method(cfg.method.name)
-        method_cls.Params.model_validate(cfg.method.kwargs())
-    except KeyError as err:
-        raise ConfigError(f"{source}: method: {err.args[0]}") from None
-    except ValidationError as err:
-        raise ConfigError(_format_validation(err, f"{source}: method")) from None
 
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"

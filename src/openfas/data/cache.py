@@ -25,11 +25,12 @@ import lmdb
 import numpy as np
 
 from openfas.data.sample import CropRecord
+from openfas.errors import OpenFASError
 
 _MAP_SIZE = 1 << 40  # 1 TiB of address space; the file only grows as data is written
 
 
-class CacheError(RuntimeError):
+class CacheError(OpenFASError, RuntimeError):
     """A cache folder is missing, empty or corrupt."""
 
 
@@ -80,8 +81,10 @@ class CropCacheWriter:
         media_id: str,
         crops: Sequence[tuple[CropRecord, dict[str, np.ndarray], np.ndarray | None]],
         skipped: str = "",
+        status: dict[str, Any] | None = None,
     ) -> None:
-        """Store all crops of one media item atomically: ``(record, {modality: HxWx3 uint8}, target|None)``."""
+        """Store all crops of one media item atomically: ``(record, {modality: HxWx3 uint8}, target|None)``;
+        ``status`` (label, split, frame and face-detection counts, ...) is kept in the item's ``done`` record."""
         with self.env.begin(write=True) as txn:
             for record, images, target in crops:
                 for modality, image in images.items():
@@ -89,7 +92,7 @@ class CropCacheWriter:
                 if target is not None:
                     txn.put(f"tgt/{record.sample_id}".encode(), encode_png(target))
                 txn.put(f"meta/{record.sample_id}".encode(), json.dumps(record.to_json()).encode())
-            done = {"crops": len(crops), "skipped": skipped}
+            done = {**(status or {}), "crops": len(crops), "skipped": skipped}
             txn.put(f"done/{media_id}".encode(), json.dumps(done).encode())
 
     def close(self) -> None:

@@ -14,7 +14,15 @@ from torch.utils.data import Dataset
 
 from openfas.data.cache import CacheError, CropCacheReader
 from openfas.data.sample import LIVE, CropRecord, attack_index
-from openfas.data.transforms import build_color_transform, build_transform, to_chw_float
+from openfas.data.transforms import augment_recipe, build_color_transform, build_transform, to_chw_float
+
+
+def center_fraction(image: np.ndarray, fraction: float) -> np.ndarray:
+    """The centred ``round(fraction·side)`` square of a square-ish crop (``fraction`` = 1 → unchanged)."""
+    h, w = image.shape[:2]
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return image[y:y + ch, x:x + cw]
 
 
 class FaceCropDataset(Dataset):
@@ -40,6 +48,8 @@ class FaceCropDataset(Dataset):
         std: float = 0.5,
         seed: int = 0,
         records: Sequence[CropRecord] | None = None,
+        augment: bool | str = "openfas",
+        crop_fraction: float = 1.0,
     ) -> None:
         self.reader = CropCacheReader(cache_dir)
         recs = list(records) if records is not None else self.reader.records()
@@ -64,8 +74,11 @@ class FaceCropDataset(Dataset):
         self.train = train
         self.seed = seed
         self.epoch = 0
-        self.geometric = build_transform(image_size, train, self.modalities)
-        self.color = build_color_transform(train)
+        if not 0.0 < crop_fraction <= 1.0:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+        self.crop_fraction = crop_fraction
+        self.geometric = build_transform(image_size, train, self.modalities, augment_recipe(augment))
+        self.color = build_color_transform(train, augment_recipe(augment))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -93,6 +106,9 @@ class FaceCropDataset(Dataset):
         target = stored if stored is not None else np.zeros((h, w), np.uint8)
         if target.shape != (h, w):
             target = cv2.resize(target, (w, h), interpolation=cv2.INTER_LINEAR)
+        if self.crop_fraction < 1.0:  # the centre of the stored crop: a tighter crop scale, same centre
+            images = {m: center_fraction(im, self.crop_fraction) for m, im in images.items()}
+            target = center_fraction(target, self.crop_fraction)
         seed = self._seed_for(index)
         if self.train:
             self.geometric.set_random_seed(seed)

@@ -45,11 +45,13 @@ from openfas.data.face import (
     build_detector,
     crop_region,
     depth_maps_index,
+    describe_detector,
     face_mask_target,
     largest_face,
     load_depth_map,
     nearest_box,
     read_face_locations,
+    resolve_detector_spec,
     square_region,
 )
 from openfas.data.sample import LIVE, CropRecord, MediaItem
@@ -78,11 +80,21 @@ class PrepareReport:
     media_skipped: dict[str, str] = field(default_factory=dict)  # media_id -> reason (0 crops)
     crops_written: int = 0
     frames_skipped: int = 0  # sampled frames dropped (no face, no depth map, ...)
+    # face detection on the frames of this run (frames with a face file or whole-image crops are not counted)
+    detector: str = ""
+    frames_detected: int = 0  # frames given to the detector
+    frames_no_face: int = 0  # ... where it found no face (dropped)
+    frames_multi_face: int = 0  # ... where it found more than one face (the largest is kept)
 
     def __str__(self) -> str:
         lines = [f"media: {self.media_total} listed, {self.media_done} prepared, {self.media_resumed} already "
                  f"done (resumed), {len(self.media_skipped)} skipped; crops written: {self.crops_written}; "
                  f"frames dropped: {self.frames_skipped}"]
+        if self.frames_detected:
+            n = self.frames_detected
+            lines.append(f"face detection ({self.detector}): {n} frames, {n - self.frames_no_face} with a face "
+                         f"({100 * (n - self.frames_no_face) / n:.1f} %), {self.frames_no_face} without (dropped), "
+                         f"{self.frames_multi_face} with more than one face (largest kept)")
         for media_id, why in sorted(self.media_skipped.items())[:20]:
             lines.append(f"  skipped {media_id}: {why}")
         if len(self.media_skipped) > 20:
@@ -106,6 +118,17 @@ class _Result:
     crops: list[Crop]
     skipped: str = ""
     frames_dropped: int = 0
+    frames_sampled: int = 0
+    frames_detected: int = 0  # frames given to the face detector
+    frames_no_face: int = 0
+    frames_multi_face: int = 0
+
+    def status(self, item: MediaItem) -> dict[str, Any]:
+        """What the cache's ``done`` record keeps about the item, crops or not (denominators of evaluation)."""
+        return {"label": item.label, "attack": item.attack, "domain": item.domain, "split": item.split,
+                "subject": item.subject, "video": item.video, "kind": item.kind,
+                "frames_sampled": self.frames_sampled, "frames_detected": self.frames_detected,
+                "frames_no_face": self.frames_no_face, "frames_multi_face": self.frames_multi_face}
 
 
 def _primary(item: MediaItem) -> str:
@@ -154,6 +177,7 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
 
     crops: list[Crop] = []
     dropped: dict[str, int] = {}
+    n_detected = n_multi = 0
     for frame, image in sorted(frames[primary].items()):
         h, w = image.shape[:2]
         if fmt == "whole":
@@ -162,11 +186,14 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
             if locations is not None:  # the dataset's own file; a frame it lacks takes a neighbour's box
                 box = nearest_box(locations, frame, max_gap=_FACE_FILE_MAX_GAP)
             else:
+                n_detected += 1
                 try:
-                    box = largest_face(s.detector.detect(image))
+                    boxes = s.detector.detect(image)
                 except cv2.error as err:  # e.g. a degenerate frame; never fatal
                     log.warning("%s frame %d: face detector failed (%s)", item.paths[primary], frame, err)
-                    box = None
+                    boxes = []
+                n_multi += len(boxes) > 1
+                box = largest_face(boxes)
         if box is None or box.w < 2 or box.h < 2:
             log.info("%s frame %d: no face found", item.paths[primary], frame)
             dropped["no face found"] = dropped.get("no face found", 0) + 1
@@ -209,7 +236,9 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
         reasons = ", ".join(f"{k} ({v})" for k, v in dropped.items()) or "no frames"
         skipped = f"no usable frame of {len(frames[primary])} sampled: {reasons}"
         log.warning("skipping %s (%s): %s", item.media_id, item.paths[primary], skipped)
-    return _Result(item.media_id, crops, skipped, n_dropped)
+    return _Result(item.media_id, crops, skipped, n_dropped, frames_sampled=len(frames[primary]),
+                   frames_detected=n_detected, frames_no_face=dropped.get("no face found", 0),
+                   frames_multi_face=n_multi)
 
 
 def _rescale_region(box: Box, scale: float, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> CropRegion:
@@ -282,6 +311,8 @@ def prepare_media(
     settings_info = {"every": every, "frames_per_video": frames_per_video, "crop_size": crop_size,
                      "scale": scale, "target": target,
                      "detector": detector if isinstance(detector, str) else type(detector).__name__}
+    if isinstance(detector, str) and any(_needs_detector(it) for it in unique.values()):
+        settings_info["detector"] = resolve_detector_spec(detector)  # the concrete one, for deployment
     _check_compatible(cache_dir, settings_info)
     with CropCacheWriter(cache_dir, info={"kind": "prepared", "prepare": settings_info}) as writer:
         done = writer.done_media()
@@ -291,15 +322,19 @@ def prepare_media(
             log.info("%s: %d media items already done, resuming with %d", cache_dir, report.media_resumed,
                      len(pending))
         det = build_detector(detector) if any(_needs_detector(it) for it in pending) else None
+        report.detector = describe_detector(det) if det is not None else ""
         s = _Settings(every, frames_per_video, crop_size, scale, target, det)
         results = (_run_parallel(pending, s, num_workers) if num_workers > 0 and len(pending) > 1
                    else (_process(it, s) for it in pending))
         bar = _progress(len(pending), progress)
         try:
             for res in results:
-                writer.add_media(res.media_id, res.crops, skipped=res.skipped)
+                writer.add_media(res.media_id, res.crops, skipped=res.skipped, status=res.status(unique[res.media_id]))
                 report.crops_written += len(res.crops)
                 report.frames_skipped += res.frames_dropped
+                report.frames_detected += res.frames_detected
+                report.frames_no_face += res.frames_no_face
+                report.frames_multi_face += res.frames_multi_face
                 if res.crops:
                     report.media_done += 1
                 else:
@@ -311,6 +346,32 @@ def prepare_media(
             if bar is not None:
                 bar.close()
     return report
+
+
+def detection_summary(status: dict[str, dict[str, Any]], detector: str | None = None) -> list[str]:
+    """Lines for ``openfas data inspect``: face-detection counts per split and class from the cache's ``done``
+    records (caches written before these counts existed say so)."""
+    rows: dict[tuple[str, str], list[int]] = {}
+    for st in status.values():
+        if "frames_detected" not in st:
+            continue
+        key = (str(st.get("split", "?")), "live" if st.get("label") == LIVE else "attack")
+        r = rows.setdefault(key, [0, 0, 0, 0, 0])
+        r[0] += st["frames_detected"]
+        r[1] += st["frames_no_face"]
+        r[2] += st["frames_multi_face"]
+        r[3] += 1
+        r[4] += int(st.get("crops", 0) == 0)
+    if not rows:
+        return ["face detection: no counts stored (cache prepared by an older openfas, or face files only)"] \
+            if status else []
+    out = [f"face detection ({detector or 'detector'}): frames given to the detector, without a face (dropped), "
+           "with more than one face (largest kept); media left with no crop"]
+    out.append(f"{'split':8s} {'class':7s} {'frames':>7s} {'no face':>8s} {'>1 face':>8s} {'media':>6s} "
+               f"{'no crop':>8s}")
+    for (split, cls), (n, nf, multi, media, empty) in sorted(rows.items()):
+        out.append(f"{split:8s} {cls:7s} {n:7d} {nf:8d} {multi:8d} {media:6d} {empty:8d}")
+    return out
 
 
 def _check_compatible(cache_dir: Path, settings: dict[str, Any]) -> None:

@@ -1,7 +1,6 @@
 """The records that flow through the data layer.
 
-Label convention (everywhere in openfas): ``label = 1`` live / bona fide, ``label = 0`` spoof / attack.
-Attack types are one of :data:`ATTACK_TYPES`; a live sample has attack ``"live"``.
+Labels, attack types and modalities follow :mod:`openfas.conventions` (``label = 1`` live, ``0`` spoof).
 """
 
 from __future__ import annotations
@@ -10,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-LIVE, SPOOF = 1, 0
-ATTACK_TYPES: tuple[str, ...] = ("live", "print", "replay", "mask", "other")
-MODALITIES: tuple[str, ...] = ("rgb", "depth", "ir")
+from openfas.conventions import ATTACK_TYPES, LIVE, MODALITIES, SPOOF
+
+__all__ = ["ATTACK_TYPES", "LIVE", "MODALITIES", "SPOOF", "CropRecord", "MediaItem", "attack_index"]
 
 
 def attack_index(attack: str) -> int:

@@ -4,6 +4,11 @@ PyAV is the primary decoder; OpenCV's ``VideoCapture`` is the fallback when PyAV
 open a file. Every failure — missing, zero-byte, truncated, corrupt or non-video file — raises
 :class:`MediaError` naming the file and the problem, never a bare PyAV/OpenCV traceback.
 
+Still images are returned as displayed: the EXIF orientation tag (phone photos are often stored sideways
+with orientation 6 or 8) is applied by :func:`apply_exif_orientation` in every reader
+(:func:`read_image`, :func:`openfas.deploy.predictor.decode_image_bytes`); video frames are turned upright by
+the container's display matrix (:func:`apply_display_rotation`; OpenCV's reader does this itself).
+
 Frame indices are 0-based decode order (the n-th decoded frame), the same numbering the datasets' own
 face-location files use once read by :func:`openfas.data.face.read_face_locations`.
 """
@@ -11,6 +16,7 @@ face-location files use once read by :func:`openfas.data.face.read_face_location
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -19,12 +25,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.errors import OpenFASError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-class MediaError(RuntimeError):
+class MediaError(OpenFASError, RuntimeError):
     """A media file could not be read; the message names the file and the problem."""
 
 
@@ -53,12 +61,72 @@ def sample_frame_indices(n_frames: int, every: int | None = None, count: int | N
     return list(range(n_frames))
 
 
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1–8) stored in encoded image bytes; 1 (as stored) when there is none.
+
+    Only the header is parsed (Pillow, no pixel decoding). Unreadable headers count as 1: whether the pixels
+    decode is the decoder's business, not this function's.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            value = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - Pillow raises many types for odd headers; orientation is optional
+        return 1
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_exif_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels (H×W[×C]) into the upright image that the EXIF ``orientation`` describes.
+
+    TIFF/EXIF 2.3 tag 274: 1 as stored, 2 mirrored left-right, 3 rotated 180°, 4 mirrored top-bottom,
+    5 transposed (mirror about the main diagonal), 6 needs a 90° clockwise turn, 7 transversed (mirror about
+    the anti-diagonal), 8 needs a 90° counter-clockwise turn.
+    """
+    if orientation == 2:
+        out = image[:, ::-1]
+    elif orientation == 3:
+        out = image[::-1, ::-1]
+    elif orientation == 4:
+        out = image[::-1]
+    elif orientation == 5:
+        out = image.swapaxes(0, 1)
+    elif orientation == 6:
+        out = cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    elif orientation == 7:
+        out = image[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        out = cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    else:
+        return image
+    return np.ascontiguousarray(out)
+
+
+def apply_display_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn a decoded video frame upright by its container display matrix: ``degrees`` is the counter-clockwise
+    rotation to apply before display (PyAV ``VideoFrame.rotation``; phone videos shot upright say 90 or −90)."""
+    turn = int(round(float(degrees) / 90.0)) % 4
+    if turn == 0:
+        return image
+    code = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}[turn]
+    return cv2.rotate(image, code)
+
+
 def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Read a still image (any path, non-ASCII included); colour images come back as H×W×3 uint8 BGR.
+    """Read a still image (any path, non-ASCII included); colour images come back as H×W×3 uint8 BGR,
+    upright (the EXIF orientation applied).
 
     Grayscale and 16-bit images (depth/IR maps) are converted to 3-channel uint8 when ``flags`` is
     ``IMREAD_COLOR``; pass ``cv2.IMREAD_UNCHANGED`` to get the raw array.
@@ -72,6 +140,7 @@ def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise MediaError(f"{path}: not a readable image (corrupt or unsupported format)")
+    image = apply_exif_orientation(image, exif_orientation(data.tobytes()))
     return image if flags == cv2.IMREAD_UNCHANGED else to_bgr_uint8(image)
 
 
@@ -135,7 +204,7 @@ def _pyav_frames(path: Path) -> Iterable[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="bgr24")
+                yield apply_display_rotation(frame.to_ndarray(format="bgr24"), getattr(frame, "rotation", 0) or 0)
         except (av.FFmpegError, OSError, ValueError) as err:
             raise MediaError(f"{path}: decoding failed ({type(err).__name__}: {err})") from err
 

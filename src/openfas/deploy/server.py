@@ -3,9 +3,16 @@
 Run it with ``openfas serve CKPT`` (uvicorn) or ``uvicorn`` on :func:`create_app`. Behaviour:
 
 * one :class:`~openfas.deploy.predictor.Predictor` is loaded once, before the server accepts requests;
-* uploads: multipart field ``image``; the body is counted while it streams in and a request over
-  ``max_upload_bytes`` (plus multipart overhead) is cut off with 413 before it is parsed; the uploaded file is
-  never written under a name from the request (no request path or file name ever reaches the filesystem);
+* uploads: multipart field ``image``; the body is counted while it streams in (also chunked uploads without a
+  ``Content-Length``) and a request over ``max_upload_bytes`` (plus multipart overhead) is cut off with 413; the
+  uploaded file is never written under a name from the request (no request path or file name ever reaches the
+  filesystem);
+* an upload is checked (size, image format and dimensions from its header, truncation) BEFORE it takes an
+  admission slot, so bad requests never crowd out good ones;
+* responses carry ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, ``Referrer-Policy:
+  no-referrer`` and a Content-Security-Policy (the page's inline script and style are allowed by their hashes);
+  ``openfas serve`` sends no ``Server`` banner; ``/docs`` (Swagger UI, which loads its assets from a public CDN) is
+  off unless ``ServeSettings(docs=True)`` / ``openfas serve --docs``; ``/openapi.json`` is always there;
 * image limits: the size is read from the file header; images over ``max_side`` / ``max_pixels`` are REJECTED
   with 413 (not downscaled);
 * bounded concurrency: at most ``max_concurrency`` images are decoded and scored at once (a thread pool of that
@@ -19,6 +26,9 @@ Run it with ``openfas serve CKPT`` (uvicorn) or ``uvicorn`` on :func:`create_app
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +39,14 @@ from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from openfas.deploy.predictor import ImageInputError, ImageLimits, Predictor, decode_image_bytes
+from openfas import _version
+from openfas.deploy.predictor import (
+    ImageInputError,
+    ImageLimits,
+    Predictor,
+    check_image_bytes,
+    decode_image_bytes,
+)
 
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -44,6 +61,7 @@ class ServeSettings:
     max_concurrency: int = 2
     max_queue: int = 8
     return_map: bool = True
+    docs: bool = False  # Swagger UI at /docs (its JS/CSS come from a public CDN: off by default)
 
     def limits(self) -> ImageLimits:
         return ImageLimits(self.max_upload_bytes, self.max_side, self.max_pixels)
@@ -66,19 +84,33 @@ class _BodyLimit:
                               f"request body is {int(declared)} bytes; the upload limit is {self.limit} bytes")
             return
         seen = 0
+        exceeded = started = False
 
         async def limited_receive() -> dict:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    exceeded = True
                     raise _TooLarge()
             return message
 
+        async def guarded_send(message: dict) -> None:
+            nonlocal started
+            if exceeded:  # the app's own reaction to the cut-off body (FastAPI answers 400 "error parsing the body")
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
             await _send_error(send, 413, "file_too_large", f"request body exceeds {self.limit} bytes")
 
 
@@ -93,6 +125,46 @@ async def _send_error(send: Any, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class _SecurityHeaders:
+    """Pure ASGI middleware: security headers on every response; the page at ``/`` gets ``page_csp``. No
+    ``Server`` header passes through (uvicorn's own banner is switched off in :func:`serve`)."""
+
+    BASE = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"), (b"cross-origin-opener-policy", b"same-origin")]
+    API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+
+    def __init__(self, app: Any, page_csp: str, exempt: tuple[str, ...] = ()) -> None:
+        self.app, self.page_csp, self.exempt = app, page_csp.encode(), exempt
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        csp = None if path in self.exempt else self.page_csp if path == "/" else self.API_CSP
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                headers += self.BASE + ([(b"content-security-policy", csp)] if csp else [])
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def page_csp(page: str) -> str:
+    """Content-Security-Policy of the web page: nothing from elsewhere; its inline ``<script>`` and ``<style>``
+    blocks allowed by their SHA-256 (CSP level 2 hash sources), so no 'unsafe-inline'."""
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
+                        for b in blocks) or "'none'"
+    return (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+            "img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 class _Admission:
@@ -120,17 +192,16 @@ def index_html() -> str:
 
 def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI application around one loaded ``predictor``."""
-    import openfas
-
     settings = settings or ServeSettings()
     predictor.limits = settings.limits()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="openfas-infer")
     page = index_html()
     state: dict[str, Any] = {"admission": None, "served": 0}
 
-    app = FastAPI(title="openfas liveness", version=openfas.__version__,
+    app = FastAPI(title="openfas liveness", version=_version.__version__,
                   description="Face anti-spoofing (presentation attack detection). Scores: higher = more live; "
-                              "`live` = score ≥ the model's threshold.")
+                              "`live` = score ≥ the model's threshold.",
+                  docs_url="/docs" if settings.docs else None, redoc_url=None)
 
     def admission() -> _Admission:
         if state["admission"] is None:  # created inside the running event loop
@@ -181,6 +252,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             raise ImageInputError("upload: empty file (0 bytes)", 400, "empty_file")
         if len(data) > settings.max_upload_bytes:
             raise ImageInputError(f"upload: file exceeds {settings.max_upload_bytes} bytes", 413, "file_too_large")
+        check_image_bytes(data, predictor.limits, "upload")  # format, dimensions, truncation: before a slot
         adm = admission()
         if not adm.try_enter():
             return JSONResponse({"error": {"code": "busy", "message": "the service is at capacity "
@@ -197,6 +269,8 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         return JSONResponse(result)
 
     app.add_middleware(_BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+    app.add_middleware(_SecurityHeaders, page_csp=page_csp(page),
+                       exempt=("/docs", "/docs/oauth2-redirect") if settings.docs else ())
     app.state.predictor = predictor
     app.state.settings = settings
     app.state.pool = pool
@@ -208,7 +282,7 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, setti
     """Run the service with uvicorn (blocks)."""
     import uvicorn
 
-    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level, server_header=False)
 
 
-__all__ = ["ServeSettings", "create_app", "index_html", "serve"]
+__all__ = ["ServeSettings", "create_app", "index_html", "page_csp", "serve"]

@@ -9,7 +9,7 @@ Reading order: :class:`Trainer` builds data → model → (DDP) → stages; :met
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import copy
 import json
 import random
 import time
@@ -22,25 +22,31 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-import openfas
-from openfas.config import Config, ConfigError, config_from_dict
-from openfas.data.cache import CropCacheReader
+from openfas import _version
+from openfas.config import Config, ConfigError, apply_overrides, config_from_dict
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
-from openfas.engine.checkpoint import (
+from openfas.engine.data_check import adapt_to_cache, check_dev_split
+from openfas.engine.logger import RunLogger, log, setup_console_logging
+from openfas.errors import OpenFASError
+from openfas.eval.report import write_report
+from openfas.eval.runner import score_cache
+from openfas.eval.scores import ScoreTable, evaluate_tables, no_face_counts, quick_metrics
+from openfas.io.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    load_checkpoint_meta,
     load_model_weights,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from openfas.engine.logger import RunLogger, log, setup_console_logging
-from openfas.methods.base import Method, Stage, get_method
+from openfas.methods.base import Method, Stage
+from openfas.methods.build import build_method
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(OpenFASError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
@@ -57,32 +63,6 @@ class TrainState:
                 "global_step": self.global_step, "history": self.history}
 
 
-@dataclass
-class ScoreTable:
-    """Per-frame scores with everything evaluation needs (score: higher = more live).
-
-    ``videos`` holds the media id of each frame (unique per source video in a cache), the key of
-    video-level evaluation.
-    """
-
-    sample_ids: list[str]
-    videos: list[str]
-    domains: list[str]
-    attacks: list[str]
-    labels: np.ndarray
-    scores: np.ndarray
-
-    def write_csv(self, path: Path) -> None:
-        import csv
-
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["sample_id", "video", "domain", "attack", "label", "score"])
-            for row in zip(self.sample_ids, self.videos, self.domains, self.attacks,
-                           self.labels.tolist(), self.scores.tolist(), strict=True):
-                w.writerow([*row[:5], f"{row[5]:.8g}"])
-
-
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -91,47 +71,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-def resolve_cache(cfg: Config, is_main: bool = True) -> Path:
-    """The crop-cache folder of ``cfg.data``; ``"synthetic"`` generates (once) and caches a synthetic set."""
-    if cfg.data.cache != "synthetic":
-        path = Path(cfg.data.cache).expanduser()
-        if not (path / "crops.lmdb").exists():
-            raise ConfigError(f"data.cache={cfg.data.cache!r}: no crop cache there; run `openfas data prepare` "
-                              "(real datasets) or `openfas data synth`")
-        return path
-    from openfas.data.synth import GENERATOR_VERSION, generate_synthetic
-
-    s = cfg.data.synth
-    params = s.model_dump(mode="json")
-    params.pop("cache_dir")
-    params["generator_version"] = GENERATOR_VERSION
-    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    path = Path(s.cache_dir).expanduser() / f"synth-{digest}"
-    if is_main:
-        generate_synthetic(path, domains=tuple(s.domains), subjects_per_domain=s.subjects_per_domain,
-                           videos_per_subject=s.videos_per_subject, frames_per_video=s.frames_per_video,
-                           size=s.size, modalities=tuple(s.modalities), seed=s.seed, domain_shift=s.domain_shift)
-    D.barrier()
-    return path
-
-
-def crop_geometry(cache_dir: Path) -> dict[str, Any]:
-    """How the crops of a cache were cut (so a deployed model can crop faces the same way).
-
-    Prepared caches: ``{"source": "prepared", "crop_size", "scale", "detector"}`` (scale = crop side / longer side
-    of the face box, see :func:`openfas.data.face.square_region`); synthetic caches: ``{"source": "synthetic",
-    "crop_size"}`` (the rendered image is the crop).
-    """
-    info = CropCacheReader(cache_dir).info()
-    if "prepare" in info:
-        p = info["prepare"]
-        return {"source": "prepared", "crop_size": p.get("crop_size"), "scale": p.get("scale"),
-                "detector": p.get("detector")}
-    if "synth" in info:
-        return {"source": "synthetic", "crop_size": info["synth"].get("size")}
-    return {"source": "unknown"}
 
 
 def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
@@ -155,18 +94,23 @@ class Trainer:
     """Train one method on one config; also the evaluator of its checkpoints."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, allow_config_change: bool = False) -> None:
+        """``resume``: a run folder or checkpoint to continue; ``cfg`` must then equal the run's own config
+        (:func:`resume_config` reads it) unless ``allow_config_change`` (the CLI's ``--allow-override``)."""
         setup_console_logging()
+        cfg = cfg.model_copy(deep=True)
+        for note in adapt_to_cache(cfg):  # demo settings of a synthetic protocol on one's own cache
+            log.info("%s", note)
         self.dist, self.device = D.init_distributed(cfg.train.device)
         self.cfg = cfg
         self.progress = progress and self.dist.is_main
         self.state = TrainState()
         self._resume_ckpt: dict[str, Any] | None = None
+        self._running: dict[str, float] = {}
         if resume is not None:
-            ckpt_path = Path(resume)
-            if ckpt_path.is_dir():
-                run_dir = ckpt_path
-                ckpt_path = ckpt_path / "checkpoints" / "last.safetensors"
+            ckpt_path = resume_checkpoint_path(resume)
+            if Path(resume).is_dir():
+                run_dir = Path(resume)
             self._resume_ckpt = load_checkpoint(ckpt_path)
             saved = self._resume_ckpt["meta"].get("config")
             if saved is not None:
@@ -176,8 +120,11 @@ class Trainer:
                     pass  # compared as stored; the difference is reported below
             if saved is not None and saved != cfg.to_dict():
                 diff = _config_diff(saved, cfg.to_dict())
-                raise ConfigError(f"{ckpt_path}: the config differs from the one the run was started with "
-                                  f"({diff}); resume with the same config and overrides")
+                if not allow_config_change:
+                    raise ConfigError(f"{ckpt_path}: the config differs from the one the run was started with "
+                                      f"({diff}); `openfas train --resume RUN` alone continues with the run's own "
+                                      "config, add --allow-override to change it")
+                log.warning("resuming %s with a changed config: %s", ckpt_path, diff)
             if run_dir is None:
                 run_dir = ckpt_path.parent.parent
         if run_dir is None:
@@ -189,15 +136,21 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         if self.dist.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temp_files(self.run_dir)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+        resumed_at = None
+        if self._resume_ckpt is not None:  # the logs go back to the checkpoint: steps after it are run again
+            meta = self._resume_ckpt["meta"]
+            resumed_at = {"step": meta["train_state"]["global_step"], "rows": meta.get("log_rows")}
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, resume=resumed_at)
         seed_everything(cfg.experiment.seed + self.dist.rank, cfg.experiment.deterministic)
 
-        method_cls = get_method(cfg.method.name)
-        self.method: Method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
+        self.method: Method = build_method(cfg)
         self.cache_dir: Path | None = None
         self.crop_info: dict[str, Any] = {}
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
+        if self.cache_dir is not None:
+            check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -217,11 +170,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
     # ------------------------------------------------------------------ data
+    def barrier(self) -> None:
+        """Wait until every rank gets here (no-op when not distributed)."""
+        D.barrier()
+
     def dataset(self, split: str, domains: list[str] | None, train: bool) -> FaceCropDataset:
         d = self.cfg.data
         return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
-                               train=train and d.augment, mean=d.mean, std=d.std, seed=self.cfg.experiment.seed)
+                               train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
+                               seed=self.cfg.experiment.seed, crop_fraction=d.crop_fraction)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
@@ -268,10 +226,11 @@ class Trainer:
         return opt, sched
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_meta(self, threshold: float | None = None) -> dict[str, Any]:
+    def checkpoint_meta(self, threshold: float | None = None,
+                        threshold_info: dict[str, Any] | None = None) -> dict[str, Any]:
         d = self.cfg.data
         return {
-            "openfas_version": openfas.__version__,
+            "openfas_version": _version.__version__,
             "model": self.cfg.model.name,
             "model_kwargs": self.cfg.model.kwargs(),
             "method": self.cfg.method.name,
@@ -280,16 +239,18 @@ class Trainer:
                            "modalities": list(d.modalities), "channel_order": "RGB",
                            "crop": getattr(self, "crop_info", {})},
             "threshold": threshold,
+            "threshold_info": threshold_info,
             "train_state": self.state.to_json(),
+            "log_rows": dict(self.logger.rows),  # lines in metrics.jsonl / scalars.csv when this was saved
         }
 
     def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-             threshold: float | None = None) -> Path | None:
+             threshold: float | None = None, threshold_info: dict[str, Any] | None = None) -> Path | None:
         if not self.dist.is_main:
             return None
-        extra = {"rng": rng_state(), "method": self.method.state_dict()}
+        extra = {"rng": rng_state(), "method": self.method.state_dict(), "running": dict(self._running)}
         return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", model_state=self.model.state_dict(),
-                               meta=self.checkpoint_meta(threshold),
+                               meta=self.checkpoint_meta(threshold, threshold_info),
                                optimizer_state=optimizer.state_dict() if optimizer else None,
                                scheduler_state=scheduler.state_dict() if scheduler else None,
                                extra_state=extra)
@@ -324,11 +285,15 @@ class Trainer:
                     sched.load_state_dict(resume["scheduler"])
                 set_rng_state(resume["extra"]["rng"])
                 self.method.load_state_dict(resume["extra"].get("method") or {})
+                self._running = dict(resume["extra"].get("running") or {})
                 resume = None
             while self.state.epoch < stage.epochs:
                 self._run_epoch(stage, si, train_set, loader, sampler, opt, sched)
+                if self._patience_exhausted(si):
+                    break
             self.state.stage, self.state.epoch, self.state.step_in_epoch = si + 1, 0, 0
             self.save("last")
+        self.selection = self._restore_best()
         result = self.method.evaluate(self)
         if self.dist.is_main:
             log.info("finished: %s", json.dumps(result.get("headline", {})))
@@ -354,7 +319,9 @@ class Trainer:
             bar = tqdm(total=total, initial=self.state.step_in_epoch, leave=False,
                        desc=f"{stage.name} epoch {self.state.epoch + 1}/{stage.epochs}")
         params = [p for g in opt.param_groups for p in g["params"]]
-        running: dict[str, float] = {}
+        # loss sums of this epoch so far (restored by a mid-epoch resume, so the logged means stay right)
+        running: dict[str, float] = self._running if self.state.step_in_epoch > 0 else {}
+        self._running = running
         for batch in loader:
             if self.state.step_in_epoch >= total:
                 break
@@ -396,6 +363,9 @@ class Trainer:
         n_steps = max(1, total)
         summary = {k: v / n_steps for k, v in running.items()}
         summary.update(self.method.dev_metrics(self))
+        best = self._selection_metric(si, summary) if self.cfg.train.select != "last" else None
+        if best is not None:
+            summary[best[0]] = best[1]
         self.state.history.append({"stage": stage.name, "epoch": self.state.epoch, **summary})
         self.logger.scalars(self.state.global_step, summary, phase="epoch", stage=stage.name,
                             epoch=self.state.epoch)
@@ -403,6 +373,74 @@ class Trainer:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
         self.save("last", opt, sched)
+        if best is not None and self._is_best_epoch(best[0]):
+            self.save("best")
+
+    # ------------------------------------------------------------------ checkpoint selection (train.select)
+    def _selection_metric(self, si: int, summary: dict[str, float]) -> tuple[str, float] | None:
+        """(history key, value) of the selection metric after an epoch of the final stage, else None.
+
+        On dev, the epoch's dev metrics are reused when the method logged them (no second scoring pass)."""
+        if si != len(self.method.stages()) - 1:
+            return None
+        t = self.cfg.train
+        d = self.cfg.data
+        key = f"select_{t.select_split}_{t.select}"
+        if t.select_split == "dev" and f"dev_{t.select}" in summary:
+            return key, float(summary[f"dev_{t.select}"])
+        split, domains = ((d.dev_split, d.train_domains) if t.select_split == "dev"
+                          else (d.test_split, d.test_domains if d.test_domains is not None else d.train_domains))
+        value = quick_metrics(self.score_split(split, domains)).get(t.select)
+        return (key, float(value)) if value is not None else None
+
+    def _selection_rows(self) -> tuple[str, list[float]]:
+        key = f"select_{self.cfg.train.select_split}_{self.cfg.train.select}"
+        return key, [h[key] for h in self.state.history if key in h]
+
+    def _best_index(self, values: list[float]) -> int:
+        """Index of the best value (ties keep the earlier epoch)."""
+        better = max if self.cfg.train.select == "auc" else min
+        return values.index(better(values))
+
+    def _is_best_epoch(self, key: str) -> bool:
+        """The epoch just appended to the history is the best so far (ties keep the earlier epoch)."""
+        _, values = self._selection_rows()
+        return bool(values) and self._best_index(values) == len(values) - 1
+
+    def _patience_exhausted(self, si: int) -> bool:
+        """``train.patience``: stop the final stage after that many epochs without a better selection metric."""
+        p = self.cfg.train.patience
+        if not p or self.cfg.train.select == "last" or si != len(self.method.stages()) - 1:
+            return False
+        _, values = self._selection_rows()
+        if not values or len(values) - 1 - self._best_index(values) < p:
+            return False
+        if self.dist.is_main:
+            log.info("early stop: no better %s for %d epochs (best: epoch %d of this stage)", self.cfg.train.select,
+                     p, self._best_index(values) + 1)
+        return True
+
+    def _restore_best(self) -> dict[str, Any] | None:
+        """Load the selected epoch's weights before the final evaluation; returns what was selected."""
+        t = self.cfg.train
+        if t.select == "last":
+            return None
+        key = f"select_{t.select_split}_{t.select}"
+        rows = [h for h in self.state.history if key in h]
+        path = self.ckpt_dir / "best.safetensors"
+        if not rows or not path.exists():
+            log.warning("train.select=%s: no %s metric was computed (no %s split with both classes?); the last "
+                        "epoch is evaluated", t.select, t.select_split, t.select_split)
+            return None
+        pick = rows[self._best_index([h[key] for h in rows])]
+        D.barrier()  # rank 0 wrote best.safetensors
+        load_model_weights(self.model, load_checkpoint(path, self.device)["model"], str(path))
+        note = {"metric": t.select, "split": t.select_split, "level": "frame", "epoch": pick["epoch"],
+                "value": pick[key], "optimistic": t.select_split == "test"}
+        if t.select_split == "test" and self.dist.is_main:
+            log.warning("checkpoint selected by %s on the TEST split (as the official code does): the reported "
+                        "test numbers are optimistic", t.select)
+        return note
 
     def _check_finite(self, loss: torch.Tensor, stage: Stage) -> None:
         ok = torch.isfinite(loss.detach()).float().reshape(1)
@@ -420,15 +458,11 @@ class Trainer:
     @torch.no_grad()
     def score_split(self, split: str, domains: list[str] | None) -> ScoreTable:
         """Score every frame of a split (on rank 0's model; all ranks hold the same weights)."""
-        from openfas.eval.runner import score_cache
-
         return score_cache(self.model, self.method, self.cache_dir, split, domains, self.device,
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 
-    def _dev_metrics(self) -> dict[str, float]:
-        from openfas.engine.evaluation import quick_metrics
-
+    def pad_dev_metrics(self) -> dict[str, float]:
         try:
             dev = self.score_split(self.cfg.data.dev_split, self.cfg.data.train_domains)
         except Exception as err:  # noqa: BLE001 - a missing dev split must not stop training
@@ -438,26 +472,31 @@ class Trainer:
 
     def evaluate_and_report(self) -> dict[str, Any]:
         """Score dev and test, pick the threshold per ``eval.threshold``, write scores, metrics and final model."""
-        from openfas.engine.evaluation import evaluate_tables
-
         cfg = self.cfg
         test_domains = cfg.data.test_domains if cfg.data.test_domains is not None else cfg.data.train_domains
         test = self.score_split(cfg.data.test_split, test_domains)
         dev = None
         if cfg.eval.threshold in ("dev_eer", "dev_apcer"):
             dev = self.score_split(cfg.data.dev_split, cfg.data.train_domains)
+        no_face = no_face_counts(self.cache_dir, cfg.data.test_split, test_domains) if self.cache_dir else None
         result = evaluate_tables(test, dev, cfg.eval.threshold, cfg.eval.fixed_threshold, cfg.eval.video_level,
-                                 apcer_target=cfg.eval.apcer_target)
+                                 apcer_target=cfg.eval.apcer_target, no_face=no_face,
+                                 separated_rule=cfg.eval.separated_rule)
+        rule = getattr(self.method, "score_rule", None)
+        if callable(rule):  # how the method turned maps into scores (e.g. CDCN mean vs Σmap/Σmask)
+            result["score_rule"] = rule()
+        result["checkpoint_selection"] = getattr(self, "selection", None) or {"metric": "last epoch"}
+        cal = result["threshold"].get("calibration") or {}
+        if cal.get("warning"):
+            log.warning("threshold: %s", cal["warning"])
         if self.dist.is_main:
             test.write_csv(self.run_dir / "scores_test.csv")
             if dev is not None:
                 dev.write_csv(self.run_dir / "scores_dev.csv")
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-            self.save("final", threshold=result["threshold"]["value"])
+            self.save("final", threshold=result["threshold"]["value"], threshold_info=result["threshold"])
             if cfg.eval.report:
                 try:
-                    from openfas.eval.report import write_report
-
                     path = write_report(self.run_dir, cache_dir=self.cache_dir, model=self.model,
                                         method=self.method, device=self.device)
                     log.info("report: %s", path)
@@ -465,6 +504,30 @@ class Trainer:
                     log.warning("could not write the report (%s: %s); scores and metrics are saved",
                                 type(err).__name__, err)
         return result
+
+
+def resume_checkpoint_path(resume: str | Path) -> Path:
+    """The checkpoint ``--resume`` continues from: ``<run>/checkpoints/last.safetensors`` for a run folder."""
+    p = Path(resume)
+    return p / "checkpoints" / "last.safetensors" if p.is_dir() else p
+
+
+def resume_config(resume: str | Path, overrides: list[str] | None = None) -> Config:
+    """The config a run was started with (stored in its checkpoint), with optional dotted ``overrides``."""
+    path = resume_checkpoint_path(resume)
+    saved = load_checkpoint_meta(path).get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: the checkpoint stores no config; pass the run's config with -c")
+    return config_from_dict(apply_overrides(copy.deepcopy(saved), list(overrides or [])),
+                            source=f"{path} (the run's config)")
+
+
+def _remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete temporary files left by a process killed while writing a checkpoint or CAM cache."""
+    for tmp in [*run_dir.glob("checkpoints/*.safetensors.*.tmp"), *run_dir.glob("*.safetensors.tmp")]:
+        if tmp.is_file():
+            log.info("removing a stale temporary file %s (left by an interrupted write)", tmp)
+            tmp.unlink(missing_ok=True)
 
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
@@ -479,20 +542,4 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-def build_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                                ) -> tuple[nn.Module, dict[str, Any]]:
-    """Re-create a trained model from a checkpoint's own metadata (no config file needed)."""
-    ckpt = load_checkpoint(path, map_location)
-    meta = ckpt["meta"]
-    if "model" not in meta:
-        raise CheckpointError(f"{path}: checkpoint metadata has no model name")
-    cfg = config_from_dict(meta["config"], source=f"{path} (stored config)")
-    method_cls = get_method(cfg.method.name)
-    method = method_cls(cfg, method_cls.Params.model_validate(cfg.method.kwargs()))
-    model = method.build_model()
-    load_model_weights(model, ckpt["model"], str(path))
-    model.eval()
-    return model, {"meta": meta, "method": method, "config": cfg}
-
-
-__all__ = ["ScoreTable", "Trainer", "TrainingDiverged", "build_model_from_checkpoint"]
+__all__ = ["Trainer", "TrainingDiverged", "resume_checkpoint_path", "resume_config"]

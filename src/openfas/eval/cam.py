@@ -30,10 +30,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from openfas.errors import OpenFASError
+
 CAM_FORMAT = "openfas-cam-v1"
 
 
-class CamCacheError(RuntimeError):
+class CamCacheError(OpenFASError, RuntimeError):
     """A CAM cache file is unreadable or does not cover the samples asked for."""
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from openfas.cli_common import fail as _fail
+from openfas.errors import OpenFASError
 
 
 def register(app: typer.Typer) -> None:
@@ -53,17 +54,16 @@ def evaluate(
     Recognition checkpoints (methods cosface / csdn) are evaluated on verification pairs instead: 10-fold
     accuracy, TAR@FAR, ROC AUC, EER (and, for CSDN on a root with masks.csv, Spearman of C(X) vs mask coverage).
     """
-    from openfas.config import ConfigError
-    from openfas.data.cache import CacheError
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.locate import resolve_cache
     from openfas.engine import distributed as D
-    from openfas.engine.checkpoint import CheckpointError
-    from openfas.engine.evaluation import evaluate_tables
-    from openfas.engine.trainer import build_model_from_checkpoint, resolve_cache
     from openfas.eval.runner import score_cache
+    from openfas.eval.scores import evaluate_tables, no_face_counts
+    from openfas.methods.restore import build_model_from_checkpoint
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
-    except (CheckpointError, ConfigError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     cfg, method = info["config"], info["method"]
     if callable(getattr(method, "embed", None)):
@@ -93,21 +93,24 @@ def evaluate(
     try:
         cache_dir = resolve_cache(cfg)
         table = score_cache(model, method, cache_dir, split, doms, dev_device, bs)
+        no_face = no_face_counts(cache_dir, split, doms)
         dev = None
         if threshold in ("dev_eer", "dev_apcer"):
             dev = score_cache(model, method, cache_dir, cfg.data.dev_split, cfg.data.train_domains, dev_device, bs)
-    except (ConfigError, CacheError) as err:
+    except OpenFASError as err:
         _fail(str(err))
     try:
         if threshold == "stored":
             result = evaluate_tables(table, None, "fixed", float(stored), cfg.eval.video_level,
-                                     source=f"threshold stored in {checkpoint.name} (chosen on dev at training)")
+                                     source=f"threshold stored in {checkpoint.name} (chosen on dev at training)",
+                                     no_face=no_face)
             result["threshold"]["policy"] = "stored"
         elif value is not None:
-            result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level)
+            result = evaluate_tables(table, None, "fixed", value, cfg.eval.video_level, no_face=no_face)
         else:
             result = evaluate_tables(table, dev, threshold, video_level=cfg.eval.video_level,
-                                     apcer_target=apcer_target)
+                                     apcer_target=apcer_target, no_face=no_face,
+                                     separated_rule=cfg.eval.separated_rule)
     except ValueError as err:
         _fail(f"{checkpoint}: {err}")
     out_dir = out or checkpoint.parent.parent / f"eval-{split}"
@@ -121,6 +124,7 @@ def evaluate(
     (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     summary = {"out": str(out_dir), **result["headline"]}
     if write_html:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
         from openfas.eval.report import write_report
 
         summary["report"] = str(write_report(out_dir, cache_dir=cache_dir, model=model, method=method,
@@ -131,10 +135,10 @@ def evaluate(
 def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | None, root: Path | None,  # noqa: ANN001
                           pairs_format: str, ext: str | None, flip: bool, out: Path | None, device: str | None,
                           batch_size: int | None) -> None:
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine import distributed as D
-    from openfas.recognition.data import IdentityDataError, MediaError
     from openfas.recognition.evaluate import evaluate_pairs
-    from openfas.recognition.pairs import PAIR_FORMATS, PairsError
+    from openfas.recognition.pairs import PAIR_FORMATS
 
     if pairs_format not in PAIR_FORMATS:
         _fail(f"--pairs-format {pairs_format!r}: use one of {', '.join(PAIR_FORMATS)}")
@@ -153,7 +157,7 @@ def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | No
         result = evaluate_pairs(model, method, pairs, root, cfg.data.image_size, cfg.data.mean, cfg.data.std,
                                 D.resolve_device(device or cfg.train.device), batch_size or cfg.data.batch_size,
                                 pairs_format, ext, flip, out_dir=out_dir)
-    except (PairsError, IdentityDataError, MediaError, ValueError) as err:
+    except (OpenFASError, ValueError) as err:
         _fail(str(err))
     result["eval"] = {"checkpoint": str(checkpoint)}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -173,12 +177,14 @@ def report(
     examples: Annotated[int, typer.Option(help="Number of worst-scored examples to show.")] = 8,
 ) -> None:
     """(Re)write ``report.html`` and its PNG figures for a run or eval folder."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.eval.report import ReportError, write_report
 
     model = method = None
     if checkpoint is not None:
-        from openfas.engine.checkpoint import CheckpointError
-        from openfas.engine.trainer import build_model_from_checkpoint
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+        from openfas.io.checkpoint import CheckpointError
+        from openfas.methods.restore import build_model_from_checkpoint
 
         try:
             model, info = build_model_from_checkpoint(checkpoint)
@@ -199,11 +205,13 @@ def compare(
         "--by-protocol", help="Group by benchmark protocol and print paper-style tables (OULU-NPU, OCIM).")] = False,
 ) -> None:
     """Print the metrics of several runs side by side (headline metrics and threshold policy)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.eval.compare import compare_runs
     from openfas.eval.protocols import protocol_table
 
     if level not in ("headline", "frame", "video"):
         _fail(f"--level {level!r}: use headline, frame or video")
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.recognition.evaluate import compare_verification_runs, is_verification_run
 
     kinds = {is_verification_run(r) for r in runs}

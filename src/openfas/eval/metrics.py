@@ -298,6 +298,14 @@ def select_threshold(policy: str, scores: ArrayLike, labels: ArrayLike, attacks:
     raise ValueError(f"unknown threshold policy {policy!r}; use one of {', '.join(POLICIES)}")
 
 
+def separation_gap(scores: ArrayLike, labels: ArrayLike) -> tuple[float, float, bool]:
+    """``(highest attack score, lowest live score, separated)``; ``separated`` is True when every live score is
+    strictly above every attack score, i.e. any threshold in ``(highest attack, lowest live]`` makes no error."""
+    s, y = _check(scores, labels)
+    max_attack, min_live = float(s[y == 0].max()), float(s[y == 1].min())
+    return max_attack, min_live, bool(min_live > max_attack)
+
+
 def video_level(scores: ArrayLike, labels: ArrayLike, attacks: ArrayLike, video_ids: ArrayLike
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Video scores = mean of their frames' scores; returns (scores, labels, attacks, video ids)."""

@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from openfas.data.cache import CropCacheReader
+from openfas.errors import OpenFASError
 from openfas.eval import metrics as M
 from openfas.eval import plots
 from openfas.eval.runfiles import read_run_json
+from openfas.eval.runner import Scorer, predict_samples
+from openfas.eval.scores import ScoreTable, read_scores_csv, video_table
 
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
-
-    from openfas.engine.trainer import ScoreTable
-    from openfas.methods.base import Method
 
 SCORE_FILES = ("scores_test.csv", "scores.csv")
 _ROWS = [("auc", "AUC"), ("eer", "EER"), ("hter", "HTER"), ("apcer", "APCER (worst species)"),
@@ -36,14 +37,12 @@ _ROWS = [("auc", "AUC"), ("eer", "EER"), ("hter", "HTER"), ("apcer", "APCER (wor
          ("tpr@fpr=1e-3", "TPR@FPR=1e-3"), ("tpr@fpr=1e-4", "TPR@FPR=1e-4")]
 
 
-class ReportError(RuntimeError):
+class ReportError(OpenFASError, RuntimeError):
     """A run folder lacks what a report needs (the message names the file)."""
 
 
 def load_run_files(run_dir: str | Path) -> tuple[dict[str, Any], ScoreTable, dict[str, Any] | None]:
     """``metrics.json``, the per-frame test scores and ``config.json`` (None when absent) of a run folder."""
-    from openfas.engine.evaluation import read_scores_csv
-
     run_dir = Path(run_dir)
     try:
         metrics = read_run_json(run_dir, "metrics.json")
@@ -106,7 +105,7 @@ def worst_examples(table: ScoreTable, n: int) -> list[int]:
 
 
 def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, model: nn.Module | None = None,
-                 method: Method | None = None, device: str | torch.device = "cpu", n_examples: int = 8,
+                 method: Scorer | None = None, device: str | torch.device = "cpu", n_examples: int = 8,
                  title: str | None = None) -> Path:
     """Write ``<run_dir>/report.html`` and ``<run_dir>/figures/*.png`` from ``metrics.json`` and the scores CSV.
 
@@ -121,22 +120,22 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     t_frame = float(thr.get("value", metrics.get("frame", {}).get("threshold", 0.5)))
     figures: list[tuple[Path, str]] = []
     notes: list[str] = []
+    unit = metrics.get("unit", "frame")  # "image" when every test medium is a still image
     has_both = len(set(table.labels.tolist())) == 2
     if has_both:
         sets = {"frame": M.ScoreSet(table.scores, table.labels, np.asarray(table.attacks))}
         if "video" in metrics:
-            from openfas.engine.evaluation import video_table
-
             vs, vl, va, _ = video_table(table)
             sets["video"] = M.ScoreSet(vs, vl, va)
-        figures.append((plots.plot_roc(sets, fig_dir / "roc.png", t_frame), "ROC curve (frame and video level)"))
+        levels_txt = f"{unit} and video" if "video" in sets else unit
+        figures.append((plots.plot_roc(sets, fig_dir / "roc.png", t_frame), f"ROC curve ({levels_txt} level)"))
         figures.append((plots.plot_det(sets, fig_dir / "det.png", t_frame), "DET curve"))
     else:
         notes.append("ROC/DET omitted: the scored set does not hold both live and attack samples.")
     figures.append((plots.plot_histograms(table.scores, table.attacks, fig_dir / "histograms.png", t_frame),
-                    "Score histograms per attack type (frame level)"))
+                    f"Score histograms per attack type ({unit} level)"))
     figures.append((plots.plot_confusion(table.scores, table.attacks, t_frame, fig_dir / "confusion.png"),
-                    "Decisions per attack type at the chosen threshold (frame level)"))
+                    f"Decisions per attack type at the chosen threshold ({unit} level)"))
 
     idx = worst_examples(table, n_examples)
     example_rows = "".join(
@@ -146,16 +145,12 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     cache = _find_cache(config, cache_dir)
     if idx and cache is not None:
         try:
-            from openfas.data.cache import CropCacheReader
-
             reader = CropCacheReader(cache)
             images = [reader.image(table.sample_ids[i])[:, :, ::-1] for i in idx]
             titles = [f"{table.attacks[i]} {table.scores[i]:.3g}" for i in idx]
             figures.append((plots.plot_examples(images, titles, fig_dir / "worst_examples.png"),
                             "Worst-scored examples: attacks scored most live, then live scored least live"))
             if model is not None and method is not None:
-                from openfas.eval.runner import predict_samples
-
                 _, maps = predict_samples(model, method, cache, [table.sample_ids[i] for i in idx], device)
                 if maps is not None:
                     figures.append((plots.plot_examples(images, titles, fig_dir / "maps.png", maps=list(maps)),
@@ -165,13 +160,23 @@ def write_report(run_dir: str | Path, *, cache_dir: str | Path | None = None, mo
     elif idx:
         notes.append("example images omitted: no crop cache given (pass cache_dir / --cache).")
 
-    levels = {k: metrics[k] for k in ("frame", "video") if k in metrics}
+    levels = {(unit if k == "frame" else k): metrics[k] for k in ("frame", "video") if k in metrics}
+    nf = metrics.get("no_face")
+    if isinstance(nf, dict) and "n_frames" in nf:
+        per = ", ".join(f"{a} {n}" for a, n in nf["frames"].items()) or "none"
+        nf_text = (f"<p><b>No face found:</b> {nf['n_frames']} test {unit}s ({per}) and {nf['n_media']} media with "
+                   f"no usable {unit} at all; they are {html.escape(nf['policy'])} and included in every "
+                   f"denominator ({metrics.get('n_test_frames', '?')} {unit}s in all).</p>")
+    elif isinstance(nf, dict):
+        nf_text = f"<p><b>No face found:</b> {html.escape(str(nf.get('unknown', '')))}.</p>"
+    else:
+        nf_text = ""
     h = metrics.get("headline", {})
     headline = " · ".join(f"{k.upper()} {_pct(h[k])} %" for k in ("auc", "eer", "hter", "apcer", "bpcer", "acer")
                           if k in h)
     vthr = metrics.get("video_threshold")
     thr_text = (f"<p><b>Threshold policy:</b> {html.escape(str(thr.get('policy', '?')))} — "
-                f"{html.escape(str(thr.get('source', '')))}; frame-level value {t_frame:.6g}"
+                f"{html.escape(str(thr.get('source', '')))}; {unit}-level value {t_frame:.6g}"
                 + (f"; video-level value {float(vthr['value']):.6g} ({html.escape(vthr.get('source', ''))})"
                    if vthr else "") + ".</p>")
     cfg_html = (f"<details><summary>config</summary><pre>{html.escape(json.dumps(config, indent=2))}</pre>"
@@ -196,6 +201,7 @@ HTER pools all attacks.</p>
 <h2 id="summary">Summary</h2>
 <p class="headline">{html.escape(h.get("level", "frame"))} level: {headline}</p>
 {thr_text}
+{nf_text}
 <h2 id="metrics">Metrics</h2>
 {_metrics_table(levels)}
 <h2 id="figures">Figures</h2>

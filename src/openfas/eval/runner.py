@@ -5,30 +5,38 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from openfas.config import Config
+from openfas.data.cache import CacheError, CropCacheReader
 from openfas.data.dataset import FaceCropDataset
-
-if TYPE_CHECKING:
-    from openfas.engine.trainer import ScoreTable
-    from openfas.methods.base import Method
+from openfas.eval.scores import ScoreTable
 
 
-def _dataset(method: Method, cache_dir: str | Path, split: str | None, domains: Sequence[str] | None,
+class Scorer(Protocol):
+    """What scoring needs of a training method (:class:`openfas.methods.base.Method` is one): the config it
+    was trained with (pre-processing) and its score function."""
+
+    cfg: Config
+
+    def score(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
+def _dataset(method: Scorer, cache_dir: str | Path, split: str | None, domains: Sequence[str] | None,
              records: Sequence[Any] | None = None) -> FaceCropDataset:
     d = method.cfg.data
     return FaceCropDataset(cache_dir, split=split, domains=domains, modalities=d.modalities,
                            image_size=d.image_size, map_size=d.map_size, train=False, mean=d.mean, std=d.std,
-                           seed=method.cfg.experiment.seed, records=records)
+                           seed=method.cfg.experiment.seed, records=records, crop_fraction=d.crop_fraction)
 
 
 @torch.no_grad()
-def _run(model: nn.Module, method: Method, ds: FaceCropDataset, device: str | torch.device, batch_size: int,
+def _run(model: nn.Module, method: Scorer, ds: FaceCropDataset, device: str | torch.device, batch_size: int,
          num_workers: int, amp_dtype: torch.dtype | None, keep_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
     device = torch.device(device)
     loader = DataLoader(ds, batch_size=max(1, batch_size), shuffle=False, num_workers=num_workers,
@@ -55,7 +63,7 @@ def _run(model: nn.Module, method: Method, ds: FaceCropDataset, device: str | to
     return s, (torch.cat(maps).numpy() if maps else None)
 
 
-def score_cache(model: nn.Module, method: Method, cache_dir: str | Path, split: str = "test",
+def score_cache(model: nn.Module, method: Scorer, cache_dir: str | Path, split: str = "test",
                 domains: Sequence[str] | None = None, device: str | torch.device = "cpu",
                 batch_size: int | None = None, *, num_workers: int = 0,
                 amp_dtype: torch.dtype | None = None) -> ScoreTable:
@@ -64,8 +72,6 @@ def score_cache(model: nn.Module, method: Method, cache_dir: str | Path, split: 
     Pre-processing (modalities, image size, normalisation) comes from ``method.cfg.data``, i.e. the config the
     model was trained with; the model's train/eval mode is restored afterwards.
     """
-    from openfas.engine.trainer import ScoreTable
-
     ds = _dataset(method, cache_dir, None if split == "all" else split, domains)
     bs = batch_size or method.cfg.data.batch_size
     s, _ = _run(model, method, ds, device, bs, num_workers, amp_dtype, keep_maps=False)
@@ -74,12 +80,10 @@ def score_cache(model: nn.Module, method: Method, cache_dir: str | Path, split: 
                       [r.attack for r in recs], np.array([r.label for r in recs], dtype=np.int64), s)
 
 
-def predict_samples(model: nn.Module, method: Method, cache_dir: str | Path, sample_ids: Sequence[str],
+def predict_samples(model: nn.Module, method: Scorer, cache_dir: str | Path, sample_ids: Sequence[str],
                     device: str | torch.device = "cpu", batch_size: int = 16
                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Scores and, for pixel-wise methods, predicted maps (N×h×w) of the given samples, in the given order."""
-    from openfas.data.cache import CacheError, CropCacheReader
-
     by_id = {r.sample_id: r for r in CropCacheReader(cache_dir).records()}
     missing = [i for i in sample_ids if i not in by_id]
     if missing:

@@ -1,7 +1,6 @@
-"""Face-recognition losses: the CosFace margin head and the CSDN consistency and distillation terms.
+"""Face-recognition losses: the CSDN consistency and distillation terms (the CosFace margin head, a module with
+class centres, is :class:`openfas.ops.cosface.CosFaceHead`).
 
-* :class:`CosFaceHead` – large-margin cosine head (Wang et al., CVPR 2018, Eq. 4): logits
-  ``s·(cos θ_j − m·[j = y])`` between L2-normalised embeddings and L2-normalised class centres.
 * :func:`weighted_bidirectional_kl` – the CSDN consistency constraint between sub-decisions (Zhao et al.,
   IEEE SPL 2022). The paper's exact equation is not public (closed access); this is our reconstruction:
   ``D(x) = Σ_{i<j} ŵ_ij · ½ [KL(p_i‖p_j) + KL(p_j‖p_i)]`` with pair weights ``ŵ_ij = w_i w_j / Σ_{k<l} w_k w_l``.
@@ -12,35 +11,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-
-
-class CosFaceHead(nn.Module):
-    """Class centres ``W`` (num_classes × dim); :meth:`cosine` gives cos θ, ``forward`` the CosFace logits."""
-
-    def __init__(self, embedding_dim: int, num_classes: int, s: float = 32.0, m: float = 0.35) -> None:
-        super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"CosFace needs at least 2 classes, got num_classes={num_classes}")
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
-        nn.init.normal_(self.weight, std=0.01)
-        self.s, self.m = float(s), float(m)
-
-    def cosine(self, embedding: torch.Tensor) -> torch.Tensor:
-        """cos θ between each embedding (…×D) and every class centre: …×C, clamped to [−1, 1]."""
-        e = F.normalize(embedding.float(), dim=-1)
-        w = F.normalize(self.weight.float(), dim=-1)
-        return (e @ w.t()).clamp(-1.0, 1.0)
-
-    def forward(self, embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return cosface_logits(self.cosine(embedding), labels, self.s, self.m)
-
-
-def cosface_logits(cosine: torch.Tensor, labels: torch.Tensor, s: float, m: float) -> torch.Tensor:
-    """``s·(cos θ_j − m·[j = y])`` (CosFace Eq. 4); ``cosine`` is N×C, ``labels`` N."""
-    margin = F.one_hot(labels.long(), cosine.shape[-1]).to(cosine.dtype) * m
-    return s * (cosine - margin)
 
 
 def pairwise_weights(weights: torch.Tensor) -> torch.Tensor:
@@ -93,5 +64,5 @@ def cosine_distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> to
     return (1.0 - F.cosine_similarity(student.float(), teacher.detach().float(), dim=-1)).mean()
 
 
-__all__ = ["CosFaceHead", "consistency_value", "cosface_logits", "cosine_distillation_loss",
+__all__ = ["consistency_value", "cosine_distillation_loss",
            "pairwise_symmetric_kl", "pairwise_weights", "weighted_bidirectional_kl"]

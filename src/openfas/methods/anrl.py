@@ -8,21 +8,30 @@ Per iteration (domain-balanced batch, live and spoof of every source domain):
   φ' = φ − α ∇_φ L_mtrn (``meta_step_size`` α = 1e-4), keeping the graph;
 * meta-test on the remaining domain(s) with φ', same losses; L = L_mtrn + L_mte, one backward (second order).
 
-Dual Calibration Constraints (official code): per source domain d a running centre of live features c⁺_d and
-of spoof features c⁻_d (EMA, c ← 0.9 c + 0.1 mean(f), detached; reset to 1 at every epoch), and
-D(f, c) = mean over samples and dimensions of (f − c)².
+Dual Calibration Constraints: per source domain d a running centre of live features c⁺_d and of spoof features
+c⁻_d (EMA, c ← 0.9 c + 0.1 mean(f), detached; reset to 1 at every epoch, as the official code does), and
+D(f, c) = mean over samples and dimensions of (f − c)² (TFace's ``EuclideanLoss``); f⁺ / f⁻ are the live / spoof
+features of domain d in the batch.
 
-* Inter-Domain Compatible loss: L_IDC = mean_{k≠d} D(f⁺, c⁺_k) − D(f⁺, c⁺_d)  (weight 0.001)
-* Inter-Class Separable loss: L_ICS = D(f⁺, c⁻_d) + D(f⁻, c⁺_d) − D(f⁺, c⁺_d)  (weight 0.001)
+* Inter-Domain Compatible loss: L_IDC = mean_{k≠d} D(f⁺, c⁺_k) − D(f⁺, c⁺_d)  (weight 0.001; official
+  ``AB_loss / 2 − AA_loss``, identical with 3 source domains);
+* Inter-Class Separable loss (``ics_form``, weight 0.001):
 
-with the signs exactly as the official implementation combines them (f⁺ / f⁻: live / spoof features of domain
-d in the batch). ``meta: false`` trains the same losses by plain aggregation of domains (baseline).
+  - ``"separating"`` (default): L_ICS = D(f⁺, c⁺_d) − D(f⁺, c⁻_d) − D(f⁻, c⁺_d). A gradient step moves every
+    live feature along c⁺_d − c⁻_d (towards its own centre's side, away from the spoof centre) and pushes spoof
+    features away from the live centre, which is what the paper says the loss is for (inter-class separability);
+  - ``"official_code"``: L_ICS = D(f⁺, c⁻_d) + D(f⁻, c⁺_d) − D(f⁺, c⁺_d), the exact negative, as the TFace
+    ``train.py`` ``compute_losses`` stored at commit 3d5203e5 combines its terms (``RF + FR − RR``). A step
+    moves live features along c⁻_d − c⁺_d and spoof features towards the live centre; kept for bit-faithful
+    reproduction of the released code. See docs/faithfulness.md.
+
+``meta: false`` trains the same losses by plain aggregation of domains (baseline).
 Score = softmax(logits)[live].
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -39,12 +48,25 @@ class ANRLParams(MethodParams):
     depth_weight: float = 0.1  # loss_2.weight (MSE)
     domain_weight: float = 0.001  # loss_3.domain_weight (inter-domain compatible)
     discri_weight: float = 0.001  # loss_3.discri_weight (inter-class separable)
+    # "separating": RR − RF − FR (minimising separates the classes, the paper's stated purpose);
+    # "official_code": RF + FR − RR as TFace train.py combines them (see the module docstring)
+    ics_form: Literal["separating", "official_code"] = "separating"
     center_momentum: float = 0.9
 
 
 def center_distance(feat: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between every row of ``feat`` (N×D) and ``center`` (D) — TFace's EuclideanLoss."""
     return ((feat - center.unsqueeze(0)) ** 2).mean()
+
+
+def inter_class_separable(rr: torch.Tensor, rf: torch.Tensor, fr: torch.Tensor,
+                          form: str = "separating") -> torch.Tensor:
+    """L_ICS from RR = D(f⁺, c⁺_d), RF = D(f⁺, c⁻_d), FR = D(f⁻, c⁺_d) (see the module docstring)."""
+    if form == "separating":
+        return rr - rf - fr
+    if form == "official_code":
+        return rf + fr - rr
+    raise ValueError(f"method.ics_form={form!r}: use 'separating' or 'official_code'")
 
 
 @register_method("anrl")
@@ -96,7 +118,8 @@ class ANRLMethod(Method):
         own = center_distance(live, c_live[d])
         others = [center_distance(live, c_live[k]) for k in range(n_domains) if k != d]
         idc = (torch.stack(others).mean() if others else own.new_zeros(())) - own
-        ics = center_distance(live, c_spoof[d]) + center_distance(spoof, c_live[d]) - own
+        ics = inter_class_separable(own, center_distance(live, c_spoof[d]), center_distance(spoof, c_live[d]),
+                                    p.ics_form)
         return {"ce": ce, "depth": dep, "idc": idc, "ics": ics}
 
     def _total(self, terms: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -22,18 +22,82 @@ model, so a config with an unknown method option fails naming the key.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from openfas.config import Config
+from openfas.config import Config, ConfigError
+from openfas.data.locate import crop_geometry, resolve_cache
+from openfas.models import create_model
+from openfas.models._registry import model_factory
 
 Batch = dict[str, torch.Tensor]
+
+
+class RankInfo(Protocol):
+    """This process's place in a (possibly distributed) run."""
+
+    @property
+    def is_main(self) -> bool: ...
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def world_size(self) -> int: ...
+
+
+class TrainProgress(Protocol):
+    """Where the run stands: epochs finished within the current stage, steps within the current epoch."""
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def step_in_epoch(self) -> int: ...
+
+
+class TrainerContext(Protocol):
+    """What a method's hooks may use of the engine that runs it (:class:`openfas.engine.trainer.Trainer` is one).
+
+    Methods never import the engine; the engine hands itself to the hooks as this interface.
+    """
+
+    cfg: Config
+    device: torch.device
+    run_dir: Path
+    model: nn.Module  # the bare model (no DDP / compile wrapper)
+    cache_dir: Path | None  # the PAD crop cache (set by :meth:`Method.prepare_data`)
+    crop_info: dict[str, Any]  # how the training crops were cut (stored in checkpoints for deployment)
+
+    @property
+    def dist(self) -> RankInfo: ...
+
+    @property
+    def state(self) -> TrainProgress: ...
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here (no-op when not distributed)."""
+
+    def dataset(self, split: str, domains: list[str] | None, train: bool) -> Any:
+        """A crop-cache dataset of ``split`` (``"all"`` = every split) with the config's pre-processing."""
+
+    def pad_dev_metrics(self) -> dict[str, float]:
+        """AUC / EER / HTER of the PAD dev split (empty when there is none)."""
+
+    def evaluate_and_report(self) -> dict[str, Any]:
+        """The PAD final evaluation: score dev and test, choose the threshold, write scores, metrics, report and
+        the ``final`` checkpoint."""
+
+    def save(self, name: str, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+             threshold: float | None = None) -> Path | None:
+        """Write ``checkpoints/<name>.safetensors`` (main rank; returns its path)."""
 
 
 class MethodParams(BaseModel):
@@ -69,11 +133,6 @@ class Method:
         """Model options from the config, with ``map_size`` / ``in_channels`` / ``modalities`` /
         ``input_mean`` / ``input_std`` filled in from ``data`` when the model accepts them; a conflicting
         explicit value is a config error."""
-        import inspect
-
-        from openfas.config import ConfigError
-        from openfas.models._registry import model_factory
-
         kwargs = self.cfg.model.kwargs()
         accepted = inspect.signature(model_factory(self.cfg.model.name)).parameters
         data = self.cfg.data
@@ -92,8 +151,6 @@ class Method:
         return kwargs
 
     def build_model(self) -> nn.Module:
-        from openfas.models import create_model
-
         return create_model(self.cfg.model.name, **self.model_kwargs())
 
     def stages(self) -> list[Stage]:
@@ -104,7 +161,7 @@ class Method:
             return [p for p in model.parameters() if p.requires_grad]
         return [p for n, p in model.named_parameters() if p.requires_grad and stage.param_filter(n)]
 
-    def on_stage_start(self, trainer: Any, stage: Stage) -> None:  # noqa: B027 - optional hook
+    def on_stage_start(self, trainer: TrainerContext, stage: Stage) -> None:  # noqa: B027 - optional hook
         """Called before the first epoch of each stage (also after a resume into that stage)."""
 
     def on_epoch_start(self, stage: Stage, epoch: int, resumed_mid_epoch: bool) -> None:  # noqa: B027
@@ -119,23 +176,21 @@ class Method:
         """Restore what :meth:`state_dict` returned."""
 
     # ------------------------------------------------------------------ data / evaluation hooks
-    def prepare_data(self, trainer: Any) -> None:
+    def prepare_data(self, trainer: TrainerContext) -> None:
         """Locate (or generate) the data before the model is built; sets ``trainer.cache_dir`` and
         ``trainer.crop_info``. Default: the PAD crop cache of ``data.cache``."""
-        from openfas.engine.trainer import crop_geometry, resolve_cache
-
         trainer.cache_dir = resolve_cache(self.cfg, trainer.dist.is_main)
-        trainer.crop_info = crop_geometry(trainer.cache_dir)
+        trainer.crop_info = crop_geometry(trainer.cache_dir, self.cfg.data.crop_fraction)
 
-    def train_dataset(self, trainer: Any) -> Any:
+    def train_dataset(self, trainer: TrainerContext) -> Any:
         """The training dataset (``__len__``, ``__getitem__`` → dict with ``"image"``, ``set_epoch``)."""
         return trainer.dataset(self.cfg.data.train_split, self.cfg.data.train_domains, train=True)
 
-    def dev_metrics(self, trainer: Any) -> dict[str, float]:
+    def dev_metrics(self, trainer: TrainerContext) -> dict[str, float]:
         """Metrics logged after every epoch. Default: PAD quick metrics on the dev split (if any)."""
-        return trainer._dev_metrics()
+        return trainer.pad_dev_metrics()
 
-    def evaluate(self, trainer: Any) -> dict[str, Any]:
+    def evaluate(self, trainer: TrainerContext) -> dict[str, Any]:
         """Final evaluation after training; writes results and the ``final`` checkpoint (rank 0) and returns
         a dict with a ``"headline"`` entry. Default: :meth:`Trainer.evaluate_and_report` (PAD)."""
         return trainer.evaluate_and_report()
@@ -171,9 +226,9 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
     return decorator
 
 
+# Complete whenever reachable: importing this module runs the package's __init__ first, which imports every
+# method file (each registers itself), so the registry never imports the package back.
 def get_method(name: str) -> type[Method]:
-    import openfas.methods  # noqa: F401  (registers the built-in methods)
-
     key = name.lower()
     if key not in _METHODS:
         raise KeyError(f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}")
@@ -181,6 +236,4 @@ def get_method(name: str) -> type[Method]:
 
 
 def list_methods() -> list[str]:
-    import openfas.methods  # noqa: F401
-
     return sorted(_METHODS)

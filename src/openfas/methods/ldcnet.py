@@ -28,6 +28,7 @@ AUC or the EER-threshold HTER; it is not applied here because it makes a sample'
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
+from openfas.eval.cam import class_activation_maps, load_cam_cache, save_cam_cache
 from openfas.losses.triplet import BatchHardTripletLoss
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
+from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerContext, register_method, unwrap_model
+
+log = logging.getLogger(__name__)
 
 CAM_CACHE_NAME = "cam_targets.safetensors"
 
@@ -73,15 +77,11 @@ class LDCNetMethod(Method):
         return [Stage("pretrain", self.params.pretrain_epochs, _is_fe_or_cf), Stage("main", self.cfg.train.epochs)]
 
     # ------------------------------------------------------------------ CAM quasi ground truth
-    def on_stage_start(self, trainer: Any, stage: Stage) -> None:
+    def on_stage_start(self, trainer: TrainerContext, stage: Stage) -> None:
         if stage.name != "main" or self.params.attention_weight == 0.0:
             return
-        from openfas.engine import distributed as D
-        from openfas.engine.logger import log
-        from openfas.eval.cam import class_activation_maps, load_cam_cache, save_cam_cache
-
         cfg = self.cfg
-        if cfg.data.augment:
+        if cfg.data.augment not in (False, "none"):
             log.warning("ldcnet: the CAM targets are computed on un-augmented crops; data.augment=true moves the "
                         "training crops (flip/affine) away from them (the official code trains without augmentation)")
         train_set = trainer.dataset(cfg.data.train_split, cfg.data.train_domains, train=False)
@@ -102,7 +102,7 @@ class LDCNetMethod(Method):
                 save_cam_cache(path, ids, maps, {"layer": "backbone.layer4.1", "scale": self.params.cam_scale,
                                                  "image_size": cfg.data.image_size})
                 log.info("ldcnet: wrote CAM targets of %d training crops to %s", len(ids), path)
-            D.barrier()
+            trainer.barrier()
         self.cam_targets, _ = load_cam_cache(path, ids)
 
     def attention_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

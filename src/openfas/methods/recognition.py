@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,13 +34,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.losses.recognition import (
-    consistency_value,
-    cosface_logits,
-    cosine_distillation_loss,
-    weighted_bidirectional_kl,
-)
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
+from openfas.config import ConfigError
+from openfas.io.checkpoint import CheckpointError, load_checkpoint
+from openfas.losses.recognition import consistency_value, cosine_distillation_loss, weighted_bidirectional_kl
+from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerContext, register_method, unwrap_model
+from openfas.methods.restore import build_model_from_checkpoint
+from openfas.models._registry import model_factory
+from openfas.ops.cosface import cosface_logits
+from openfas.recognition.data import MaskedIdentityDataset
+from openfas.recognition.dlib_teacher import DlibTeacher
+from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
+from openfas.recognition.evaluate import evaluate_pairs
+from openfas.recognition.landmarks import LandmarkError
+from openfas.recognition.synth import GENERATOR_VERSION, generate_identities
+from openfas.recognition.teacher import TeacherError, load_teacher
+
+log = logging.getLogger(__name__)
 
 
 class CosFaceParams(MethodParams):
@@ -69,9 +79,6 @@ class CSDNParams(CosFaceParams):
 
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
     """Copy matching tensors of an openfas checkpoint into ``model``; returns the names copied."""
-    from openfas.engine.checkpoint import CheckpointError, load_checkpoint
-    from openfas.engine.logger import log
-
     state = load_checkpoint(Path(path).expanduser())["model"]
     own = model.state_dict()
     n_blocks = sum(1 for k in own if k.startswith("blocks.") and k.endswith(".1.weight"))
@@ -100,9 +107,6 @@ class CosFaceMethod(Method):
 
     # ------------------------------------------------------------------ model / data
     def model_kwargs(self) -> dict[str, Any]:
-        from openfas.config import ConfigError
-        from openfas.models._registry import model_factory
-
         kwargs = self.cfg.model.kwargs()
         accepted = inspect.signature(model_factory(self.cfg.model.name)).parameters
         if "num_classes" not in accepted or "image_size" not in accepted:
@@ -121,8 +125,6 @@ class CosFaceMethod(Method):
             pairs = Path(d.pairs).expanduser() if d.pairs else None
             return {"train": Path(d.root).expanduser(), "pairs": pairs,
                     "pairs_root": Path(d.pairs_root).expanduser() if d.pairs_root else None}
-        from openfas.recognition.synth import GENERATOR_VERSION, generate_identities
-
         s = d.synth
         params = s.model_dump(mode="json")
         params.pop("cache_dir")
@@ -144,44 +146,38 @@ class CosFaceMethod(Method):
             init_from_checkpoint(model, self.params.init_from)
         return model
 
-    def prepare_data(self, trainer: Any) -> None:
-        from openfas.engine import distributed as D
-
+    def prepare_data(self, trainer: TrainerContext) -> None:
         self._training = True  # build_model() now serves a training run: apply init_from
 
         if trainer.dist.is_main:
             self.paths = self.identity_paths(generate=True)
-        D.barrier()
+        trainer.barrier()
         if not trainer.dist.is_main:
             self.paths = self.identity_paths(generate=False)
         trainer.crop_info = {"source": "identity-folder", "aligned": "ArcFace 5-point crop assumed",
                              "crop_size": self.cfg.data.image_size}
 
-    def train_dataset(self, trainer: Any) -> Any:
-        from openfas.config import ConfigError
-        from openfas.recognition.data import MaskedIdentityDataset
-
+    def train_dataset(self, trainer: TrainerContext) -> Any:
         d, data = self.cfg.data.identities, self.cfg.data
         ds = MaskedIdentityDataset(self.paths["train"], image_size=data.image_size, mean=data.mean, std=data.std,
                                    mask_prob=d.mask_prob, mask_types=tuple(d.mask_types), masked_root=d.masked_root,
-                                   landmarks=d.landmarks, train=data.augment, seed=self.cfg.experiment.seed)
+                                   landmarks=d.landmarks, train=data.augment not in (False, "none"),
+                                   seed=self.cfg.experiment.seed)
         n = self.model_kwargs().get("num_classes")
         if n != ds.num_classes:
             raise ConfigError(f"{self.paths['train']}: {ds.num_classes} identities, but model.num_classes={n}; "
                               f"set model.num_classes={ds.num_classes}")
         return ds
 
-    def dev_metrics(self, trainer: Any) -> dict[str, float]:
+    def dev_metrics(self, trainer: TrainerContext) -> dict[str, float]:
         return {}
 
-    def evaluate(self, trainer: Any) -> dict[str, Any]:
+    def evaluate(self, trainer: TrainerContext) -> dict[str, Any]:
         """Verification on ``data.identities.pairs`` (if any); writes metrics.json and the final checkpoint."""
         result: dict[str, Any] = {"headline": {}}
         pairs = self.paths.get("pairs")
         if trainer.dist.is_main:
             if pairs is not None:
-                from openfas.recognition.evaluate import evaluate_pairs
-
                 d = self.cfg.data.identities
                 result = evaluate_pairs(trainer.model, self, pairs, self.paths.get("pairs_root"),
                                         self.cfg.data.image_size, self.cfg.data.mean, self.cfg.data.std,
@@ -224,25 +220,19 @@ class CSDNMethod(CosFaceMethod):
         self._kd_targets: torch.Tensor | None = None  # teacher_table rows in dataset order
 
     def teacher(self, device: torch.device) -> Any:
-        from openfas.config import ConfigError
-        from openfas.recognition.teacher import TeacherError, load_teacher
-
         if self._teacher is None:
             if not self.params.teacher:
                 raise ConfigError("method csdn: kd_weight > 0 needs method.teacher=<face-recognition checkpoint> "
                                   "(an openfas .safetensors, an .onnx graph or 'dlib') or "
                                   "method.teacher_table=<embeddings .safetensors>; or set kd_weight=0")
             if self.params.teacher == "dlib":
-                from openfas.recognition.dlib_teacher import DlibTeacher
-                from openfas.recognition.landmarks import LandmarkError
-
                 try:
                     t = DlibTeacher(self.cfg.data.mean, self.cfg.data.std)
                 except LandmarkError as err:
                     raise TeacherError(f"method.teacher=dlib: {err}") from None
             else:
                 t = load_teacher(self.params.teacher, self.params.teacher_input_size, self.cfg.data.mean,
-                                 self.cfg.data.std)
+                                 self.cfg.data.std, build_model=build_model_from_checkpoint)
             dim = self.cfg.model.kwargs().get("embedding_dim", 512)
             if t.embedding_dim != dim:
                 raise TeacherError(f"{t.path}: the teacher gives {t.embedding_dim}-d embeddings but the student "
@@ -250,11 +240,9 @@ class CSDNMethod(CosFaceMethod):
             self._teacher = t
         return self._teacher.to(device)
 
-    def train_dataset(self, trainer: Any) -> Any:
+    def train_dataset(self, trainer: TrainerContext) -> Any:
         ds = super().train_dataset(trainer)
         if self.params.teacher_table and self.params.kd_weight > 0:
-            from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
-
             table = EmbeddingTable.load(self.params.teacher_table)
             dim = self.cfg.model.kwargs().get("embedding_dim", 512)
             if table.dim != dim:
@@ -263,7 +251,7 @@ class CSDNMethod(CosFaceMethod):
             self._kd_targets = table.for_files(rel for rel, _ in ds.samples)  # checked against the training list
         return ds
 
-    def on_stage_start(self, trainer: Any, stage: Stage) -> None:
+    def on_stage_start(self, trainer: TrainerContext, stage: Stage) -> None:
         if self.params.kd_weight > 0 and self._kd_targets is None:
             self.teacher(trainer.device)  # fail early, before the first step
 
@@ -277,8 +265,6 @@ class CSDNMethod(CosFaceMethod):
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         p = self.params
         if unwrap_model(model).num_branches < 2:
-            from openfas.config import ConfigError
-
             raise ConfigError("method csdn needs model csdn (several sub-decisions)")
         y = batch["label"]
         out = model(batch["image"])

@@ -1,4 +1,9 @@
-"""A small model registry in the spirit of timm: ``@register_model`` on a factory, then ``create_model(name)``."""
+"""A small model registry in the spirit of timm: ``@register_model`` on a factory, then ``create_model(name)``.
+
+Importing this module imports its package first (Python imports ``openfas.models`` before any of its
+modules), and the package's ``__init__`` imports every model family, so the registry is complete whenever it
+is reachable; it never imports the package back.
+"""
 
 from __future__ import annotations
 
@@ -25,19 +30,12 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
     return decorator
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every model file.
-    import openfas.models  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Names of registered models matching a shell-style ``pattern``."""
-    _ensure_loaded()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
 def model_factory(name: str) -> Callable[..., nn.Module]:
-    _ensure_loaded()
     key = name.lower()
     if key not in _MODELS:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
@@ -45,14 +43,33 @@ def model_factory(name: str) -> Callable[..., nn.Module]:
 
 
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming any key that the model's factory does not accept."""
-    sig = inspect.signature(model_factory(name))
+    """Raise ``ValueError`` naming any key that the model's factory does not accept, or whose value does not fit
+    the factory's type annotation (``theta="abc"`` for a ``float``)."""
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic.errors import PydanticUserError
+
+    fn = model_factory(name)
+    try:
+        sig = inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: check names only
+        sig = inspect.signature(fn)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
         return
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key not in sig.parameters:
             allowed = ", ".join(p for p in sig.parameters)
             raise ValueError(f"model {name!r} has no option {key!r} (accepted: {allowed})")
+        annotation = sig.parameters[key].annotation
+        if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+            continue
+        try:
+            TypeAdapter(annotation).validate_python(value)
+        except ValidationError as err:
+            expected = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            reason = err.errors()[0]["msg"] if err.errors() else "invalid value"
+            raise ValueError(f"model {name!r} option {key}={value!r}: expected {expected} ({reason})") from None
+        except PydanticUserError:  # a type pydantic cannot describe (e.g. a module class): not checked
+            continue
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

@@ -8,8 +8,9 @@ Anti-Spoofing", ACM MM 2021; official code in Tencent TFace ``security/tasks/Fac
 * classifier (plain BN): conv 384 → 128, max-pool, 128 → 256, max-pool, 256 → 512, global pool, Linear 512 → 2;
 * depth estimator (plain BN): conv 384 → 128 → 64 → 1, each + BN + ReLU → 32×32.
 
-Every conv is 3×3 with bias, followed by its normalisation and ReLU; Kaiming-normal init. Input: normalised
-RGB; HSV is appended inside the model (the official ``img_mode: rgb_hsv``), see :class:`openfas.ops.color.AppendHSV`.
+Every conv is 3×3 with bias, followed by its normalisation and ReLU; init as the official code
+(:meth:`ANRLNet.reset_parameters`). Input: normalised RGB; HSV is appended inside the model (the official
+``img_mode: rgb_hsv``) with OpenCV's hue range by default, see :class:`openfas.ops.color.AppendHSV`.
 Score = softmax(logits)[live], higher = more live.
 """
 
@@ -74,18 +75,29 @@ class ANRLNet(nn.Module):
     """``forward`` returns ``{"logits": B×2 (index 1 = live), "depth": B×32×32, "feat": B×384×32×32}``."""
 
     def __init__(self, in_channels: int = 3, map_size: int = 32, input_hsv: bool = True, adaptive_norm: bool = True,
-                 gate_layers: int = 1, input_mean: float = 0.5, input_std: float = 0.5) -> None:
+                 gate_layers: int = 1, input_mean: float = 0.5, input_std: float = 0.5, hsv_hue: str = "opencv",
+                 init: str = "official") -> None:
         super().__init__()
-        self.to_input = AppendHSV(input_mean, input_std) if input_hsv else nn.Identity()
+        if init not in ("official", "kaiming_all"):
+            raise ValueError(f"model.init must be 'official' or 'kaiming_all', got {init!r}")
+        self.to_input = AppendHSV(input_mean, input_std, hue=hsv_hue) if input_hsv else nn.Identity()
         self.extractor = ANRLExtractor(in_channels + 3 if input_hsv else in_channels, map_size, adaptive_norm,
                                        gate_layers)
         self.classifier = ANRLClassifier(384)
         self.depth = nn.Sequential(ConvNormReLU(384, 128, False), ConvNormReLU(128, 64, False),
                                    ConvNormReLU(64, 1, False))
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+        self.reset_parameters(init)
+
+    def reset_parameters(self, init: str = "official") -> None:
+        """``"official"`` (TFace ``init_weights(kaiming)`` applied to each conv and the classifier's fc only):
+        Kaiming-normal (fan-in, gain √2) conv and fc weights, fc bias 0; conv biases, the adaptive-norm gates and
+        all norm layers keep PyTorch's defaults. ``"kaiming_all"``: Kaiming weights and zero biases on every
+        conv and linear layer, gates included (openfas's earlier init)."""
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Conv2d) or (isinstance(m, nn.Linear) and (init == "kaiming_all"
+                                                                          or name == "classifier.fc")):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                if m.bias is not None:
+                if m.bias is not None and (init == "kaiming_all" or isinstance(m, nn.Linear)):
                     nn.init.zeros_(m.bias)
 
     def heads(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,6 +109,8 @@ class ANRLNet(nn.Module):
 
 @register_model("anrl")
 def anrl(in_channels: int = 3, map_size: int = 32, input_hsv: bool = True, adaptive_norm: bool = True,
-         gate_layers: int = 1, input_mean: float = 0.5, input_std: float = 0.5) -> ANRLNet:
-    """ANRL (ACM MM 2021). ``adaptive_norm=False`` gives the plain-BN ablation."""
-    return ANRLNet(in_channels, map_size, input_hsv, adaptive_norm, gate_layers, input_mean, input_std)
+         gate_layers: int = 1, input_mean: float = 0.5, input_std: float = 0.5, hsv_hue: str = "opencv",
+         init: str = "official") -> ANRLNet:
+    """ANRL (ACM MM 2021). ``adaptive_norm=False`` gives the plain-BN ablation; ``hsv_hue`` and ``init`` see
+    :class:`openfas.ops.color.AppendHSV` and :meth:`ANRLNet.reset_parameters`."""
+    return ANRLNet(in_channels, map_size, input_hsv, adaptive_norm, gate_layers, input_mean, input_std, hsv_hue, init)

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.data.sample import MODALITIES
+from openfas.conventions import MODALITIES
 from openfas.models._registry import register_model
 from openfas.ops.attention import SpatialAttention
 from openfas.ops.cdc import CDConv2d
@@ -155,7 +155,10 @@ class MultiModalCDCN(nn.Module):
     * ``fusion="feature"``: one unshared CDCN(++) trunk per modality; as in the official code
       (``CDCN_3modality2``) each branch's 384-channel multi-level features go through its own CDC 384→128
       (+BN+ReLU), the M results are concatenated (128·M channels) and a shared head CDC 128·M→128 (+BN+ReLU),
-      CDC 128→1 (+ReLU) gives one map.
+      CDC 128→1 (+ReLU) gives one map. One deliberate difference: the official ``CDCN_3modality2.forward``
+      builds the third branch's block-2 multi-level feature from the FIRST (RGB) branch
+      (``x_Block2_32x32_M3 = downsample32x32(x_Block2_M1)``), a copy-paste bug; here every branch uses its
+      own features, as the paper describes (see docs/faithfulness.md).
     * ``fusion="input"``: one CDCN(++) whose stem takes all 3·M channels.
     * ``fusion="score"``: one full single-modality CDCN(++) per modality; ``forward`` returns
       Σ_m w_m·map_m with the weights normalised to sum 1. Since the score is the mean of the map and the mean

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from openfas.losses.recognition import CosFaceHead
 from openfas.models._registry import register_model
+from openfas.ops.cosface import CosFaceHead
 
 _DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
 

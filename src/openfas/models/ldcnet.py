@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from openfas.errors import OpenFASError
 from openfas.models._registry import register_model
 from openfas.ops.ldc import LDConv2d
 
@@ -128,8 +129,10 @@ class NormalizedClassifier(nn.Module):
     ``norm_axis=0`` (default) is what the official code computes (``l2_norm(weight, axis=0)``, inherited from
     SSDG): every column of the 2×512 weight (the two class weights of one feature dimension) has unit norm.
     ``norm_axis=1`` normalises the rows (each class vector), the reading of the papers' text. The official code
-    writes the normalised weight back into ``weight.data`` at every forward; here it is computed in the forward
-    (gradients flow through the normalisation), which gives the same outputs. :meth:`fuse` folds it for export.
+    writes the normalised weight back into ``weight.data`` at every forward, so its gradient is taken as if the
+    normalised weight were a free parameter; here it is computed in the forward and gradients flow through the
+    normalisation (they are projected onto the unit sphere's tangent). Forward outputs are the same, training
+    dynamics are not (documented deviation, docs/faithfulness.md). :meth:`fuse` folds it for export.
     """
 
     def __init__(self, in_features: int = 512, num_classes: int = 2, norm_axis: int = 0) -> None:
@@ -186,7 +189,7 @@ class LDCNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- weights
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(OpenFASError, ValueError):
     """A user-supplied ImageNet ResNet-18 weights file is missing, unreadable or does not fit."""
 
 
@@ -204,7 +207,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(p))
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # not a refused object: garbage, truncated, other format
+            raise PretrainedWeightsError(f"{p}: cannot read pretrained weights (not a readable torch.save file of "
+                                         "tensors, nor .safetensors)") from None
         raise PretrainedWeightsError(f"{p}: the file holds Python objects besides tensors, which openfas will not "
                                      "unpickle (save a plain state dict, or convert it to .safetensors)") from None
     except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear error

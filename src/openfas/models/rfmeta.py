@@ -10,9 +10,11 @@ Layer lists as in the official code (rshaojimmy/RFMetaFAS, ``models/DGFANet.py``
   global average pool, Linear 512 → 1 (a logit; live = 1). Its BatchNorm momentum is 1 in the official
   configuration (``bn_momentum``).
 
-Input: the official loaders feed RGB and HSV of the face crop (6 channels); here the model takes the usual
-normalised RGB and appends HSV itself (:class:`openfas.ops.color.AppendHSV`), so that data loading,
-export and deployment stay the same as for every other model. Score = sigmoid(logit), higher = more live.
+Input: the official loaders feed PIL RGB and PIL HSV of the face crop (6 channels) through ``ToTensor`` only, so
+both halves are in [0, 1] with hue = angle / 360°. Here the model takes the usual normalised RGB, undoes the
+normalisation and appends HSV itself (:class:`openfas.ops.color.AppendHSV`, ``input_range="unit"``), so that data
+loading, export and deployment stay the same as for every other model. ``input_range="normalised"`` feeds
+(v − 0.5)/0.5 instead (a documented deviation). Score = sigmoid(logit), higher = more live.
 """
 
 from __future__ import annotations
@@ -88,9 +90,15 @@ class RFMetaNet(nn.Module):
     """Container of the three RFMetaFAS networks; ``forward`` returns ``{"logit", "depth"}``."""
 
     def __init__(self, in_channels: int = 3, map_size: int = 32, input_hsv: bool = True,
-                 classifier_bn_momentum: float = 1.0, input_mean: float = 0.5, input_std: float = 0.5) -> None:
+                 classifier_bn_momentum: float = 1.0, input_mean: float = 0.5, input_std: float = 0.5,
+                 input_range: str = "unit") -> None:
         super().__init__()
-        self.to_input = AppendHSV(input_mean, input_std) if input_hsv else nn.Identity()
+        if input_range not in ("unit", "normalised"):
+            raise ValueError(f"model.input_range must be 'unit' (official: RGB+HSV in [0, 1]) or 'normalised', "
+                             f"got {input_range!r}")
+        # official: PIL RGB + PIL HSV, ToTensor only → both in [0, 1]; "normalised" = (v − mean)/std (deviation)
+        self.to_input = AppendHSV(input_mean, input_std, hue="unit", output=input_range) if input_hsv else (
+            _Unnormalise(input_mean, input_std) if input_range == "unit" else nn.Identity())
         cin = in_channels + 3 if input_hsv else in_channels
         self.extractor = FeatureExtractor(cin, map_size)
         self.depth = DepthEstimator(384)
@@ -116,8 +124,19 @@ class RFMetaNet(nn.Module):
         return {"logit": self.classifier(feat), "depth": self.depth(multi).squeeze(1)}
 
 
+class _Unnormalise(nn.Module):
+    """``x·std + mean``: back from the data pipeline's normalised input to [0, 1]."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+
 @register_model("rfmeta")
 def rfmeta(in_channels: int = 3, map_size: int = 32, input_hsv: bool = True, classifier_bn_momentum: float = 1.0,
-           input_mean: float = 0.5, input_std: float = 0.5) -> RFMetaNet:
+           input_mean: float = 0.5, input_std: float = 0.5, input_range: str = "unit") -> RFMetaNet:
     """RFMetaFAS (AAAI 2020): feature extractor, depth regulariser and meta-learned classifier."""
-    return RFMetaNet(in_channels, map_size, input_hsv, classifier_bn_momentum, input_mean, input_std)
+    return RFMetaNet(in_channels, map_size, input_hsv, classifier_bn_momentum, input_mean, input_std, input_range)

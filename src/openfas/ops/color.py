@@ -27,17 +27,32 @@ def rgb_to_hsv(rgb: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class AppendHSV(nn.Module):
-    """Turn a normalised RGB input into the 6-channel RGB+HSV input of RFMetaFAS / ANRL (``img_mode rgb_hsv``).
+    """Turn a normalised RGB input ``x = (rgb − mean) / std`` into the 6-channel RGB+HSV input of RFMetaFAS / ANRL.
 
-    ``x`` is ``(rgb − mean) / std``; the output is ``[x, (hsv − mean) / std]`` so both halves share the
-    normalisation of the official code (mean = std = 0.5). Hue is scaled to [0, 1] (OpenCV's 8-bit HSV, used
-    by the official loaders, stores H/2 in [0, 180) instead; documented difference).
+    ``output="normalised"``: ``[x, (hsv − mean) / std]``, both halves normalised alike (ANRL: TFace normalises
+    RGB and HSV with mean = std = 0.5). ``output="unit"``: ``[rgb, hsv]`` in [0, 1] without normalisation
+    (RFMetaFAS: PIL images through ``ToTensor`` only).
+
+    ``hue="unit"``: H = hue angle / 360° in [0, 1], which is what PIL's 8-bit HSV gives after ``ToTensor``
+    (RFMetaFAS). ``hue="opencv"``: OpenCV's 8-bit HSV stores H = angle / 2 in [0, 180), so after the loader's
+    division by 255 it is angle / 510 in [0, 0.706) (ANRL); S and V are the same in both.
     """
 
-    def __init__(self, mean: float = 0.5, std: float = 0.5) -> None:
+    def __init__(self, mean: float = 0.5, std: float = 0.5, hue: str = "unit", output: str = "normalised") -> None:
         super().__init__()
+        if hue not in ("unit", "opencv"):
+            raise ValueError(f"hue must be 'unit' or 'opencv', got {hue!r}")
+        if output not in ("normalised", "unit"):
+            raise ValueError(f"output must be 'normalised' or 'unit', got {output!r}")
         self.mean, self.std = float(mean), float(std)
+        self.hue_factor = 1.0 if hue == "unit" else 180.0 / 255.0
+        self.output = output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rgb = (x * self.std + self.mean).clamp(0.0, 1.0)
-        return torch.cat([x, (rgb_to_hsv(rgb) - self.mean) / self.std], 1)
+        hsv = rgb_to_hsv(rgb)
+        if self.hue_factor != 1.0:
+            hsv = torch.cat([hsv[:, :1] * self.hue_factor, hsv[:, 1:]], 1)
+        if self.output == "unit":
+            return torch.cat([rgb, hsv], 1)
+        return torch.cat([x, (hsv - self.mean) / self.std], 1)

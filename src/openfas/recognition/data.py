@@ -28,12 +28,13 @@ from torch.utils.data import Dataset
 
 from openfas.data.transforms import to_chw_float
 from openfas.data.video import MediaError, read_image
+from openfas.errors import OpenFASError
 from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style, template_landmarks
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-class IdentityDataError(ValueError):
+class IdentityDataError(OpenFASError, ValueError):
     """The identity folder (or its landmarks file) is unusable; the message names the path."""
 
 

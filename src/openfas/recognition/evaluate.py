@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from openfas.eval.metrics import auc
 from openfas.recognition.data import load_face
 from openfas.recognition.pairs import PairList, read_pairs, resolve_image
-from openfas.recognition.verification import verification_report
+from openfas.recognition.verification import stratified_folds, verification_report
 
 
 @torch.no_grad()
@@ -56,7 +57,6 @@ def quality_vs_errors(pair_quality: np.ndarray, correct: np.ndarray) -> dict[str
     has a lower C(X) than every right one), the Spearman ρ between quality and correctness, and the error rate
     among the 25 % lowest-quality pairs vs the other 75 %."""
     from scipy.stats import spearmanr
-    from sklearn.metrics import roc_auc_score
 
     q = np.asarray(pair_quality, np.float64)
     ok = np.asarray(correct, bool)
@@ -65,7 +65,7 @@ def quality_vs_errors(pair_quality: np.ndarray, correct: np.ndarray) -> dict[str
     if len(q) < 4 or ok.all() or not ok.any():
         return None
     low = q <= np.quantile(q, 0.25)
-    return {"auc_wrong_by_low_quality": float(roc_auc_score(~ok, -q)),
+    return {"auc_wrong_by_low_quality": auc(-q, (~ok).astype(np.int64)),
             "spearman_quality_correct": float(spearmanr(q, ok.astype(float))[0]) if np.ptp(q) > 0 else None,
             "error_rate_lowest_quartile": float((~ok[low]).mean()),
             "error_rate_other_pairs": float((~ok[~low]).mean()) if (~low).any() else None,
@@ -75,8 +75,6 @@ def quality_vs_errors(pair_quality: np.ndarray, correct: np.ndarray) -> dict[str
 def pair_correctness(scores: np.ndarray, labels: np.ndarray, report: dict[str, Any],
                      folds: list[int] | None) -> np.ndarray:
     """Per pair: is ``score >= threshold`` of its own k-fold split equal to its label?"""
-    from openfas.recognition.verification import stratified_folds
-
     f = stratified_folds(labels) if folds is None else np.asarray(folds)
     thr = dict(zip(np.unique(f).tolist(), report["fold_thresholds"], strict=True))
     t = np.array([thr[int(k)] for k in f])
@@ -85,14 +83,12 @@ def pair_correctness(scores: np.ndarray, labels: np.ndarray, report: dict[str, A
 
 def quality_vs_degradation(quality: dict[str, float], degraded: dict[str, float]) -> dict[str, Any] | None:
     """Does C(X) separate clean from degraded (blur/noise/JPEG) images? ROC AUC of C(X) for "clean"."""
-    from sklearn.metrics import roc_auc_score
-
     keys = [k for k in quality if k in degraded and np.isfinite(quality[k])]
     d = np.array([degraded[k] > 0 for k in keys])
     if len(keys) < 3 or d.all() or not d.any():
         return None
     q = np.array([quality[k] for k in keys])
-    return {"auc_clean": float(roc_auc_score(~d, q)), "quality_mean_clean": float(q[~d].mean()),
+    return {"auc_clean": auc(q, (~d).astype(np.int64)), "quality_mean_clean": float(q[~d].mean()),
             "quality_mean_degraded": float(q[d].mean()), "degraded_images": int(d.sum())}
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfas.errors import OpenFASError
 from openfas.recognition.masks import ARCFACE_112
 
 
-class LandmarkError(RuntimeError):
+class LandmarkError(OpenFASError, RuntimeError):
     """The landmark model is unavailable or cannot be used; the message says what to install."""
 
 

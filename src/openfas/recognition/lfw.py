@@ -36,12 +36,18 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.data.video import read_image
+from openfas.errors import OpenFASError
+from openfas.recognition.dlib_teacher import DlibRecognizer
+from openfas.recognition.embedding_table import EmbeddingTable
+from openfas.recognition.landmarks import DlibLandmarker, align_face, transform_points
 from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
+from openfas.recognition.verification import verification_report
 
 PROTOCOLS = ("clean", "one_masked", "both_masked")
 
 
-class LFWError(ValueError):
+class LFWError(OpenFASError, ValueError):
     """The LFW folder is not in the distributed layout; the message names the file."""
 
 
@@ -126,20 +132,13 @@ def _init_worker(size: int, out: str, teacher: str | None, seed: int, mask_types
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from openfas.recognition.landmarks import DlibLandmarker
-
     lmk = DlibLandmarker()
     _WORKER.update(size=size, out=Path(out), seed=seed, mask_types=mask_types, lmk=lmk, rec=None)
     if teacher == "dlib":
-        from openfas.recognition.dlib_teacher import DlibRecognizer
-
         _WORKER["rec"] = DlibRecognizer(lmk)
 
 
 def _process(job: _Job) -> dict[str, Any]:
-    from openfas.data.video import read_image
-    from openfas.recognition.landmarks import align_face, transform_points
-
     w = _WORKER
     img = read_image(job.src)
     face = w["lmk"](img)
@@ -169,9 +168,6 @@ def contact_sheet(image_dir: Path, stems: list[str], out: Path, seed: int, mask_
                   size: int = 112) -> Path:
     """Originals with their 68 landmarks (green) and 5 points + chin (red), the masked photos and the aligned
     masked crops, for a visual check of landmarks, alignment and mask placement."""
-    from openfas.data.video import read_image
-    from openfas.recognition.landmarks import DlibLandmarker, align_face
-
     lmk = DlibLandmarker()
     tiles = []
     for stem in stems:
@@ -195,8 +191,6 @@ def contact_sheet(image_dir: Path, stems: list[str], out: Path, seed: int, mask_
 
 def _teacher_metrics(pairs: list[tuple[str, str, int]], emb: dict[str, np.ndarray],
                      emb_masked: dict[str, np.ndarray]) -> dict[str, Any]:
-    from openfas.recognition.verification import verification_report
-
     def unit(v: np.ndarray) -> np.ndarray:
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
@@ -284,9 +278,6 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
                             "train_images": len(train), "test_pairs": len(pairs), "test_images": len(test),
                             "landmark_fallbacks": sorted(r["stem"] for r in results if not r["detected"])}
     if teacher == "dlib":
-        from openfas.recognition.dlib_teacher import DlibRecognizer
-        from openfas.recognition.embedding_table import EmbeddingTable
-
         table = EmbeddingTable([f"{r['stem']}.png" for r in tr], np.array([r["embedding"] for r in tr]),
                                teacher=DlibRecognizer.name,
                                info={"inputs": "unmasked training images (chips cut from the original photos)",

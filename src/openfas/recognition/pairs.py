@@ -19,11 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from openfas.errors import OpenFASError
+
 PAIR_FORMATS = ("auto", "lfw", "mfr2", "mlfw")
 _IMAGE_EXTS = (".jpg", ".png", ".jpeg", ".bmp", ".webp")
 
 
-class PairsError(ValueError):
+class PairsError(OpenFASError, ValueError):
     """A pairs file (or an image it names) is unusable; the message names the file and line."""
 
 

@@ -20,14 +20,18 @@ teacher's normalisation and resized to its input size. The teacher's embedding s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
+from openfas.errors import OpenFASError
 
-class TeacherError(ValueError):
+
+class TeacherError(OpenFASError, ValueError):
     """The teacher file is unusable; the message names the file and the problem."""
 
 
@@ -68,6 +72,11 @@ class Teacher:
         return out.float()
 
 
+#: Builds ``(model, {"meta": checkpoint metadata, ...})`` from an openfas checkpoint, e.g.
+#: :func:`openfas.methods.restore.build_model_from_checkpoint` (passed in: this module sits below the methods).
+CheckpointBuilder = Callable[[Path], tuple[nn.Module, dict[str, Any]]]
+
+
 # Formats whose loaders execute code from the file (pickle) or are programs; refused before any byte is read.
 _CODE_SUFFIXES = {".pt2": "torch.export (.pt2)", ".pt": "TorchScript/pickle (.pt)", ".pth": "TorchScript/pickle (.pth)",
                   ".ts": "TorchScript (.ts)", ".jit": "TorchScript (.jit)", ".pkl": "pickle (.pkl)",
@@ -75,7 +84,8 @@ _CODE_SUFFIXES = {".pt2": "torch.export (.pt2)", ".pt": "TorchScript/pickle (.pt
 
 
 def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 0.5,
-                 student_std: float = 0.5) -> Teacher:
+                 student_std: float = 0.5, *, build_model: CheckpointBuilder | None = None) -> Teacher:
+    """Load a frozen teacher; ``build_model`` re-creates models of openfas ``.safetensors`` checkpoints."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise TeacherError(f"{path}: teacher file not found")
@@ -86,9 +96,9 @@ def load_teacher(path: str | Path, input_size: int = 112, student_mean: float = 
                            "an openfas .safetensors checkpoint")
     try:
         if suffix == ".safetensors":
-            from openfas.engine.trainer import build_model_from_checkpoint
-
-            model, info = build_model_from_checkpoint(path)
+            if build_model is None:
+                raise TeacherError(f"{path}: an openfas checkpoint teacher needs a model builder (build_model=)")
+            model, info = build_model(path)
             if not callable(getattr(model, "embed", None)):
                 raise TeacherError(f"{path}: not a recognition checkpoint (model {info['meta'].get('model')!r} "
                                    "has no embed())")

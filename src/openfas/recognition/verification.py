@@ -7,10 +7,13 @@
   highest (so the best training accuracy is found exactly; ties go to the lowest threshold). Folds: the
   file's own (LFW header: consecutive blocks) or, for lists without folds (MFR2, MLFW without a fold column),
   stratified round-robin (the k-th positive and the k-th negative pair go to fold ``k mod 10``).
-* :func:`tar_at_far` – TAR at the highest threshold-realisable FAR ≤ target, over all pairs (scikit-learn ROC).
+* :func:`tar_at_far` – TAR at the highest threshold-realisable FAR ≤ target, over all pairs.
   With N negative pairs the smallest non-zero FAR is 1/N; the result reports N so a "TAR@FAR=1e-3" from
   fewer than 1000 negatives is visibly a TAR at FAR = 0.
 * :func:`verification_report` – all of the above plus ROC AUC and EER.
+
+ROC, AUC and EER come from the one metrics core that PAD uses too (:class:`openfas.eval.metrics.ScoreSet`, with
+same-identity pairs as the accepted class), so a verification EER and a PAD EER follow the same rule.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from openfas.eval.metrics import ScoreSet
 
 
 def candidate_thresholds(scores: np.ndarray) -> np.ndarray:
@@ -83,18 +88,21 @@ def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray | l
 
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> dict[str, float]:
-    from sklearn.metrics import roc_curve
+    """TAR at the highest realisable FAR ≤ ``far`` (ties: the highest such threshold); the threshold is finite."""
+    return _tar_at_far(ScoreSet(scores, labels), far)
 
-    fpr, tpr, thr = roc_curve(np.asarray(labels), np.asarray(scores, np.float64), drop_intermediate=False)
-    ok = np.flatnonzero(fpr <= far)
-    k = ok[np.argmax(tpr[ok])]
-    return {"tar": float(tpr[k]), "far": float(fpr[k]), "threshold": float(min(thr[k], np.finfo(float).max))}
+
+def _tar_at_far(ss: ScoreSet, far: float) -> dict[str, float]:
+    t, fars, frr = ss.grid()  # ascending thresholds: every distinct score and +inf
+    tar = 1.0 - frr
+    ok = np.flatnonzero(fars <= far)  # never empty: +inf accepts nothing
+    best = tar[ok].max()
+    k = ok[tar[ok] == best][-1]
+    return {"tar": float(tar[k]), "far": float(fars[k]), "threshold": float(min(t[k], np.finfo(float).max))}
 
 
 def verification_report(scores: np.ndarray, labels: np.ndarray, folds: list[int] | None = None,
                         fars: tuple[float, ...] = (1e-1, 1e-2, 1e-3)) -> dict[str, Any]:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels).astype(np.int64)
     n_pos, n_neg = int(y.sum()), int((1 - y).sum())
@@ -102,11 +110,10 @@ def verification_report(scores: np.ndarray, labels: np.ndarray, folds: list[int]
         raise ValueError(f"verification needs same and different pairs (got {n_pos} same, {n_neg} different)")
     out: dict[str, Any] = {"pairs": len(y), "positives": n_pos, "negatives": n_neg}
     out.update(kfold_accuracy(s, y, folds))
-    out["auc"] = float(roc_auc_score(y, s))
-    fpr, tpr, _ = roc_curve(y, s)
-    k = int(np.argmin(np.abs(fpr - (1 - tpr))))
-    out["eer"] = float((fpr[k] + 1 - tpr[k]) / 2)
-    out["tar_at_far"] = {f"{far:g}": tar_at_far(s, y, far) for far in fars}
+    ss = ScoreSet(s, y)  # same pairs play the live class: accepted when score >= threshold
+    out["auc"] = ss.auc()
+    out["eer"] = ss.eer()[0]
+    out["tar_at_far"] = {f"{far:g}": _tar_at_far(ss, far) for far in fars}
     out["min_far_resolution"] = 1.0 / n_neg
     return out
 

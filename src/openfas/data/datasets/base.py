@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from openfas.data.sample import MediaItem
+from openfas.errors import OpenFASError
 
 log = logging.getLogger("openfas.data.datasets")
 
@@ -23,7 +24,7 @@ VIDEO_EXTS: tuple[str, ...] = (".avi", ".mov", ".mp4", ".mkv", ".webm", ".m4v")
 IMAGE_EXTS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class DatasetError(ValueError):
+class DatasetError(OpenFASError, ValueError):
     """A dataset root, protocol list or file is missing or malformed; the message names the file and problem."""
 
 
