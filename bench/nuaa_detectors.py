@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from openfas.data.datasets import get_dataset
-from openfas.data.face import Box, build_detector, crop_face, largest_face
+from openfas.data.face import Box, build_detector, crop_face, main_face
 
 
 def iou(a: Box, b: Box) -> float:
@@ -75,8 +75,8 @@ def main() -> None:
         n_det = n_multi = n_disagree = 0
         top_scores, extra_scores = [], []
         for i, (img, bs) in enumerate(zip(images, boxes[name], strict=True)):
-            best = largest_face(bs)
-            others = [largest_face(boxes[o][i]) for o in names if o != name]
+            best = main_face(bs)
+            others = [main_face(boxes[o][i]) for o in names if o != name]
             others = [b for b in others if b is not None]
             if best is None:
                 crops.append(np.zeros((40, 40, 3), np.uint8))

@@ -47,8 +47,8 @@ from openfas.data.face import (
     depth_maps_index,
     describe_detector,
     face_mask_target,
-    largest_face,
     load_depth_map,
+    main_face,
     nearest_box,
     read_face_locations,
     resolve_detector_spec,
@@ -193,7 +193,7 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
                     log.warning("%s frame %d: face detector failed (%s)", item.paths[primary], frame, err)
                     boxes = []
                 n_multi += len(boxes) > 1
-                box = largest_face(boxes)
+                box = main_face(boxes)
         if box is None or box.w < 2 or box.h < 2:
             log.info("%s frame %d: no face found", item.paths[primary], frame)
             dropped["no face found"] = dropped.get("no face found", 0) + 1
