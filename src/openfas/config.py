@@ -136,14 +136,41 @@ class MethodConfig(BaseModel):
 
 
 class OptimConfig(_Strict):
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    """The optimiser and learning-rate schedule of every stage (see :mod:`openfas.optim`).
+
+    ``name``: a ``torch.optim`` class, case-insensitive (``adam``, ``adamw``, ``sgd``, ``RMSprop``, ...); ``lr``,
+    ``weight_decay``, ``momentum`` and ``betas`` go to it when its signature takes them, ``options`` adds any
+    other keyword (e.g. ``{nesterov: true}``). ``scheduler``: ``none``, ``step`` (StepLR with ``step_size`` /
+    ``gamma``), ``cosine`` (CosineAnnealingLR over the stage's epochs) or any ``torch.optim.lr_scheduler`` class
+    name with ``scheduler_options``; it steps after every epoch or, with ``interval: step``, after every
+    optimiser step. ``warmup_steps`` > 0 ramps the learning rate linearly over the first optimiser steps of each
+    stage (torch's LinearLR, chained with the schedule).
+    """
+
+    name: str = "adam"
     lr: float = Field(1e-4, gt=0.0)
     weight_decay: float = Field(5e-5, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
-    scheduler: Literal["none", "step", "cosine"] = "none"
+    scheduler: str = "none"
     step_size: int = Field(20, ge=1)  # epochs, for "step"
     gamma: float = Field(0.5, gt=0.0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    scheduler_options: dict[str, Any] = Field(default_factory=dict)
+    interval: Literal["epoch", "step"] = "epoch"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_start_factor: float = Field(0.01, gt=0.0, le=1.0)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_additions(self, handler: Any) -> dict[str, Any]:
+        """Options added after the first release are left out while at their default, so a config that does
+        not use them dumps (config.json, checkpoint metadata) exactly as before they existed."""
+        out = handler(self)
+        for key, default in (("options", {}), ("scheduler_options", {}), ("interval", "epoch"),
+                             ("warmup_steps", 0), ("warmup_start_factor", 0.01)):
+            if out.get(key) == default:
+                out.pop(key, None)
+        return out
 
 
 class TrainConfig(_Strict):
@@ -237,28 +264,78 @@ PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
 
 def list_packaged_configs() -> list[str]:
-    """Names of the configs shipped with openfas (relative paths usable as ``load_config(name)``)."""
-    return sorted(str(p.relative_to(PACKAGED_CONFIGS)) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+    """Names of the configs shipped with openfas (relative paths usable as ``load_config(name)``); files whose
+    name starts with ``_`` are bases that configs inherit from (``_base_``), not configs of their own."""
+    return sorted(str(p.relative_to(PACKAGED_CONFIGS)) for p in PACKAGED_CONFIGS.rglob("*.yaml")
+                  if not p.name.startswith("_"))
+
+
+BASE_KEY = "_base_"
+
+
+def merge_trees(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: mappings merge key by key (recursively), anything else in ``child`` replaces."""
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_trees(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _find(path: str | Path, relative_to: Path | None = None) -> Path:
+    p = Path(path)
+    if relative_to is not None and not p.is_absolute() and (relative_to / p).exists():
+        return relative_to / p
+    if p.exists():
+        return p
+    packaged = PACKAGED_CONFIGS / p
+    if not p.is_absolute() and packaged.exists():
+        return packaged
+    where = f" (from {relative_to})" if relative_to is not None else ""
+    raise ConfigError(f"{path}: config file not found{where}")
+
+
+def read_config_tree(path: str | Path, _seen: tuple[Path, ...] = (), _relative_to: Path | None = None
+                     ) -> dict[str, Any]:
+    """The YAML tree of a config file with its ``_base_`` chain resolved.
+
+    ``_base_: <file>`` (or a list of files, later ones winning) names configs this one starts from; the path is
+    relative to the including file's folder (else to the working directory, else a packaged config). The file's
+    own keys then override the base key by key, so a protocol file holds only what differs.
+    """
+    p = _find(path, _relative_to)
+    if p.resolve() in _seen:
+        chain = " -> ".join(str(x) for x in (*_seen, p.resolve()))
+        raise ConfigError(f"{p}: {BASE_KEY} inherits from itself ({chain})")
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of sections")
+    bases = tree.pop(BASE_KEY, None)
+    if bases is None:
+        return tree
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{p}: {BASE_KEY} must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = merge_trees(merged, read_config_tree(base, (*_seen, p.resolve()), p.parent))
+    return merge_trees(merged, tree)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    """Load a YAML config (or the defaults when ``path`` is None), resolve its ``_base_`` files (see
+    :func:`read_config_tree`) and apply dotted overrides."""
     tree: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        p = Path(path)
-        if not p.exists():
-            packaged = PACKAGED_CONFIGS / p
-            if not p.is_absolute() and packaged.exists():
-                p = packaged
-            else:
-                raise ConfigError(f"{path}: config file not found")
+        p = _find(path)
         source = str(p)
-        try:
-            tree = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{p}: not valid YAML: {err}") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{p}: top level must be a mapping of sections")
+        tree = read_config_tree(p)
     tree = apply_overrides(tree, list(overrides or []))
     return config_from_dict(tree, source)

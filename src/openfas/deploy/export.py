@@ -35,12 +35,11 @@ from openfas.config import ConfigError
 from openfas.deploy.predictor import (
     ONNX_FORMAT,
     ONNX_INTEGRITY_KEY,
-    _read_safetensors_meta,
     check_meta,
     load_onnx_session,
 )
 from openfas.errors import OpenFASError
-from openfas.io.checkpoint import CheckpointError, integrity_placeholder, seal_bytes
+from openfas.io.checkpoint import CheckpointError, integrity_placeholder, load_checkpoint_meta, seal_bytes
 from openfas.methods.restore import build_model_from_checkpoint
 from openfas.ops import fuse_model
 
@@ -193,7 +192,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, opset: int = DEFAULT
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: checkpoint not found")
-    check_meta(_read_safetensors_meta(checkpoint), str(checkpoint))
+    check_meta(load_checkpoint_meta(checkpoint), str(checkpoint))
     try:
         model, info = build_model_from_checkpoint(checkpoint)
     except (ConfigError, KeyError, ValueError) as err:

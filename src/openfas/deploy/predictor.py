@@ -344,26 +344,6 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
         raise CheckpointError(f"{source}: unsupported channel order {pre.get('channel_order')!r}")
 
 
-def _read_safetensors_meta(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError, safe_open
-
-    # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
-    from openfas.io.checkpoint import FORMAT, LEGACY_FORMATS, CheckpointError
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({err})") from None
-    try:
-        header = json.loads(metadata["openfas"])
-    except (KeyError, json.JSONDecodeError):
-        raise CheckpointError(f"{path}: no valid openfas metadata (not an openfas checkpoint)") from None
-    if header.get("format") not in (FORMAT, *LEGACY_FORMATS):
-        raise CheckpointError(f"{path}: unsupported checkpoint format {header.get('format')!r}")
-    return header.get("meta", {})
-
-
 # ------------------------------------------------------------------------------------------ predictor
 
 
@@ -412,7 +392,7 @@ class Predictor:
         ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``; legacy checkpoints
         without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.io.checkpoint`)."""
         # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
-        from openfas.io.checkpoint import CheckpointError
+        from openfas.io.checkpoint import CheckpointError, load_checkpoint_meta
 
         path = Path(path)
         if not path.is_file():
@@ -424,7 +404,7 @@ class Predictor:
         if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and path.suffix.lower() != ".safetensors"):
             session, meta = load_onnx_session(path, providers, intra_op_threads, allow_unsigned=allow_unsigned)
             return cls(OnnxBackend(session), meta, **kw)  # type: ignore[arg-type]
-        meta = _read_safetensors_meta(path)
+        meta = load_checkpoint_meta(path)
         check_meta(meta, str(path))
         # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
         from openfas.methods.restore import build_model_from_checkpoint

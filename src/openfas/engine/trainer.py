@@ -44,6 +44,7 @@ from openfas.io.checkpoint import (
 )
 from openfas.methods.base import Method, Stage
 from openfas.methods.build import build_method
+from openfas.optim import LRSchedule, build_optimizer, build_schedule
 
 
 class TrainingDiverged(OpenFASError, RuntimeError):
@@ -207,23 +208,12 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------ optim
-    def _build_optimizer(self, stage: Stage) -> tuple[torch.optim.Optimizer, Any]:
-        o = self.cfg.optim
+    def _build_optimizer(self, stage: Stage) -> tuple[torch.optim.Optimizer, LRSchedule | None]:
         params = list(self.method.trainable_parameters(self.model, stage))
         if not params:
             raise ConfigError(f"stage {stage.name!r} has no trainable parameters")
-        if o.name == "adam":
-            opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        elif o.name == "adamw":
-            opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        sched: Any = None
-        if o.scheduler == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_size, gamma=o.gamma)
-        elif o.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, stage.epochs))
-        return opt, sched
+        opt = build_optimizer(self.cfg.optim, params)
+        return opt, build_schedule(self.cfg.optim, opt, stage.epochs)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self, threshold: float | None = None,
@@ -301,7 +291,7 @@ class Trainer:
         return result
 
     def _run_epoch(self, stage: Stage, si: int, train_set: Any, loader: DataLoader,
-                   sampler: EpochShuffleBatchSampler, opt: torch.optim.Optimizer, sched: Any) -> None:
+                   sampler: EpochShuffleBatchSampler, opt: torch.optim.Optimizer, sched: LRSchedule | None) -> None:
         cfg = self.cfg
         epoch_id = si * 100_000 + self.state.epoch
         sampler.set_epoch(epoch_id, skip=self.state.step_in_epoch)
@@ -339,6 +329,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             self.scaler.step(opt)
             self.scaler.update()
+            if sched is not None:
+                sched.after_step()
             self.state.step_in_epoch += 1
             self.state.global_step += 1
             for k, v in losses.items():
@@ -355,7 +347,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         if sched is not None:
-            sched.step()
+            sched.after_epoch()
         # DDP keeps parameters in sync; BatchNorm statistics drift per rank after the last forward.
         D.broadcast_buffers(self.model)
         self.state.epoch += 1

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from openfas.errors import OpenFASError
@@ -288,19 +288,15 @@ def save_checkpoint(path: str | Path, *, model_state: dict[str, torch.Tensor], m
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, allow_unsigned: bool | None = None,
-                    key: bytes | str | None = None) -> dict[str, Any]:
-    """Read a checkpoint → ``{"model": state_dict, "meta", "optimizer", "scheduler", "extra"}``, verifying its
-    integrity digest (see the module docstring for ``allow_unsigned`` and ``key``)."""
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The openfas header of a checkpoint (``format``, ``meta``, the state skeleton, digests) from the safetensors
+    header alone: no tensor is read and nothing is verified yet. The one reader of checkpoint metadata."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-        tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     if "openfas" not in metadata:
@@ -312,6 +308,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if not isinstance(header, dict) or header.get("format") not in (FORMAT, *LEGACY_FORMATS):
         fmt = header.get("format") if isinstance(header, dict) else None
         raise CheckpointError(f"{path}: unsupported checkpoint format {fmt!r} (this openfas reads {FORMAT!r})")
+    return header
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, allow_unsigned: bool | None = None,
+                    key: bytes | str | None = None) -> dict[str, Any]:
+    """Read a checkpoint → ``{"model": state_dict, "meta", "optimizer", "scheduler", "extra"}``, verifying its
+    integrity digest (see the module docstring for ``allow_unsigned`` and ``key``)."""
+    path = Path(path)
+    header = read_header(path)
+    try:
+        tensors = load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     verify_header(header, tensors, str(path), allow_unsigned=allow_unsigned, key=key)
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     state = header.get("state", {})
@@ -331,19 +340,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 def load_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """The ``meta`` of a checkpoint read from its header alone (no tensors, NOT verified: use it only to decide
     how to load the file, which :func:`load_checkpoint` then verifies)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = json.loads((f.metadata() or {})["openfas"])
-    except (SafetensorError, OSError, ValueError, KeyError) as err:
-        raise CheckpointError(f"{path}: not an openfas checkpoint ({type(err).__name__})") from None
-    if not isinstance(header, dict) or header.get("format") not in (FORMAT, *LEGACY_FORMATS):
-        raise CheckpointError(f"{path}: not an openfas checkpoint (unsupported format)")
-    meta = header.get("meta")
+    meta = read_header(path).get("meta")
     return meta if isinstance(meta, dict) else {}
 
 

@@ -16,6 +16,7 @@ precision, optimisers, checkpoints and logging. A method owns only what differs 
   :meth:`Method.train_dataset`, :meth:`Method.dev_metrics` (per-epoch) and :meth:`Method.evaluate`
   (after training; default: PAD scoring of dev/test with the configured threshold policy).
 
+The hooks receive the engine as a :class:`TrainerContext` (a typed interface); methods never import the engine.
 Methods register with ``@register_method("name")`` and declare their options in a pydantic ``Params``
 model, so a config with an unknown method option fails naming the key.
 """

@@ -13,14 +13,20 @@ from pydantic import ValidationError
 from openfas.config import Config, ConfigError, format_validation_error
 from openfas.methods.base import Method, get_method
 from openfas.models._registry import check_model_kwargs
+from openfas.optim import check_optim
 
 
 def check_config(cfg: Config, source: str = "<config>") -> None:
-    """Check model/method names and options against the registries (the error names the bad key)."""
+    """Check model/method names and options against the registries and the optimiser/scheduler against torch
+    (the error names the bad key)."""
     try:
         check_model_kwargs(cfg.model.name, cfg.model.kwargs())
     except (KeyError, ValueError) as err:
         raise ConfigError(f"{source}: model: {err.args[0]}") from None
+    try:
+        check_optim(cfg.optim)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     try:
         method_cls = get_method(cfg.method.name)
         method_cls.Params.model_validate(cfg.method.kwargs())
