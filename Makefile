@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,serve,onnx]"
+	$(PY) -m pip install -q -e ".[dev,serve,onnx,dlib]"
 	touch $@
 
 install: $(VENV)/.installed
