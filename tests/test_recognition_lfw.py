@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import dlib_models_available
 
 from openfas.recognition.landmarks import align_face, reduce_68_to_5, similarity_transform, transform_points
 from openfas.recognition.masks import ARCFACE_112, MASK_TYPES, apply_mask, face_frame, sample_style
@@ -20,18 +21,8 @@ LFW_FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Abdullah_Gul/Abdullah_Gul_
 needs_lfw = pytest.mark.skipif(not (LFW / "lfw-deepfunneled").is_dir(), reason="shared LFW not available")
 
 
-def _has_dlib() -> bool:
-    try:
-        import dlib  # noqa: F401
-
-        from openfas.recognition.landmarks import dlib_model_dir
-        dlib_model_dir()
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-needs_dlib = pytest.mark.skipif(not _has_dlib(), reason="dlib extra not installed (pip install 'openfas[dlib]')")
+needs_dlib = pytest.mark.skipif(not dlib_models_available(),
+                                reason="dlib extra not installed (pip install 'openfas[dlib]')")
 
 
 def test_similarity_transform_recovers_a_known_transform() -> None:
@@ -166,7 +157,7 @@ def test_test_masks_depend_only_on_seed_and_file() -> None:
 
 @pytest.fixture(scope="module")
 def lfw_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (LFW / "lfw-deepfunneled").is_dir() or not _has_dlib():
+    if not (LFW / "lfw-deepfunneled").is_dir() or not dlib_models_available():
         pytest.skip("needs ../shared LFW and the dlib extra")
     from typer.testing import CliRunner
 

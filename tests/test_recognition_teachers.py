@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import dlib_models_available
 
 from openfas.config import load_config
 from openfas.engine.trainer import Trainer
@@ -93,18 +94,7 @@ def test_table_must_cover_the_training_list_and_match_the_student(ids_root: Path
         Trainer(_cfg(ids_root, tmp_path, f"method.teacher_table={p}"), run_dir=tmp_path / "r2", progress=False).fit()
 
 
-def _has_dlib() -> bool:
-    try:
-        import dlib  # noqa: F401
-
-        from openfas.recognition.landmarks import dlib_model_dir
-        dlib_model_dir()
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-@pytest.mark.skipif(not LFW.is_dir() or not _has_dlib(), reason="needs ../shared LFW and the dlib extra")
+@pytest.mark.skipif(not LFW.is_dir() or not dlib_models_available(), reason="needs ../shared LFW and the dlib extra")
 def test_dlib_teacher_separates_same_and_different_people_on_lfw() -> None:
     import cv2
 

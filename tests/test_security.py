@@ -635,22 +635,13 @@ def test_bad_requests_are_refused_before_taking_a_slot(served_predictor, tmp_pat
 
     import cv2
     import numpy as np
+    from deploy_fixtures import GatedBackend
     from fastapi.testclient import TestClient
 
     from openfas.deploy.predictor import Predictor
     from openfas.deploy.server import ServeSettings, create_app
 
-    class Gate:
-        def __init__(self, inner) -> None:  # noqa: ANN001
-            self.inner, self.name = inner, inner.name
-            self.entered, self.release = threading.Event(), threading.Event()
-
-        def run(self, batch):  # noqa: ANN001, ANN202
-            self.entered.set()
-            self.release.wait(30)
-            return self.inner.run(batch)
-
-    gated = Predictor(Gate(served_predictor.backend), served_predictor.meta)
+    gated = Predictor(GatedBackend(served_predictor.backend), served_predictor.meta)
     app = create_app(gated, ServeSettings(max_concurrency=1, max_queue=0, max_side=1000))
     png = _face_png()
     wide = cv2.imencode(".png", np.zeros((8, 1200, 3), np.uint8))[1].tobytes()

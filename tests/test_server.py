@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
-from deploy_fixtures import faces_scene, tiny_checkpoint
+from deploy_fixtures import GatedBackend, faces_scene, tiny_checkpoint
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -96,21 +96,8 @@ def test_upload_size_limit_and_hostile_file_name(client: TestClient, tmp_path: P
     assert set(Path.cwd().iterdir()) == before and not Path("/tmp/evil.png").exists()
 
 
-class _Gate:
-    """Backend wrapper that blocks until released, to hold a worker busy."""
-
-    def __init__(self, inner) -> None:  # noqa: ANN001
-        self.inner, self.name = inner, inner.name
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def run(self, batch):  # noqa: ANN001, ANN202
-        self.entered.set()
-        self.release.wait(30)
-        return self.inner.run(batch)
-
-
 def test_saturated_service_answers_503(predictor: Predictor) -> None:
-    gated = Predictor(_Gate(predictor.backend), predictor.meta)
+    gated = Predictor(GatedBackend(predictor.backend), predictor.meta)
     app = create_app(gated, ServeSettings(max_concurrency=1, max_queue=1))
     image = _png(faces_scene(1, 100))
     results: list[int] = []
