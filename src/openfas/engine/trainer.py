@@ -365,7 +365,7 @@ class Trainer:
             log.info("%s epoch %d/%d: %s", stage.name, self.state.epoch, stage.epochs,
                      ", ".join(f"{k}={v:.4f}" for k, v in summary.items()))
         self.save("last", opt, sched)
-        if best is not None and self._is_best_epoch(best[0]):
+        if best is not None and self._is_best_epoch():
             self.save("best")
 
     # ------------------------------------------------------------------ checkpoint selection (train.select)
@@ -377,7 +377,7 @@ class Trainer:
             return None
         t = self.cfg.train
         d = self.cfg.data
-        key = f"select_{t.select_split}_{t.select}"
+        key = self._selection_key()
         if t.select_split == "dev" and f"dev_{t.select}" in summary:
             return key, float(summary[f"dev_{t.select}"])
         split, domains = ((d.dev_split, d.train_domains) if t.select_split == "dev"
@@ -385,18 +385,23 @@ class Trainer:
         value = quick_metrics(self.score_split(split, domains)).get(t.select)
         return (key, float(value)) if value is not None else None
 
-    def _selection_rows(self) -> tuple[str, list[float]]:
-        key = f"select_{self.cfg.train.select_split}_{self.cfg.train.select}"
-        return key, [h[key] for h in self.state.history if key in h]
+    def _selection_key(self) -> str:
+        """The history key of ``train.select`` on ``train.select_split`` (e.g. ``select_dev_auc``)."""
+        return f"select_{self.cfg.train.select_split}_{self.cfg.train.select}"
+
+    def _selection_values(self) -> list[float]:
+        """The selection metric of every epoch that computed it, in order."""
+        key = self._selection_key()
+        return [h[key] for h in self.state.history if key in h]
 
     def _best_index(self, values: list[float]) -> int:
         """Index of the best value (ties keep the earlier epoch)."""
         better = max if self.cfg.train.select == "auc" else min
         return values.index(better(values))
 
-    def _is_best_epoch(self, key: str) -> bool:
+    def _is_best_epoch(self) -> bool:
         """The epoch just appended to the history is the best so far (ties keep the earlier epoch)."""
-        _, values = self._selection_rows()
+        values = self._selection_values()
         return bool(values) and self._best_index(values) == len(values) - 1
 
     def _patience_exhausted(self, si: int) -> bool:
@@ -404,7 +409,7 @@ class Trainer:
         p = self.cfg.train.patience
         if not p or self.cfg.train.select == "last" or si != len(self.method.stages()) - 1:
             return False
-        _, values = self._selection_rows()
+        values = self._selection_values()
         if not values or len(values) - 1 - self._best_index(values) < p:
             return False
         if self.dist.is_main:
@@ -417,7 +422,7 @@ class Trainer:
         t = self.cfg.train
         if t.select == "last":
             return None
-        key = f"select_{t.select_split}_{t.select}"
+        key = self._selection_key()
         rows = [h for h in self.state.history if key in h]
         path = self.ckpt_dir / "best.safetensors"
         if not rows or not path.exists():
