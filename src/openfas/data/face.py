@@ -85,6 +85,14 @@ class Box:
         return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.score)
 
 
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``(image scaled so its longer side is ≤ max_side px, scale factor k ≤ 1)``; boxes found on it are
+    divided by ``k`` to return to the original pixels."""
+    h, w = image.shape[:2]
+    k = min(1.0, max_side / max(h, w))
+    return (cv2.resize(image, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image), k
+
+
 @runtime_checkable
 class FaceDetector(Protocol):
     """Anything with ``detect(image_bgr) -> list[Box]`` (H×W×3 uint8 BGR in, boxes in pixels out)."""
@@ -140,9 +148,7 @@ class CascadeDetector:
         self.classifier = cv2.CascadeClassifier(str(self.path))
 
     def detect(self, image_bgr: np.ndarray) -> list[Box]:
-        h, w = image_bgr.shape[:2]
-        k = min(1.0, self.max_side / max(h, w))
-        img = cv2.resize(image_bgr, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image_bgr
+        img, k = _downscale(image_bgr, self.max_side)
         gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
         min_side = max(20, int(self.min_size_frac * min(gray.shape[:2])))
@@ -224,9 +230,7 @@ class SlimeFaceDetector:
         return buf
 
     def detect(self, image_bgr: np.ndarray) -> list[Box]:
-        h, w = image_bgr.shape[:2]
-        k = min(1.0, self.max_side / max(h, w))
-        img = cv2.resize(image_bgr, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image_bgr
+        img, k = _downscale(image_bgr, self.max_side)
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
@@ -239,9 +243,7 @@ class SlimeFaceDetector:
 
 
 def _dlib_rgb(image_bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    h, w = image_bgr.shape[:2]
-    k = min(1.0, max_side / max(h, w))
-    img = cv2.resize(image_bgr, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else image_bgr
+    img, k = _downscale(image_bgr, max_side)
     img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(img), k
 
