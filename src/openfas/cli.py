@@ -208,7 +208,10 @@ def data_lfw(
         help="Use N of the 1000 DevTest pairs (evenly spaced, half same / half different).")] = None,
     size: Annotated[int, typer.Option(help="Aligned crop size (ArcFace 5-point template scaled).")] = 112,
     teacher: Annotated[str, typer.Option(help="'dlib': embed the unmasked training images (table) and report "
-                                              "the teacher on the three protocols; 'none': skip.")] = "dlib",
+                                              "the teacher on the three protocols; 'dlib-torch': the same with "
+                                              "the PyTorch port of dlib's ResNet (faster); 'none': skip.")] = "dlib",
+    geometry: Annotated[str, typer.Option(help="'arcface': ArcFace 5-point crops of --size px; 'dlib': dlib's "
+                                               "150 px face chips (for model dlib-csdn).")] = "arcface",
     seed: Annotated[int, typer.Option(help="Seed of the test masks (the protocol files are reproducible).")] = 0,
     workers: Annotated[int, typer.Option(help="Processes (dlib runs one image per process).")] = 1,
 ) -> None:
@@ -221,7 +224,7 @@ def data_lfw(
     try:
         info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
                            max_test_pairs=test_pairs, size=size, seed=seed,
-                           teacher=None if teacher == "none" else teacher, workers=workers)
+                           teacher=None if teacher == "none" else teacher, workers=workers, geometry=geometry)
     except OpenFASError as err:
         _fail(str(err))
         return

@@ -27,6 +27,7 @@ with 150 px the skip path of the 256-filter ``ares_down`` stages is 4×4 (and th
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from openfas.io.checkpoint import save_checkpoint
 from openfas.io.dlib_dat import DlibFormatError, DlibNetwork, read_dlib_network
 from openfas.models._registry import register_model
+from openfas.models.iresnet import RecognitionOutput
+from openfas.ops.cosface import CosFaceHead
 
 DLIB_INPUT_SIZE = 150
 DLIB_EMBEDDING_DIM = 128
@@ -95,7 +99,7 @@ class DlibResNet(nn.Module):
     ``data.std``), and returns N×128 embeddings; :meth:`forward_pixels` takes RGB pixel values (0–255) as dlib
     does. Input size: 150×150 reproduces dlib; other sizes run too (the global pooling adapts)."""
 
-    def __init__(self, mean: float = 0.5, std: float = 0.5, embedding_dim: int = DLIB_EMBEDDING_DIM) -> None:
+    def __init__(self, mean: float = 0.5, std: float = 0.5, embedding_dim: int | None = DLIB_EMBEDDING_DIM) -> None:
         super().__init__()
         if std <= 0:
             raise ValueError(f"std must be positive, got {std}")
@@ -110,8 +114,9 @@ class DlibResNet(nn.Module):
                 cin = width
         self.blocks = nn.Sequential(*blocks)
         self.out_channels = cin
-        self.fc = nn.Linear(cin, embedding_dim, bias=False)
-        self.embedding_dim = embedding_dim
+        # embedding_dim=None: no fc layer, the output is the 256-d pooled feature (a trunk for DlibFaceNet)
+        self.fc: nn.Module = nn.Linear(cin, embedding_dim, bias=False) if embedding_dim else nn.Identity()
+        self.embedding_dim = embedding_dim or cin
 
     def feature_map(self, pixels: torch.Tensor) -> torch.Tensor:
         """RGB pixel values (N×3×H×W, 0–255) → the last residual stage's map (N×256×h×w)."""
@@ -120,6 +125,7 @@ class DlibResNet(nn.Module):
         return self.blocks(x)
 
     def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """RGB pixel values (0–255) → embeddings (or pooled features without the fc layer)."""
         return self.fc(self.feature_map(pixels).mean((2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,6 +214,8 @@ def load_dlib_network_into(model: DlibResNet, net: DlibNetwork, source: str) -> 
         next(layers)  # relu
     pool(0, 1, "avg_pool_everything")
     fc = next(layers)
+    if not isinstance(model.fc, nn.Linear):
+        raise ValueError("load_dlib_network_into needs a DlibResNet with its fc layer (embedding_dim=128)")
     if fc.options["bias_mode"] != 1:
         raise DlibFormatError(f"{source}: the final fc layer has a bias; dlib's model uses fc_no_bias")
     _copy(model.fc.weight, fc.tensors["weight"].reshape(fc.options["num_inputs"], fc.options["num_outputs"]).T,
@@ -223,11 +231,74 @@ def load_dlib_resnet(path: str | Path, mean: float = 0.5, std: float = 0.5) -> D
     return load_dlib_network_into(DlibResNet(mean, std), net, str(path)).eval()
 
 
+class DlibFaceNet(nn.Module):
+    """CSDN on dlib's backbone: :class:`DlibResNet` (without its fc) → 256-d pooled feature f → n dropout blocks
+    (Dropout → ``fc_no_bias`` 256 → D, sub-embeddings e_i) weighted by a concept branch (MLP on f, softmax over n)
+    → e = Σ w_i e_i, with CosFace class centres; the same :class:`~openfas.models.iresnet.RecognitionOutput` as
+    ``csdn``. Initialised from dlib's weights (``method.init_from`` = :func:`export_dlib_resnet`'s checkpoint:
+    every block's fc = dlib's fc), e equals dlib's embedding before any training, whatever the weights w_i."""
+
+    def __init__(self, image_size: int = DLIB_INPUT_SIZE, embedding_dim: int = DLIB_EMBEDDING_DIM,
+                 num_classes: int = 2, dropout_rates: tuple[float, ...] = (0.2, 0.4, 0.6), concept: bool = True,
+                 concept_hidden: int = 64, mean: float = 0.5, std: float = 0.5) -> None:
+        super().__init__()
+        if not dropout_rates:
+            raise ValueError("dropout_rates must name at least one dropout block")
+        if concept and len(dropout_rates) < 2:
+            raise ValueError("the concept branch weighs several sub-decisions: give >= 2 dropout_rates")
+        self.image_size = image_size
+        self.trunk = DlibResNet(mean, std, embedding_dim=None)
+        flat = self.trunk.out_channels
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Dropout(p), nn.Linear(flat, embedding_dim, bias=False))
+                                    for p in dropout_rates)
+        self.concept = None
+        if concept:
+            self.concept = nn.Sequential(nn.Linear(flat, concept_hidden), nn.PReLU(concept_hidden),
+                                         nn.Linear(concept_hidden, len(dropout_rates)))
+        self.head = CosFaceHead(embedding_dim, num_classes)
+        self.embedding_dim = embedding_dim
+        self.num_branches = len(dropout_rates)
+
+    def forward(self, x: torch.Tensor) -> RecognitionOutput:
+        f = self.trunk(x)
+        branch = torch.stack([blk(f) for blk in self.blocks], 1)  # N×n×D
+        if self.concept is None:
+            w = torch.full(branch.shape[:2], 1.0 / self.num_branches, device=x.device, dtype=branch.dtype)
+        else:
+            w = torch.softmax(self.concept(f).float(), dim=1).to(branch.dtype)
+        emb = (w.unsqueeze(-1) * branch).sum(1)
+        return RecognitionOutput(embedding=emb, branch_embeddings=branch, weights=w,
+                                 cosine=self.head.cosine(emb), branch_cosine=self.head.cosine(branch))
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x).embedding
+
+
+def export_dlib_resnet(dat_path: str | Path, out: str | Path) -> Path:
+    """Convert dlib's ``.dat`` model into an openfas checkpoint (safetensors) laid out as :class:`DlibFaceNet`
+    (``trunk.*`` and the fc as ``blocks.0.1.weight``, which ``method.init_from`` copies into every block)."""
+    model = load_dlib_resnet(dat_path)
+    state = {f"trunk.{k}": v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    state["blocks.0.1.weight"] = model.fc.weight.detach().clone()
+    meta = {"model": "dlib-csdn (weights of dlib's face-recognition ResNet)", "source": Path(dat_path).name,
+            "source_sha256": hashlib.sha256(Path(dat_path).read_bytes()).hexdigest()}
+    return save_checkpoint(out, model_state=state, meta=meta)
+
+
+@register_model("dlib-csdn")
+def dlib_csdn(image_size: int = DLIB_INPUT_SIZE, num_classes: int = 2, embedding_dim: int = DLIB_EMBEDDING_DIM,
+              dropout_rates: tuple[float, ...] = (0.2, 0.4, 0.6), concept_hidden: int = 64,
+              mean: float = 0.5, std: float = 0.5) -> DlibFaceNet:
+    """CSDN with dlib's ResNet as the backbone (start it from :func:`export_dlib_resnet`'s checkpoint)."""
+    return DlibFaceNet(image_size, embedding_dim, num_classes, tuple(dropout_rates), True, concept_hidden, mean, std)
+
+
 @register_model("dlib-resnet")
 def dlib_resnet(mean: float = 0.5, std: float = 0.5, embedding_dim: int = DLIB_EMBEDDING_DIM) -> DlibResNet:
     """dlib's face-recognition ResNet, randomly initialised (fill it with :func:`load_dlib_resnet`)."""
     return DlibResNet(mean, std, embedding_dim)
 
 
-__all__ = ["DLIB_INPUT_SIZE", "Affine", "DlibResNet", "DlibResidualBlock", "add_zero_padded", "dlib_wrappers",
-           "load_dlib_network_into", "load_dlib_resnet"]
+__all__ = ["DLIB_INPUT_SIZE", "Affine", "DlibFaceNet", "DlibResNet", "DlibResidualBlock", "add_zero_padded",
+           "dlib_wrappers", "export_dlib_resnet", "load_dlib_network_into", "load_dlib_resnet"]

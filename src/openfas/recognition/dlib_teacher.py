@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -43,13 +44,32 @@ class DlibRecognizer:
         self.landmarker = landmarker or DlibLandmarker()
         self.path = path
 
+    def _shape(self, face: FaceLandmarks):  # noqa: ANN202 - a dlib.full_object_detection
+        d = self._dlib
+        parts = d.points([d.point(int(round(x)), int(round(y))) for x, y in face.points68])
+        return d.full_object_detection(d.rectangle(*face.box), parts)
+
     def chip(self, image_bgr: np.ndarray, face: FaceLandmarks) -> np.ndarray:
         """The 150×150 RGB chip dlib's network expects, cut along the 68 landmarks."""
-        d = self._dlib
         rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
-        parts = d.points([d.point(int(round(x)), int(round(y))) for x, y in face.points68])
-        shape = d.full_object_detection(d.rectangle(*face.box), parts)
-        return d.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING)
+        return self._dlib.get_face_chip(rgb, self._shape(face), CHIP_SIZE, CHIP_PADDING)
+
+    def chip_transform(self, face: FaceLandmarks) -> np.ndarray:
+        """2×3 matrix mapping photo coordinates to :meth:`chip` coordinates.
+
+        dlib's ``get_mapping_to_chip``: the chip rectangle's top-left, top-right and bottom-right corners, rotated
+        by the chip angle about the rectangle's centre, go to (0, 0), (cols−1, 0) and (cols−1, rows−1)."""
+        det = self._dlib.get_face_chip_details(self._shape(face), CHIP_SIZE, CHIP_PADDING)
+        r = det.rect
+        cx, cy = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2
+        c, s = np.cos(det.angle), np.sin(det.angle)
+
+        def rot(x: float, y: float) -> tuple[float, float]:
+            return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
+
+        src = np.float32([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())])
+        dst = np.float32([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]])
+        return cv2.getAffineTransform(src, dst).astype(np.float64)
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         """N×128 float32 embeddings of RGB face chips."""
@@ -62,6 +82,29 @@ class DlibRecognizer:
         """128-d embedding of the face in a photo (landmarks found when not given)."""
         face = face if face is not None else self.landmarker(image_bgr)
         return self.embed_chips([self.chip(image_bgr, face)])[0]
+
+
+class DlibTorchRecognizer(DlibRecognizer):
+    """:class:`DlibRecognizer` whose embeddings come from the PyTorch port of the same weights
+    (:func:`openfas.models.dlib_resnet.load_dlib_resnet`; equal to dlib's to < 1e-3, about 10× faster on a CPU
+    without BLAS). Chips and landmarks are dlib's, as before."""
+
+    name = "dlib_face_recognition_resnet_model_v1 (PyTorch port)"
+
+    def __init__(self, landmarker: DlibLandmarker | None = None, batch_size: int = 32) -> None:
+        super().__init__(landmarker)
+        from openfas.models.dlib_resnet import load_dlib_resnet
+
+        self.model = load_dlib_resnet(self.path)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        out = [np.zeros((0, DLIB_EMBEDDING_DIM), np.float32)]
+        for i in range(0, len(chips), self.batch_size):
+            x = torch.from_numpy(np.stack(chips[i:i + self.batch_size])).permute(0, 3, 1, 2).float()
+            out.append(self.model.forward_pixels(x).numpy())
+        return np.concatenate(out)
 
 
 class DlibTeacher:
@@ -96,4 +139,4 @@ class DlibTeacher:
         return torch.from_numpy(rec.embed_chips(chips)).to(x.device)
 
 
-__all__ = ["CHIP_PADDING", "CHIP_SIZE", "DLIB_EMBEDDING_DIM", "DlibRecognizer", "DlibTeacher"]
+__all__ = ["CHIP_PADDING", "CHIP_SIZE", "DLIB_EMBEDDING_DIM", "DlibRecognizer", "DlibTeacher", "DlibTorchRecognizer"]

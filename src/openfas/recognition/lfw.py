@@ -38,7 +38,7 @@ import numpy as np
 
 from openfas.data.video import read_image
 from openfas.errors import OpenFASError
-from openfas.recognition.dlib_teacher import DlibRecognizer
+from openfas.recognition.dlib_teacher import CHIP_SIZE, DlibRecognizer, DlibTorchRecognizer
 from openfas.recognition.embedding_table import EmbeddingTable
 from openfas.recognition.landmarks import DlibLandmarker, align_face, transform_points
 from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
@@ -128,14 +128,34 @@ class _Job:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(size: int, out: str, teacher: str | None, seed: int, mask_types: tuple[str, ...]) -> None:
+TEACHERS = ("dlib", "dlib-torch")  # dlib's ResNet run by dlib, or its PyTorch port (same embeddings, faster)
+GEOMETRIES = ("arcface", "dlib")  # ArcFace 5-point crops of ``size`` px, or dlib's own 150 px face chips
+
+
+def _init_worker(size: int, out: str, teacher: str | None, seed: int, mask_types: tuple[str, ...],
+                 geometry: str = "arcface") -> None:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     lmk = DlibLandmarker()
-    _WORKER.update(size=size, out=Path(out), seed=seed, mask_types=mask_types, lmk=lmk, rec=None)
+    _WORKER.update(size=size, out=Path(out), seed=seed, mask_types=mask_types, lmk=lmk, rec=None, geometry=geometry)
     if teacher == "dlib":
         _WORKER["rec"] = DlibRecognizer(lmk)
+    elif teacher == "dlib-torch":
+        import torch
+
+        torch.set_num_threads(1)
+        _WORKER["rec"] = DlibTorchRecognizer(lmk)
+    _WORKER["chipper"] = _WORKER["rec"] or (DlibRecognizer(lmk) if geometry == "dlib" else None)
+
+
+def _crop(img: np.ndarray, face: Any, five: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR crop in the worker's geometry, 2×3 matrix photo → crop)."""
+    w = _WORKER
+    if w["geometry"] == "dlib":
+        rec = w["chipper"]
+        return np.ascontiguousarray(rec.chip(img, face)[:, :, ::-1]), rec.chip_transform(face)
+    return align_face(img, five, w["size"])
 
 
 def _process(job: _Job) -> dict[str, Any]:
@@ -146,7 +166,7 @@ def _process(job: _Job) -> dict[str, Any]:
     res: dict[str, Any] = {"stem": job.stem, "role": job.role, "detected": face.detected}
     rec = w["rec"]
     if job.role == "train":
-        crop, m = align_face(img, five, w["size"])
+        crop, m = _crop(img, face, five)
         cv2.imwrite(str(w["out"] / "train" / f"{job.stem}.png"), crop)
         res["landmarks"] = transform_points(m, five).ravel().tolist()
         if rec is not None:
@@ -155,7 +175,7 @@ def _process(job: _Job) -> dict[str, Any]:
     style = mask_style_for(job.stem, w["seed"], w["mask_types"])
     masked, _, coverage = apply_mask(img, five, style)
     for kind, im in (("clean", img), ("masked", masked)):
-        crop, _ = align_face(im, five, w["size"])
+        crop, _ = _crop(im, face, five)
         cv2.imwrite(str(w["out"] / "test" / kind / f"{job.stem}.png"), crop)
     res.update(mask_type=style.kind, coverage=coverage)
     if rec is not None:
@@ -208,11 +228,18 @@ def _teacher_metrics(pairs: list[tuple[str, str, int]], emb: dict[str, np.ndarra
 def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_images: int = 6,
                 max_identities: int | None = None, max_test_pairs: int | None = None, size: int = 112,
                 seed: int = 0, teacher: str | None = "dlib", mask_types: tuple[str, ...] = MASK_TYPES,
-                workers: int = 1, progress: bool = True) -> dict[str, Any]:
-    """Write the material described in the module docstring; returns the ``info.json`` content."""
+                workers: int = 1, progress: bool = True, geometry: str = "arcface") -> dict[str, Any]:
+    """Write the material described in the module docstring; returns the ``info.json`` content.
+
+    ``geometry="dlib"``: the crops are dlib's 150 px face chips (``size`` is ignored), the input of dlib's
+    ResNet and of students initialised from it (``model.name=dlib-csdn``)."""
     root, out = Path(root).expanduser(), Path(out).expanduser()
-    if teacher not in (None, "dlib"):
-        raise LFWError(f"teacher {teacher!r}: use 'dlib' or none")
+    if teacher not in (None, *TEACHERS):
+        raise LFWError(f"teacher {teacher!r}: use one of {', '.join(TEACHERS)} or none")
+    if geometry not in GEOMETRIES:
+        raise LFWError(f"geometry {geometry!r}: use one of {', '.join(GEOMETRIES)}")
+    if geometry == "dlib":
+        size = CHIP_SIZE
     if min_images < 2 or max_images < min_images or size < 32:
         raise LFWError("need min_images >= 2, max_images >= min_images and size >= 32")
     bad = [t for t in mask_types if t not in MASK_TYPES]
@@ -231,7 +258,7 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
             raise LFWError(f"{image_dir / stem}.jpg: listed in the View 1 files but missing")
     params = {"root": str(root), "min_images": min_images, "max_images": max_images,
               "max_identities": max_identities, "max_test_pairs": max_test_pairs, "size": size, "seed": seed,
-              "teacher": teacher, "mask_types": list(mask_types)}
+              "teacher": teacher, "mask_types": list(mask_types), "geometry": geometry}
     for sub in {s.split("/")[0] for s in train}:
         (out / "train" / sub).mkdir(parents=True, exist_ok=True)
     for kind in ("clean", "masked"):
@@ -239,7 +266,7 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
             (out / "test" / kind / sub).mkdir(parents=True, exist_ok=True)
     jobs = [_Job(str(image_dir / f"{s}.jpg"), s, "train") for s in train]
     jobs += [_Job(str(image_dir / f"{s}.jpg"), s, "test") for s in test]
-    init = (size, str(out), teacher, seed, tuple(mask_types))
+    init = (size, str(out), teacher, seed, tuple(mask_types), geometry)
     results: list[dict[str, Any]] = []
     if workers > 1:
         import multiprocessing as mp
@@ -277,20 +304,22 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
     info: dict[str, Any] = {**params, "train_identities": len({s.split('/')[0] for s in train}),
                             "train_images": len(train), "test_pairs": len(pairs), "test_images": len(test),
                             "landmark_fallbacks": sorted(r["stem"] for r in results if not r["detected"])}
-    if teacher == "dlib":
+    if teacher is not None:
+        name = (DlibTorchRecognizer if teacher == "dlib-torch" else DlibRecognizer).name
         table = EmbeddingTable([f"{r['stem']}.png" for r in tr], np.array([r["embedding"] for r in tr]),
-                               teacher=DlibRecognizer.name,
+                               teacher=name,
                                info={"inputs": "unmasked training images (chips cut from the original photos)",
                                      "source": str(root)})
         table.save(out / "teacher" / "dlib_train.safetensors")
         emb = {s: np.array(te[s]["embedding"]) for s in test}
         emb_m = {s: np.array(te[s]["embedding_masked"]) for s in test}
         tm = _teacher_metrics(pairs, emb, emb_m)
-        tm["teacher"] = DlibRecognizer.name
+        tm["teacher"] = name
         (out / "teacher" / "metrics.json").write_text(json.dumps(tm, indent=2))
         info["teacher_metrics"] = {p: tm[p]["accuracy"] for p in PROTOCOLS}
     sheet_stems = test[:: max(1, len(test) // 8)][:8]
-    contact_sheet(image_dir, sheet_stems, out / "masks_contact_sheet.png", seed, tuple(mask_types), size)
+    if geometry == "arcface":
+        contact_sheet(image_dir, sheet_stems, out / "masks_contact_sheet.png", seed, tuple(mask_types), size)
     (out / "info.json").write_text(json.dumps(info, indent=2))
     return info
 
