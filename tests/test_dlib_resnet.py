@@ -226,3 +226,88 @@ def test_port_reproduces_dlib_descriptors_on_real_lfw_chips() -> None:
     cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
     assert np.abs(got - want).max() < 1e-3 and cos.min() > 0.9999
     assert np.abs(normalised - want).max() < 1e-3
+
+
+def test_dlib_csdn_embedding_is_any_convex_mix_of_identical_blocks() -> None:
+    torch.manual_seed(0)
+    model = create_model("dlib-csdn", num_classes=3, dropout_rates=(0.2, 0.5)).eval()
+    with torch.no_grad():
+        model.blocks[1][1].weight.copy_(model.blocks[0][1].weight)
+    x = torch.randn(2, 3, 150, 150)
+    out = model(x)
+    assert out.embedding.shape == (2, 128) and out.branch_embeddings.shape == (2, 2, 128)
+    assert out.cosine.shape == (2, 3) and torch.allclose(out.weights.sum(1), torch.ones(2))
+    # the concept weights sum to 1, so equal blocks give their common output: W · mean-pooled trunk map
+    with torch.no_grad():
+        pooled = model.trunk.feature_map((x * 0.5 + 0.5) * 255).mean((2, 3))
+    assert torch.allclose(out.embedding, pooled @ model.blocks[0][1].weight.T, atol=1e-5)
+
+
+@needs_dlib
+@pytest.mark.skipif(not LFW.is_dir(), reason="needs ../shared LFW")
+def test_chip_transform_maps_the_photo_onto_dlibs_chip() -> None:
+    import cv2
+
+    from openfas.recognition.dlib_teacher import DlibRecognizer
+
+    rec = DlibRecognizer()
+    img = cv2.imread(str(LFW / "Colin_Powell/Colin_Powell_0001.jpg"))
+    face = rec.landmarker(img)
+    chip = rec.chip(img, face).astype(float)
+    m = rec.chip_transform(face)
+    rgb = np.ascontiguousarray(img[:, :, ::-1])
+    err = np.abs(cv2.warpAffine(rgb, m, (150, 150), flags=cv2.INTER_LINEAR).astype(float) - chip).mean()
+    shifted = m.copy()
+    shifted[:, 2] += 1.0
+    err_shifted = np.abs(cv2.warpAffine(rgb, shifted, (150, 150), flags=cv2.INTER_LINEAR).astype(float) - chip).mean()
+    assert err < 1.0 and err_shifted > 3 * err  # interpolation noise only; one pixel off is far worse
+
+
+@needs_dlib
+@pytest.mark.skipif(not LFW.is_dir(), reason="needs ../shared LFW")
+def test_dlib_chip_route_prepares_initialises_and_trains(tmp_path: Path) -> None:
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from openfas.cli import app
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+    from openfas.methods.recognition import init_from_checkpoint
+    from openfas.recognition.data import read_landmarks
+    from openfas.recognition.dlib_teacher import DlibRecognizer
+    from openfas.recognition.embedding_table import EmbeddingTable
+
+    prep = tmp_path / "prep"
+    res = CliRunner().invoke(app, ["data", "lfw", str(LFW.parent), str(prep), "--min-images", "2", "--max-images",
+                                   "2", "--max-identities", "2", "--test-pairs", "4", "--geometry", "dlib",
+                                   "--teacher", "dlib-torch"])
+    assert res.exit_code == 0, res.output
+    table = EmbeddingTable.load(prep / "teacher" / "dlib_train.safetensors")
+    rel = sorted(table.files)[0]
+    chip_bgr = cv2.imread(str(prep / "train" / rel))
+    assert chip_bgr.shape == (150, 150, 3)
+    # the table row (PyTorch port on the chip cut from the photo) equals dlib's descriptor of the written chip
+    want = DlibRecognizer().embed_chips([np.ascontiguousarray(chip_bgr[:, :, ::-1])])[0]
+    assert np.abs(table.for_files([rel])[0].numpy() - want).max() < 1e-3
+    # landmarks in chip coordinates: eyes above the nose above the mouth, all inside the chip
+    lm = read_landmarks(prep / "train" / "landmarks.csv")[rel]
+    assert (lm >= 0).all() and (lm < 150).all() and lm[0, 1] < lm[2, 1] < lm[3, 1] and lm[0, 0] < lm[1, 0]
+
+    ckpt = tmp_path / "dlib.safetensors"
+    res = CliRunner().invoke(app, ["data", "dlib-weights", str(ckpt)])
+    assert res.exit_code == 0, res.output
+    student = create_model("dlib-csdn", num_classes=2).eval()
+    init_from_checkpoint(student, ckpt)
+    x = (torch.from_numpy(chip_bgr[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
+    assert np.abs(student.embed(x)[0].numpy() - want).max() < 1e-3  # before training: dlib's embedding
+
+    cfg = load_config("recognition/csdn_lfw_dlibinit.yaml", [
+        f"data.identities.root={prep / 'train'}", f"data.identities.pairs={prep / 'test' / 'pairs_one_masked.txt'}",
+        f"data.identities.pairs_root={prep / 'test'}", f"method.init_from={ckpt}",
+        f"method.teacher_table={prep / 'teacher' / 'dlib_train.safetensors'}", "model.num_classes=2",
+        "data.batch_size=4", "train.epochs=1", "train.max_steps_per_epoch=1", "train.device=cpu",
+        f"experiment.output_dir={tmp_path}"])
+    Trainer(cfg, run_dir=tmp_path / "run", progress=False).fit()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["pairs"] == 4

