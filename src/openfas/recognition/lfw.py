@@ -18,6 +18,11 @@ files ``peopleDevTrain.txt`` and ``pairsDevTest.txt``) and writes, under ``out``
   from the same masked photos the crops come from);
 * ``masks_contact_sheet.png`` (originals with landmarks, masked photos, aligned masked crops) and ``info.json``.
 
+``geometry="dlib"`` writes dlib's own 150 px face chips (``dlib.get_face_chip``, padding 0.25) instead of ArcFace
+crops, with the landmarks mapped into chip coordinates (:meth:`DlibRecognizer.chip_transform`): the input of
+students that start from dlib's weights (``model.name=dlib-csdn``). ``teacher="dlib-torch"`` computes the same
+teacher embeddings with the PyTorch port of dlib's ResNet (:class:`DlibTorchRecognizer`), about 10× faster.
+
 Masks are drawn on the original photo from its 68 dlib landmarks (five points + chin), then the photo is aligned:
 the student's crop and the teacher's chip see the same mask. Landmarks come from dlib's HOG detector + 68-point
 model (:class:`~openfas.recognition.landmarks.DlibLandmarker`); when the detector misses a face, LFW's centred
