@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from openfas.models.dlib_resnet import load_dlib_resnet
 from openfas.recognition.landmarks import DlibLandmarker, FaceLandmarks, LandmarkError, _dlib, dlib_model_dir
 
 DLIB_EMBEDDING_DIM = 128
@@ -93,8 +94,6 @@ class DlibTorchRecognizer(DlibRecognizer):
 
     def __init__(self, landmarker: DlibLandmarker | None = None, batch_size: int = 32) -> None:
         super().__init__(landmarker)
-        from openfas.models.dlib_resnet import load_dlib_resnet
-
         self.model = load_dlib_resnet(self.path)
         self.batch_size = batch_size
 
