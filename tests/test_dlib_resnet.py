@@ -311,3 +311,24 @@ def test_dlib_chip_route_prepares_initialises_and_trains(tmp_path: Path) -> None
         f"experiment.output_dir={tmp_path}"])
     Trainer(cfg, run_dir=tmp_path / "run", progress=False).fit()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["pairs"] == 4
+
+
+def test_class_centres_start_at_each_identitys_mean_teacher_direction(tmp_path: Path) -> None:
+    from openfas.config import ConfigError
+    from openfas.methods.recognition import init_centres_from_table
+    from openfas.recognition.embedding_table import EmbeddingTable
+
+    files = ["ann/1.png", "ann/2.png", "bob/1.png"]
+    for f in files:
+        (tmp_path / "train" / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "train" / f).write_bytes(b"")
+    rows = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0], [0.0, -1.0, 0.0]], np.float32)
+    table = EmbeddingTable(files, rows).save(tmp_path / "t.safetensors")
+    model = create_model("dlib-csdn", num_classes=2, embedding_dim=3)
+    init_centres_from_table(model, table, tmp_path / "train")
+    # ann: mean of (0.6, 0.8, 0) and (0, 0, 1) = (0.3, 0.4, 0.5), normalised; bob: (0, −1, 0)
+    want = torch.tensor([[0.3, 0.4, 0.5], [0.0, -1.0, 0.0]])
+    want[0] /= (0.3**2 + 0.4**2 + 0.5**2) ** 0.5
+    assert torch.allclose(model.head.weight, want, atol=1e-6)
+    with pytest.raises(ConfigError, match="centres"):
+        init_centres_from_table(create_model("dlib-csdn", num_classes=3, embedding_dim=3), table, tmp_path / "train")

@@ -41,7 +41,7 @@ from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerCont
 from openfas.methods.restore import build_model_from_checkpoint
 from openfas.models._registry import model_factory
 from openfas.ops.cosface import cosface_logits
-from openfas.recognition.data import MaskedIdentityDataset
+from openfas.recognition.data import MaskedIdentityDataset, scan_identity_folder
 from openfas.recognition.dlib_teacher import DlibTeacher
 from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
 from openfas.recognition.evaluate import evaluate_pairs
@@ -75,6 +75,27 @@ class CSDNParams(CosFaceParams):
     temperature: float = 1.0  # softmax temperature of the sub-decisions (assumed)
     detach_kl_weights: bool = True
     consistency_activation: Literal["exp", "tanh"] = "exp"
+    # "teacher_table": start the CosFace class centres at each identity's mean (L2-normalised) teacher embedding
+    # from teacher_table, for a student whose embedding space IS the teacher's at the start (model dlib-csdn
+    # initialised from dlib's weights); random centres would send large, random classification gradients into
+    # the pretrained trunk in the first steps
+    init_centres: Literal["random", "teacher_table"] = "random"
+
+
+def init_centres_from_table(model: nn.Module, table_path: str | Path, train_root: str | Path) -> None:
+    """CosFace class centres ← the normalised mean of each training identity's L2-normalised table rows."""
+    classes, samples = scan_identity_folder(train_root)
+    table = EmbeddingTable.load(table_path)
+    rows = F.normalize(table.for_files(rel for rel, _ in samples).float(), dim=1)  # checked against the list
+    head = unwrap_model(model).head
+    if tuple(head.weight.shape) != (len(classes), rows.shape[1]):
+        raise ConfigError(f"method.init_centres=teacher_table: {table_path} gives {len(classes)} × {rows.shape[1]} "
+                          f"centres, the model's head is {tuple(head.weight.shape)}")
+    labels = torch.tensor([y for _, y in samples])
+    centres = torch.zeros(len(classes), rows.shape[1]).index_add_(0, labels, rows)
+    with torch.no_grad():
+        head.weight.copy_(F.normalize(centres, dim=1).to(head.weight.dtype))
+    log.info("init_centres: %d class centres from %s", len(classes), table_path)
 
 
 def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
@@ -218,6 +239,14 @@ class CSDNMethod(CosFaceMethod):
         super().__init__(cfg, params)
         self._teacher: Any = None
         self._kd_targets: torch.Tensor | None = None  # teacher_table rows in dataset order
+
+    def build_model(self) -> nn.Module:
+        model = super().build_model()
+        if self.params.init_centres == "teacher_table" and getattr(self, "_training", False):
+            if not self.params.teacher_table:
+                raise ConfigError("method.init_centres=teacher_table needs method.teacher_table")
+            init_centres_from_table(model, self.params.teacher_table, self.paths["train"])
+        return model
 
     def teacher(self, device: torch.device) -> Any:
         if self._teacher is None:
