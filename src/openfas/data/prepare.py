@@ -94,7 +94,7 @@ class PrepareReport:
             n = self.frames_detected
             lines.append(f"face detection ({self.detector}): {n} frames, {n - self.frames_no_face} with a face "
                          f"({100 * (n - self.frames_no_face) / n:.1f} %), {self.frames_no_face} without (dropped), "
-                         f"{self.frames_multi_face} with more than one face (largest kept)")
+                         f"{self.frames_multi_face} with more than one face (most confident kept)")
         for media_id, why in sorted(self.media_skipped.items())[:20]:
             lines.append(f"  skipped {media_id}: {why}")
         if len(self.media_skipped) > 20:
@@ -366,7 +366,7 @@ def detection_summary(status: dict[str, dict[str, Any]], detector: str | None = 
         return ["face detection: no counts stored (cache prepared by an older openfas, or face files only)"] \
             if status else []
     out = [f"face detection ({detector or 'detector'}): frames given to the detector, without a face (dropped), "
-           "with more than one face (largest kept); media left with no crop"]
+           "with more than one face (most confident kept); media left with no crop"]
     out.append(f"{'split':8s} {'class':7s} {'frames':>7s} {'no face':>8s} {'>1 face':>8s} {'media':>6s} "
                f"{'no crop':>8s}")
     for (split, cls), (n, nf, multi, media, empty) in sorted(rows.items()):
