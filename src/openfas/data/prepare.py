@@ -37,21 +37,17 @@ import cv2
 import numpy as np
 
 from openfas.data.cache import CropCacheWriter
+from openfas.data.detectors import FaceDetector, build_detector, describe_detector, main_face, resolve_detector_spec
 from openfas.data.face import (
     Box,
     CropRegion,
-    FaceDetector,
     box_in_crop,
-    build_detector,
     crop_region,
     depth_maps_index,
-    describe_detector,
     face_mask_target,
     load_depth_map,
-    main_face,
     nearest_box,
     read_face_locations,
-    resolve_detector_spec,
     square_region,
 )
 from openfas.data.sample import LIVE, CropRecord, MediaItem
