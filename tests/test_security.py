@@ -127,7 +127,7 @@ def test_teacher_never_unpickles(tmp_path: Path, marker: Path) -> None:
 
 
 def test_teacher_through_the_cli_is_one_clean_line(tmp_path: Path, marker: Path) -> None:
-    from openfas.recognition.synth import generate_identities
+    from openfas.data.synth.identities import generate_identities
 
     ids = generate_identities(tmp_path / "ids", identities=3, images_per_identity=2, test_identities=2,
                               test_images_per_identity=2, size=32, pairs_per_identity=2)

@@ -153,7 +153,7 @@ def data_synth(
 ) -> None:
     """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
-    from openfas.data.synth import generate_synthetic
+    from openfas.data.synth.pad import generate_synthetic
 
     try:
         path = generate_synthetic(out, domains=tuple(domains.split(",")), subjects_per_domain=subjects,
@@ -183,7 +183,7 @@ def data_synth_ids(
     benchmark): identity folders with landmarks for training, masked/unmasked test images with their mask
     coverage (masks.csv) and MFR2-style pairs files."""
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
-    from openfas.recognition.synth import generate_identities
+    from openfas.data.synth.identities import generate_identities
 
     try:
         path = generate_identities(out, identities=identities, images_per_identity=images,

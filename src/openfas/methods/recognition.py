@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from openfas.config import ConfigError
+from openfas.data.synth.identities import GENERATOR_VERSION, generate_identities
 from openfas.io.checkpoint import CheckpointError, load_checkpoint
 from openfas.losses.recognition import consistency_value, cosine_distillation_loss, weighted_bidirectional_kl
 from openfas.methods.base import (
@@ -55,7 +56,6 @@ from openfas.recognition.dlib_teacher import DlibTeacher
 from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
 from openfas.recognition.evaluate import evaluate_pairs
 from openfas.recognition.landmarks import LandmarkError
-from openfas.recognition.synth import GENERATOR_VERSION, generate_identities
 from openfas.recognition.teacher import Teacher, TeacherError, load_teacher
 
 log = logging.getLogger(__name__)

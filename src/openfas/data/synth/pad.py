@@ -1,7 +1,7 @@
 """Synthetic live/spoof face crops: every method, the demo and the DG protocols run with no licensed data.
 
 **A test and demo aid, not a benchmark of real attacks.** The faces are procedural cartoons
-(:mod:`openfas.data.synth_faces`) and the attacks are simple physical simulations of the cues the
+(:mod:`openfas.data.synth.faces`) and the attacks are simple physical simulations of the cues the
 literature relies on; accuracy on this data says nothing about accuracy on real presentation attacks.
 
 * live: a shaded 3-D-looking face with fine skin texture, seen by the domain's camera;
@@ -37,7 +37,7 @@ import numpy as np
 
 from openfas.data.cache import CacheError, CropCacheWriter
 from openfas.data.sample import LIVE, MODALITIES, SPOOF, CropRecord
-from openfas.data.synth_faces import (
+from openfas.data.synth.faces import (
     Layers,
     Look,
     render_background,

@@ -1,6 +1,6 @@
 """Synthetic identities with known landmarks and synthesised masks (a test and demo aid, not a benchmark).
 
-Each identity is a :class:`openfas.data.synth_faces.Subject` (face shape, skin, eyes, brows, hair, glasses);
+Each identity is a :class:`openfas.data.synth.faces.Subject` (face shape, skin, eyes, brows, hair, glasses);
 each image re-renders it under a new light, background, small pose and expression, and optionally degrades
 it (down-up scaling, blur, noise, JPEG) to imitate low-quality captures. The five landmarks come from the
 renderer's own geometry (:func:`render_landmarks`), and the face area for mask coverage is the renderer's
@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openfas.data.synth_faces import Layers, Subject, render_scene, sample_jitter, sample_look, sample_subject
-from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
+from openfas.data.synth.faces import Layers, Subject, render_scene, sample_jitter, sample_look, sample_subject
+from openfas.data.synth.masks import MASK_TYPES, apply_mask, sample_style
 
 GENERATOR_VERSION = 2  # 2: masks.csv gains the 'degraded' column (images unchanged)
 

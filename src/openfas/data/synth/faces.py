@@ -1,4 +1,4 @@
-"""Procedural face scenes for the synthetic data generator (:mod:`openfas.data.synth`).
+"""Procedural face scenes for the synthetic data generator (:mod:`openfas.data.synth.pad`).
 
 Everything is drawn with vectorised implicit shapes (ellipses, bands, capsules) with one-pixel soft edges:
 a subject (:class:`Subject`: skin tone, face shape, eyes/brows/nose/mouth, hair, glasses) is rendered under a
