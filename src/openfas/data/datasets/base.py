@@ -136,13 +136,6 @@ def get_dataset(name: str) -> type[DatasetAdapter]:
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def require_dir(path: Path, hint: str) -> Path:
-    """``path`` when it is a folder, else a :class:`DatasetError` ``"<path>: <hint>"``."""
-    if not path.is_dir():
-        raise DatasetError(f"{path}: {hint}")
-    return path
-
-
 def nested(path: Path) -> Path:
     """``path/<same name>`` when an archive was unpacked into a folder of its own name (``Train_files/Train_files``)."""
     inner = path / path.name
