@@ -74,9 +74,9 @@ class LRSchedule:
     """The schedule of one stage: an optional per-step linear warm-up chained with the configured scheduler."""
 
     def __init__(self, main: lr_scheduler.LRScheduler | None, interval: str,
-                 warmup: lr_scheduler.LRScheduler | None = None) -> None:
+                 warmup: lr_scheduler.LinearLR | None = None) -> None:
         self.main, self.interval, self.warmup = main, interval, warmup
-        self.warmup_steps = warmup.total_iters if warmup is not None else 0  # type: ignore[attr-defined]
+        self.warmup_steps = warmup.total_iters if warmup is not None else 0
         self.steps = 0
 
     def after_step(self) -> None:

@@ -209,9 +209,9 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
         kind = ""
         if item.label == LIVE and s.target == "mask":
             target, kind = face_mask_target(box_in_crop(box, region, s.crop_size), s.crop_size), "mask"
-        elif item.label == LIVE and s.target == "depth":
+        elif item.label == LIVE and s.target == "depth" and depth_index is not None:  # set above for live items
             try:
-                depth = load_depth_map(depth_index, frame)  # type: ignore[arg-type]
+                depth = load_depth_map(depth_index, frame)
             except MediaError as err:
                 log.warning("%s frame %d: %s", item.media_id, frame, err)
                 depth = None

@@ -243,13 +243,13 @@ class Predictor:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: model file not found")
-        kw = dict(detector=detector, threshold=threshold, limits=limits, crop_scale=crop_scale, crop_size=crop_size,
-                  source=str(path))
+        kw: dict[str, Any] = dict(detector=detector, threshold=threshold, limits=limits, crop_scale=crop_scale,
+                                  crop_size=crop_size, source=str(path))
         with open(path, "rb") as f:
             head = f.read(16)
         if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and path.suffix.lower() != ".safetensors"):
             session, meta = load_onnx_session(path, providers, intra_op_threads, allow_unsigned=allow_unsigned)
-            return cls(OnnxBackend(session), meta, **kw)  # type: ignore[arg-type]
+            return cls(OnnxBackend(session), meta, **kw)
         meta = load_checkpoint_meta(path)
         check_meta(meta, str(path))
         # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
@@ -259,7 +259,7 @@ class Predictor:
             model, info = build_model_from_checkpoint(path, allow_unsigned=allow_unsigned)
         except (ConfigError, KeyError, ValueError) as err:
             raise CheckpointError(f"{path}: cannot rebuild the model from its metadata ({err})") from None
-        return cls(TorchBackend(model, info["method"], device), info["meta"], **kw)  # type: ignore[arg-type]
+        return cls(TorchBackend(model, info["method"], device), info["meta"], **kw)
 
     # ---------------------------------------------------------------- pieces
     @property

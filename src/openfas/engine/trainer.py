@@ -167,7 +167,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DDP(self.model, device_ids=ids)
         if cfg.train.compile:
-            self.train_model = torch.compile(self.train_model)  # type: ignore[assignment]
+            compiled = torch.compile(self.train_model)
+            assert isinstance(compiled, nn.Module), "torch.compile of a module returns a module"
+            self.train_model = compiled
         self.amp_dtype = _autocast_dtype(cfg.train.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 

@@ -140,11 +140,11 @@ def verify_sealed_bytes(data: bytes, value: str | None, source: str, *, allow_un
         record = json.loads(value) if value is not None else None
     except json.JSONDecodeError:
         record = None
-    if not isinstance(record, dict) or data.count(value.encode()) != 1:  # type: ignore[union-attr]
+    if value is None or not isinstance(record, dict) or data.count(value.encode()) != 1:
         raise CheckpointIntegrityError(f"{source}: the integrity checksum is missing (the file was altered; "
                                        "openfas always writes one)")
     blank = json.dumps({"alg": record.get("alg"), "digest": _PLACEHOLDER}).encode()
-    unsealed = data.replace(value.encode(), blank)  # type: ignore[union-attr]
+    unsealed = data.replace(value.encode(), blank)
     _check_record(record, _bytes_digest(unsealed, key if record.get("alg") == "hmac-sha256" else None), key, source)
 
 

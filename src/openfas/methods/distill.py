@@ -124,11 +124,12 @@ class DistillMethod(Method):
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         p = self.params
         x = batch["image"]
-        t_score, t_map = self.teacher(x.device)(x)
+        teacher = self.teacher(x.device)
+        t_score, t_map = teacher(x)
         logits, aux = model(x, aux=True)
         logits = logits.float()
         ce = F.cross_entropy(logits, batch["label"], label_smoothing=p.label_smoothing)
-        soft = torch.sigmoid((t_score - self._teacher.threshold) / p.temperature)  # type: ignore[union-attr]
+        soft = torch.sigmoid((t_score - teacher.threshold) / p.temperature)
         kd = F.binary_cross_entropy(live_probability(logits).clamp(1e-6, 1 - 1e-6), soft)
         loss = p.label_weight * ce + p.score_weight * kd
         out = {"ce": ce, "kd": kd}
