@@ -37,21 +37,17 @@ import cv2
 import numpy as np
 
 from openfas.data.cache import CropCacheWriter
+from openfas.data.detectors import FaceDetector, build_detector, describe_detector, main_face, resolve_detector_spec
 from openfas.data.face import (
     Box,
     CropRegion,
-    FaceDetector,
     box_in_crop,
-    build_detector,
     crop_region,
     depth_maps_index,
-    describe_detector,
     face_mask_target,
     load_depth_map,
-    main_face,
     nearest_box,
     read_face_locations,
-    resolve_detector_spec,
     square_region,
 )
 from openfas.data.sample import LIVE, CropRecord, MediaItem
@@ -213,9 +209,9 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
         kind = ""
         if item.label == LIVE and s.target == "mask":
             target, kind = face_mask_target(box_in_crop(box, region, s.crop_size), s.crop_size), "mask"
-        elif item.label == LIVE and s.target == "depth":
+        elif item.label == LIVE and s.target == "depth" and depth_index is not None:  # set above for live items
             try:
-                depth = load_depth_map(depth_index, frame)  # type: ignore[arg-type]
+                depth = load_depth_map(depth_index, frame)
             except MediaError as err:
                 log.warning("%s frame %d: %s", item.media_id, frame, err)
                 depth = None
