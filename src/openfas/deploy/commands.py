@@ -130,7 +130,8 @@ def predict(
 
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import is_image_file
-    from openfas.deploy.predictor import ImageInputError, Predictor
+    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.uploads import ImageInputError
     from openfas.io.checkpoint import CheckpointError
 
     if output_format not in ("json", "csv"):
@@ -159,7 +160,7 @@ def predict(
     if not no_progress and len(files) > 1:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr)
+        bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr, disable=None)
     failed = no_face = 0
     for path in files:
         try:

@@ -180,8 +180,8 @@ def _split_params(r: DlibReader, params: np.ndarray, parts: list[tuple[str, tupl
 
 def _read_con(r: DlibReader, what: str) -> DlibLayer:
     params = r.tensor(f"{what} params")
-    opts = {k: r.integer(f"{what} {k}") for k in ("num_filters", "nr", "nc", "stride_y", "stride_x",
-                                                   "padding_y", "padding_x")}
+    opts: dict[str, Any] = {k: r.integer(f"{what} {k}") for k in ("num_filters", "nr", "nc", "stride_y",
+                                                                  "stride_x", "padding_y", "padding_x")}
     filters = r.alias_tensor(f"{what} filters")
     biases = r.alias_tensor(f"{what} biases")
     for k in ("learning_rate_multiplier", "weight_decay_multiplier", "bias_learning_rate_multiplier",
@@ -303,7 +303,7 @@ def parse_dlib_network(data: bytes, wrappers: list[str], source: str = "<bytes>"
                          "the file does not hold the expected network")
         versions.append(v)
     net_input = _read_input(r)
-    layers = []
+    layers: list[DlibLayer] = []
     for i in range(last, -1, -1):  # details come innermost first
         if wrappers[i] != "layer":
             continue

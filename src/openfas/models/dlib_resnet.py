@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 from openfas.io.checkpoint import save_checkpoint
 from openfas.io.dlib_dat import DlibFormatError, DlibNetwork, read_dlib_network
 from openfas.models._registry import register_model
-from openfas.models.iresnet import RecognitionOutput
+from openfas.models.iresnet import RecognitionNet, RecognitionOutput
 from openfas.ops.cosface import CosFaceHead
 
 DLIB_INPUT_SIZE = 150
@@ -98,6 +99,8 @@ class DlibResNet(nn.Module):
     ``forward`` takes the project's normalised RGB batches, ``(pixel/255 − mean)/std`` (``data.mean`` /
     ``data.std``), and returns N×128 embeddings; :meth:`forward_pixels` takes RGB pixel values (0–255) as dlib
     does. Input size: 150×150 reproduces dlib; other sizes run too (the global pooling adapts)."""
+
+    rgb_averages: torch.Tensor
 
     def __init__(self, mean: float = 0.5, std: float = 0.5, embedding_dim: int | None = DLIB_EMBEDDING_DIM) -> None:
         super().__init__()
@@ -185,6 +188,7 @@ def load_dlib_network_into(model: DlibResNet, net: DlibNetwork, source: str) -> 
         if geometry != want:
             raise DlibFormatError(f"{source}: {what} has kernel/stride/padding {geometry}, expected {want}")
         _copy(module.weight, layer.tensors["weight"], f"{what} filters", source)
+        assert module.bias is not None
         _copy(module.bias, layer.tensors["bias"].reshape(-1), f"{what} biases", source)
 
     def affine(module: Affine, what: str) -> None:
@@ -198,11 +202,13 @@ def load_dlib_network_into(model: DlibResNet, net: DlibNetwork, source: str) -> 
         if geometry != (size, size, stride, stride, 0, 0):
             raise DlibFormatError(f"{source}: {what} has window/stride/padding {geometry}")
 
+    if not isinstance(model.fc, nn.Linear):
+        raise ValueError("load_dlib_network_into needs a DlibResNet with its fc layer (embedding_dim=128)")
     con(model.stem_conv, "stem conv")
     affine(model.stem_aff, "stem affine")
     next(layers)  # relu
     pool(3, 2, "stem max_pool")
-    for i, block in enumerate(model.blocks):
+    for i, block in enumerate(cast(list[DlibResidualBlock], list(model.blocks))):
         con(block.conv1, f"block {i} conv1")
         affine(block.aff1, f"block {i} affine1")
         next(layers)  # relu
@@ -214,8 +220,6 @@ def load_dlib_network_into(model: DlibResNet, net: DlibNetwork, source: str) -> 
         next(layers)  # relu
     pool(0, 1, "avg_pool_everything")
     fc = next(layers)
-    if not isinstance(model.fc, nn.Linear):
-        raise ValueError("load_dlib_network_into needs a DlibResNet with its fc layer (embedding_dim=128)")
     if fc.options["bias_mode"] != 1:
         raise DlibFormatError(f"{source}: the final fc layer has a bias; dlib's model uses fc_no_bias")
     _copy(model.fc.weight, fc.tensors["weight"].reshape(fc.options["num_inputs"], fc.options["num_outputs"]).T,
@@ -231,7 +235,7 @@ def load_dlib_resnet(path: str | Path, mean: float = 0.5, std: float = 0.5) -> D
     return load_dlib_network_into(DlibResNet(mean, std), net, str(path)).eval()
 
 
-class DlibFaceNet(nn.Module):
+class DlibFaceNet(RecognitionNet):
     """CSDN on dlib's backbone: :class:`DlibResNet` (without its fc) → 256-d pooled feature f → n dropout blocks
     (Dropout → ``fc_no_bias`` 256 → D, sub-embeddings e_i) weighted by a concept branch (MLP on f, softmax over n)
     → e = Σ w_i e_i, with CosFace class centres; the same :class:`~openfas.models.iresnet.RecognitionOutput` as
@@ -280,6 +284,7 @@ def export_dlib_resnet(dat_path: str | Path, out: str | Path) -> Path:
     (``trunk.*`` and the fc as ``blocks.0.1.weight``, which ``method.init_from`` copies into every block)."""
     model = load_dlib_resnet(dat_path)
     state = {f"trunk.{k}": v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    assert isinstance(model.fc, nn.Linear)
     state["blocks.0.1.weight"] = model.fc.weight.detach().clone()
     meta = {"model": "dlib-csdn (weights of dlib's face-recognition ResNet)", "source": Path(dat_path).name,
             "source_sha256": hashlib.sha256(Path(dat_path).read_bytes()).hexdigest()}

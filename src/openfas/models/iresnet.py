@@ -76,8 +76,19 @@ class RecognitionOutput:
     branch_cosine: torch.Tensor  # N×n×C, cos θ of each sub-embedding (the sub-decisions before scaling)
 
 
-class FaceEmbeddingNet(nn.Module):
+class RecognitionNet(nn.Module):
+    """What the recognition methods (cosface, csdn) need of a model: ``forward`` → :class:`RecognitionOutput`,
+    ``num_branches`` sub-decisions, ``embedding_dim`` and the CosFace class centres ``head``."""
+
+    num_branches: int
+    embedding_dim: int
+    head: CosFaceHead
+
+
+class FaceEmbeddingNet(RecognitionNet):
     """Trunk + n dropout blocks (+ concept branch) + CosFace class centres; see the module docstring."""
+
+    region_masks: torch.Tensor  # buffer: n × (C·h·w) input masks of the blocks
 
     def __init__(self, image_size: int = 112, embedding_dim: int = 512, num_classes: int = 2,
                  layers: tuple[int, ...] = (2, 2, 2, 2), widths: tuple[int, ...] = (64, 128, 256, 512),

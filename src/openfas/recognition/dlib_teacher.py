@@ -68,8 +68,8 @@ class DlibRecognizer:
         def rot(x: float, y: float) -> tuple[float, float]:
             return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
 
-        src = np.float32([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())])
-        dst = np.float32([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]])
+        src = np.array([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())], np.float32)
+        dst = np.array([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]], np.float32)
         return cv2.getAffineTransform(src, dst).astype(np.float64)
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
@@ -128,8 +128,8 @@ class DlibTeacher:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        imgs = ((x.detach().float().cpu() * self.student_std + self.student_mean) * 255.0).clamp(0, 255)
-        imgs = imgs.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels = ((x.detach().float().cpu() * self.student_std + self.student_mean) * 255.0).clamp(0, 255)
+        imgs = pixels.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rec = self.recognizer
         chips = []
         for rgb in imgs:
