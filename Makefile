@@ -19,6 +19,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: src/openfas
 
 test: install lint
 	./tools/ensure_chromium.sh
@@ -28,4 +29,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache

@@ -53,8 +53,9 @@ def _time(fn, items) -> float:  # noqa: ANN001
 
 
 def timing(args: argparse.Namespace) -> None:
-    from openfas.data.face import build_detector
-    from openfas.deploy.predictor import Predictor, decode_image_bytes, single_threaded_kernels
+    from openfas.data.detectors import build_detector
+    from openfas.deploy.predictor import Predictor, single_threaded_kernels
+    from openfas.deploy.uploads import decode_image_bytes
 
     single_threaded_kernels()
     frames = _frames(args.frames, args.n)

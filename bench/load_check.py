@@ -46,7 +46,7 @@ def _free_port() -> int:
 
 
 def _scene() -> bytes:
-    from openfas.data.synth import render_sample
+    from openfas.data.synth.pad import render_sample
 
     canvas = np.full((360, 640, 3), 120, np.uint8)
     for i in range(3):

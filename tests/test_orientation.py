@@ -20,7 +20,8 @@ from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 from openfas.data.video import apply_exif_orientation, exif_orientation, read_image
-from openfas.deploy.predictor import Predictor, decode_image_bytes
+from openfas.deploy.predictor import Predictor
+from openfas.deploy.uploads import decode_image_bytes
 
 # How a camera stores the upright picture U for each orientation value (the inverse of what a reader must do),
 # written with plain numpy indexing. Reader truth, per TIFF/EXIF tag 274, for stored pixels S of height H, width W:

@@ -21,7 +21,8 @@ from openfas.data.cache import CropCacheReader
 from openfas.data.face import Box
 from openfas.data.prepare import prepare_media
 from openfas.data.sample import MediaItem
-from openfas.deploy.predictor import ImageInputError, Predictor, TorchBackend
+from openfas.deploy.predictor import Predictor, TorchBackend
+from openfas.deploy.uploads import ImageInputError
 from openfas.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from openfas.methods.restore import build_model_from_checkpoint
 

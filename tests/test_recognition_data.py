@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from openfas.data.synth_faces import sample_subject
+from openfas.data.synth.faces import sample_subject
+from openfas.data.synth.identities import _render, _to_uint8, generate_identities
+from openfas.data.synth.masks import MASK_TYPES, apply_mask, face_frame, sample_style, template_landmarks
 from openfas.data.video import MediaError
 from openfas.recognition.data import IdentityDataError, MaskedIdentityDataset, read_landmarks
-from openfas.recognition.masks import MASK_TYPES, apply_mask, face_frame, sample_style, template_landmarks
 from openfas.recognition.pairs import read_pairs
-from openfas.recognition.synth import _render, _to_uint8, generate_identities
 
 
 @pytest.mark.parametrize("kind", MASK_TYPES)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import dlib_models_available
 
+from openfas.data.synth.masks import ARCFACE_112, MASK_TYPES, apply_mask, face_frame, sample_style
 from openfas.recognition.landmarks import align_face, reduce_68_to_5, similarity_transform, transform_points
-from openfas.recognition.masks import ARCFACE_112, MASK_TYPES, apply_mask, face_frame, sample_style
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LFW = SHARED / "data" / "lfw"

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from conftest import dlib_models_available
 
 from openfas.config import load_config
+from openfas.data.synth.identities import generate_identities
 from openfas.engine.trainer import Trainer
 from openfas.recognition.data import scan_identity_folder
 from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
-from openfas.recognition.synth import generate_identities
 from openfas.recognition.teacher import TeacherError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

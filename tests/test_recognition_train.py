@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from openfas.cli import app
 from openfas.config import ConfigError, load_config
+from openfas.data.synth.identities import generate_identities
 from openfas.engine.trainer import Trainer
 from openfas.methods.restore import build_model_from_checkpoint
-from openfas.recognition.synth import generate_identities
 from openfas.recognition.teacher import TeacherError, load_teacher
 
 

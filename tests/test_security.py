@@ -127,7 +127,7 @@ def test_teacher_never_unpickles(tmp_path: Path, marker: Path) -> None:
 
 
 def test_teacher_through_the_cli_is_one_clean_line(tmp_path: Path, marker: Path) -> None:
-    from openfas.recognition.synth import generate_identities
+    from openfas.data.synth.identities import generate_identities
 
     ids = generate_identities(tmp_path / "ids", identities=3, images_per_identity=2, test_identities=2,
                               test_images_per_identity=2, size=32, pairs_per_identity=2)
@@ -213,19 +213,27 @@ def test_predictor_api_never_unpickles(tmp_path: Path, marker: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ integrity (item 2)
+def _safetensors_header(raw: bytes) -> tuple[dict, int]:
+    """The JSON header of safetensors bytes, read by hand (8-byte little-endian length, then the JSON), and the
+    offset where the tensor data starts; independent of the safetensors library the checkpoint code uses."""
+    import struct
+
+    n = struct.unpack("<Q", raw[:8])[0]
+    return json.loads(raw[8:8 + n]), 8 + n
+
+
 def _edit_header(src: Path, dst: Path, edit) -> Path:  # noqa: ANN001
     """Rewrite the openfas JSON header of a safetensors file with ``edit(header)``; tensor bytes are copied."""
     import struct
 
     raw = src.read_bytes()
-    n = struct.unpack("<Q", raw[:8])[0]
-    st_header = json.loads(raw[8:8 + n])
+    st_header, data_start = _safetensors_header(raw)
     header = json.loads(st_header["__metadata__"]["openfas"])
     edit(header)
     st_header["__metadata__"]["openfas"] = json.dumps(header)
     blob = json.dumps(st_header).encode()
     blob += b" " * (-len(blob) % 8)
-    dst.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+    dst.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[data_start:])
     return dst
 
 
@@ -254,11 +262,9 @@ def _to_legacy(header: dict) -> None:
 
 def test_integrity_digest_is_sha256_of_the_canonical_header(tmp_path: Path) -> None:
     import hashlib
-    import struct
 
     path = _small_checkpoint(tmp_path / "c.safetensors")
-    raw = path.read_bytes()
-    header = json.loads(json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])["__metadata__"]["openfas"])
+    header = json.loads(_safetensors_header(path.read_bytes())[0]["__metadata__"]["openfas"])
     body = {k: v for k, v in header.items() if k != "integrity"}
     expected = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert header["format"] == "openfas-checkpoint/2" and header["meta"]["threshold"] == 0.25

@@ -1,4 +1,4 @@
-"""Tests of the synthetic live/spoof generator (openfas.data.synth)."""
+"""Tests of the synthetic live/spoof generator (openfas.data.synth.pad)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from openfas.data.cache import CropCacheReader
-from openfas.data.synth import (
+from openfas.data.synth.pad import (
     SynthCacheMismatch,
     camera_params,
     face_geometry,

@@ -44,7 +44,7 @@ class SynthConfig(_Strict):
     modalities: list[str] = Field(default_factory=lambda: ["rgb"])
     seed: int = 0
     # How far each domain's camera lies from a neutral one (1 = generator default; e.g. 2.5 for a harder
-    # leave-one-domain-out protocol, see openfas.data.synth.camera_params).
+    # leave-one-domain-out protocol, see openfas.data.synth.pad.camera_params).
     domain_shift: float = Field(default=1.0, ge=0.0)
 
     @model_serializer(mode="wrap")
@@ -59,7 +59,7 @@ class SynthConfig(_Strict):
 
 class IdentitySynthConfig(_Strict):
     """Used when ``data.identities.root`` is ``"synthetic"``: synthetic identities with synthesised masks
-    (:func:`openfas.recognition.synth.generate_identities`), cached under ``cache_dir``."""
+    (:func:`openfas.data.synth.identities.generate_identities`), cached under ``cache_dir``."""
 
     cache_dir: str = "~/.cache/openfas/synth-ids"
     identities: int = 24

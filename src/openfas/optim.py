@@ -39,7 +39,7 @@ def scheduler_class(name: str) -> type[lr_scheduler.LRScheduler]:
 
 
 def _accepted(cls: type, kwargs: dict[str, Any], key: str) -> None:
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     for k in kwargs:
@@ -50,7 +50,7 @@ def _accepted(cls: type, kwargs: dict[str, Any], key: str) -> None:
 def optimizer_kwargs(o: OptimConfig) -> dict[str, Any]:
     """The keyword arguments ``torch.optim.<name>`` gets: the common options its signature takes, then ``options``."""
     cls = optimizer_class(o.name)
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     common = {"lr": o.lr, "weight_decay": o.weight_decay, "momentum": o.momentum, "betas": tuple(o.betas)}
     kwargs = {k: v for k, v in common.items() if k in params}
     _accepted(cls, o.options, "optim.options")
@@ -74,9 +74,9 @@ class LRSchedule:
     """The schedule of one stage: an optional per-step linear warm-up chained with the configured scheduler."""
 
     def __init__(self, main: lr_scheduler.LRScheduler | None, interval: str,
-                 warmup: lr_scheduler.LRScheduler | None = None) -> None:
+                 warmup: lr_scheduler.LinearLR | None = None) -> None:
         self.main, self.interval, self.warmup = main, interval, warmup
-        self.warmup_steps = warmup.total_iters if warmup is not None else 0  # type: ignore[attr-defined]
+        self.warmup_steps = warmup.total_iters if warmup is not None else 0
         self.steps = 0
 
     def after_step(self) -> None:

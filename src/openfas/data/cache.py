@@ -61,10 +61,6 @@ class CropCacheWriter:
             old.update(info)
             info_path.write_text(json.dumps(old, indent=2, sort_keys=True))
 
-    def is_done(self, media_id: str) -> bool:
-        with self.env.begin() as txn:
-            return txn.get(f"done/{media_id}".encode()) is not None
-
     def done_media(self) -> set[str]:
         out = set()
         with self.env.begin() as txn:

@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 from openfas.config import Config, ConfigError
 from openfas.data.cache import CropCacheReader
-from openfas.data.synth import GENERATOR_VERSION, generate_synthetic
+from openfas.data.synth.pad import GENERATOR_VERSION, generate_synthetic
 
 
 def resolve_cache(cfg: Config, is_main: bool = True) -> Path:

@@ -37,21 +37,17 @@ import cv2
 import numpy as np
 
 from openfas.data.cache import CropCacheWriter
+from openfas.data.detectors import FaceDetector, build_detector, describe_detector, main_face, resolve_detector_spec
 from openfas.data.face import (
     Box,
     CropRegion,
-    FaceDetector,
     box_in_crop,
-    build_detector,
     crop_region,
     depth_maps_index,
-    describe_detector,
     face_mask_target,
     load_depth_map,
-    main_face,
     nearest_box,
     read_face_locations,
-    resolve_detector_spec,
     square_region,
 )
 from openfas.data.sample import LIVE, CropRecord, MediaItem
@@ -94,7 +90,7 @@ class PrepareReport:
             n = self.frames_detected
             lines.append(f"face detection ({self.detector}): {n} frames, {n - self.frames_no_face} with a face "
                          f"({100 * (n - self.frames_no_face) / n:.1f} %), {self.frames_no_face} without (dropped), "
-                         f"{self.frames_multi_face} with more than one face (largest kept)")
+                         f"{self.frames_multi_face} with more than one face (most confident kept)")
         for media_id, why in sorted(self.media_skipped.items())[:20]:
             lines.append(f"  skipped {media_id}: {why}")
         if len(self.media_skipped) > 20:
@@ -213,9 +209,9 @@ def _process(item: MediaItem, s: _Settings) -> _Result:
         kind = ""
         if item.label == LIVE and s.target == "mask":
             target, kind = face_mask_target(box_in_crop(box, region, s.crop_size), s.crop_size), "mask"
-        elif item.label == LIVE and s.target == "depth":
+        elif item.label == LIVE and s.target == "depth" and depth_index is not None:  # set above for live items
             try:
-                depth = load_depth_map(depth_index, frame)  # type: ignore[arg-type]
+                depth = load_depth_map(depth_index, frame)
             except MediaError as err:
                 log.warning("%s frame %d: %s", item.media_id, frame, err)
                 depth = None
@@ -366,7 +362,7 @@ def detection_summary(status: dict[str, dict[str, Any]], detector: str | None = 
         return ["face detection: no counts stored (cache prepared by an older openfas, or face files only)"] \
             if status else []
     out = [f"face detection ({detector or 'detector'}): frames given to the detector, without a face (dropped), "
-           "with more than one face (largest kept); media left with no crop"]
+           "with more than one face (most confident kept); media left with no crop"]
     out.append(f"{'split':8s} {'class':7s} {'frames':>7s} {'no face':>8s} {'>1 face':>8s} {'media':>6s} "
                f"{'no crop':>8s}")
     for (split, cls), (n, nf, multi, media, empty) in sorted(rows.items()):

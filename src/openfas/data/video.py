@@ -6,7 +6,7 @@ open a file. Every failure — missing, zero-byte, truncated, corrupt or non-vid
 
 Still images are returned as displayed: the EXIF orientation tag (phone photos are often stored sideways
 with orientation 6 or 8) is applied by :func:`apply_exif_orientation` in every reader
-(:func:`read_image`, :func:`openfas.deploy.predictor.decode_image_bytes`); video frames are turned upright by
+(:func:`read_image`, :func:`openfas.deploy.uploads.decode_image_bytes`); video frames are turned upright by
 the container's display matrix (:func:`apply_display_rotation`; OpenCV's reader does this itself).
 
 Frame indices are 0-based decode order (the n-th decoded frame), the same numbering the datasets' own

@@ -9,8 +9,8 @@ from typing import Any
 
 _LAZY = {
     "Predictor": "openfas.deploy.predictor",
-    "ImageLimits": "openfas.deploy.predictor",
-    "ImageInputError": "openfas.deploy.predictor",
+    "ImageLimits": "openfas.deploy.uploads",
+    "ImageInputError": "openfas.deploy.uploads",
     "ImageResult": "openfas.deploy.predictor",
     "FaceResult": "openfas.deploy.predictor",
     "VideoResult": "openfas.deploy.predictor",

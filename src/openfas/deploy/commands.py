@@ -130,7 +130,8 @@ def predict(
 
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import is_image_file
-    from openfas.deploy.predictor import ImageInputError, Predictor
+    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.uploads import ImageInputError
     from openfas.io.checkpoint import CheckpointError
 
     if output_format not in ("json", "csv"):

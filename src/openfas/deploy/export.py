@@ -117,7 +117,9 @@ def export_model_onnx(model: nn.Module, method: Any, meta: dict[str, Any], out: 
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (example,), buf, input_names=["image"], output_names=outputs,
+            # torch annotates f as a path, but the TorchScript exporter (dynamo=False) writes to a file object too
+            torch.onnx.export(graph, (example,), buf, input_names=["image"],  # type: ignore[arg-type]
+                              output_names=outputs,
                               dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; name the model and the cause
         raise ExportError(f"ONNX export of model {meta.get('model')!r} failed: {type(err).__name__}: {err}") from err

@@ -40,13 +40,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from openfas import _version
-from openfas.deploy.predictor import (
-    ImageInputError,
-    ImageLimits,
-    Predictor,
-    check_image_bytes,
-    decode_image_bytes,
-)
+from openfas.deploy.predictor import Predictor
+from openfas.deploy.uploads import ImageInputError, ImageLimits, check_image_bytes, decode_image_bytes
 
 _MULTIPART_OVERHEAD = 64 * 1024
 

@@ -154,7 +154,8 @@ class Trainer:
             check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # Module.to(memory_format=...) is documented and works; torch's overloads omit it
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self._resume_ckpt is not None:
             load_model_weights(self.model, self._resume_ckpt["model"], "resume checkpoint")
         self.train_model: nn.Module = self.model
@@ -166,7 +167,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DDP(self.model, device_ids=ids)
         if cfg.train.compile:
-            self.train_model = torch.compile(self.train_model)  # type: ignore[assignment]
+            compiled = torch.compile(self.train_model)
+            assert isinstance(compiled, nn.Module), "torch.compile of a module returns a module"
+            self.train_model = compiled
         self.amp_dtype = _autocast_dtype(cfg.train.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
@@ -175,9 +178,15 @@ class Trainer:
         """Wait until every rank gets here (no-op when not distributed)."""
         D.barrier()
 
+    def _crop_cache(self) -> Path:
+        if self.cache_dir is None:
+            raise RuntimeError(f"method {self.cfg.method.name!r} located no PAD crop cache in prepare_data, "
+                               "but this step reads one")
+        return self.cache_dir
+
     def dataset(self, split: str, domains: list[str] | None, train: bool) -> FaceCropDataset:
         d = self.cfg.data
-        return FaceCropDataset(self.cache_dir, split=_split_filter(split), domains=domains,
+        return FaceCropDataset(self._crop_cache(), split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
                                train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
                                seed=self.cfg.experiment.seed, crop_fraction=d.crop_fraction)
@@ -455,7 +464,7 @@ class Trainer:
     @torch.no_grad()
     def score_split(self, split: str, domains: list[str] | None) -> ScoreTable:
         """Score every frame of a split (on rank 0's model; all ranks hold the same weights)."""
-        return score_cache(self.model, self.method, self.cache_dir, split, domains, self.device,
+        return score_cache(self.model, self.method, self._crop_cache(), split, domains, self.device,
                            self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
                            amp_dtype=self.amp_dtype)
 

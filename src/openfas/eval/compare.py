@@ -14,7 +14,7 @@ _ROWS = [("auc", "AUC (%)"), ("eer", "EER (%)"), ("hter", "HTER (%)"), ("apcer",
 
 
 def _load(run_dir: Path) -> dict[str, Any]:
-    return read_run_json(run_dir, "metrics.json")  # type: ignore[return-value]
+    return read_run_json(run_dir, "metrics.json")
 
 
 def compare_runs(run_dirs: Sequence[str | Path], level: str = "headline") -> str:

@@ -85,8 +85,8 @@ def factorize(values: ArrayLike | Sequence[str]) -> tuple[np.ndarray, list[str]]
         found.append(value)
     else:
         if unassigned.any():  # many distinct values: one sort is cheaper than one pass per value
-            names, inv = np.unique(arr, return_inverse=True)
-            return inv.astype(np.int64).ravel(), [str(x) for x in names]
+            uniq, inv = np.unique(arr, return_inverse=True)
+            return inv.astype(np.int64).ravel(), [str(x) for x in uniq]
     names = [str(x) for x in found]
     order = sorted(range(len(names)), key=lambda i: names[i])
     remap = np.empty(len(names), np.int64)

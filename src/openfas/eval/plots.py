@@ -99,7 +99,7 @@ def plot_histograms(scores: np.ndarray, attacks: Sequence[str], path: str | Path
     names = sorted(set(a.tolist()), key=lambda x: (x != "live", x))
     for name in names:
         x = s[a == name]
-        ax.hist(x, bins=edges, histtype="step", density=True, lw=1.6, label=f"{name} ({x.size})")
+        ax.hist(x, bins=edges.tolist(), histtype="step", density=True, lw=1.6, label=f"{name} ({x.size})")
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.4g}")
     ax.set_xlabel("score (higher = more live)")
@@ -150,8 +150,9 @@ def plot_examples(images: Sequence[np.ndarray], titles: Sequence[str], path: str
         ax = axes[r, c * per]
         ax.imshow(img)
         ax.set_title(title, fontsize=7)
-        if maps is not None and maps[i] is not None:
+        heat = None if maps is None else maps[i]
+        if heat is not None:
             m = axes[r, c * per + 1]
-            m.imshow(maps[i], cmap="viridis", vmin=0, vmax=max(1.0, float(np.max(maps[i]))))
+            m.imshow(heat, cmap="viridis", vmin=0, vmax=max(1.0, float(np.max(heat))))
             m.set_title("predicted map", fontsize=7)
     return _save(fig, path)

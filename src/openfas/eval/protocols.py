@@ -88,11 +88,12 @@ def protocol_of(config: dict[str, Any] | None, metrics: dict[str, Any] | None = 
             return found
     train, test = data.get("train_domains"), data.get("test_domains")
     if train and test and len(test) == 1:
-        tl, target = [_letter(d) for d in train], _letter(test[0])
-        if target and all(tl) and target not in tl:
+        letters, target = [_letter(d) for d in train], _letter(test[0])
+        tl = [x for x in letters if x]
+        if target and len(tl) == len(letters) and target not in tl:
             if sorted(tl) == sorted(set("OCIM") - {target}):
                 return DG_PROTOCOLS[target], None
-            return "".join(str(x) for x in tl) + "-" + target, None
+            return "".join(tl) + "-" + target, None
     return "custom", None
 
 
@@ -159,7 +160,7 @@ def protocol_table(run_dirs: Iterable[str | Path], ddof: int = 0) -> str:
     parts: list[str] = []
     oulu = [r for r in runs if r.protocol in OULU_PROTOCOLS]
     if oulu:
-        keys = ("apcer", "bpcer", "acer")
+        keys: tuple[str, ...] = ("apcer", "bpcer", "acer")
         agg = aggregate(oulu, keys, ddof)
         rows = [[p.replace("OULU-P", ""), m, *(_cell(agg[(p, m)].get(k), p in ("OULU-P3", "OULU-P4")) for k in keys)]
                 for p, m in sorted(agg)]

@@ -53,7 +53,7 @@ def load_run_files(run_dir: str | Path) -> tuple[dict[str, Any], ScoreTable, dic
     if spath is None:
         raise ReportError(f"{run_dir}: no per-frame scores ({' or '.join(SCORE_FILES)})")
     table = read_scores_csv(spath)
-    return metrics, table, config  # type: ignore[return-value]
+    return metrics, table, config
 
 
 def _img_tag(path: Path, alt: str) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
+
+
+@overload
+def read_run_json(run_dir: str | Path, name: str = ..., required: Literal[True] = ...) -> dict[str, Any]: ...
+
+
+@overload
+def read_run_json(run_dir: str | Path, name: str = ..., *, required: bool) -> dict[str, Any] | None: ...
 
 
 def read_run_json(run_dir: str | Path, name: str = "metrics.json", required: bool = True) -> dict[str, Any] | None:

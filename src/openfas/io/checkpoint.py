@@ -140,11 +140,11 @@ def verify_sealed_bytes(data: bytes, value: str | None, source: str, *, allow_un
         record = json.loads(value) if value is not None else None
     except json.JSONDecodeError:
         record = None
-    if not isinstance(record, dict) or data.count(value.encode()) != 1:  # type: ignore[union-attr]
+    if value is None or not isinstance(record, dict) or data.count(value.encode()) != 1:
         raise CheckpointIntegrityError(f"{source}: the integrity checksum is missing (the file was altered; "
                                        "openfas always writes one)")
     blank = json.dumps({"alg": record.get("alg"), "digest": _PLACEHOLDER}).encode()
-    unsealed = data.replace(value.encode(), blank)  # type: ignore[union-attr]
+    unsealed = data.replace(value.encode(), blank)
     _check_record(record, _bytes_digest(unsealed, key if record.get("alg") == "hmac-sha256" else None), key, source)
 
 
@@ -220,10 +220,12 @@ def _unflatten_state(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple), "numpy's global generator is MT19937, whose legacy state is a tuple"
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-        "numpy_pos": int(np.random.get_state()[2]),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
         "python": json.dumps(random.getstate()[1]),
     }
     if torch.cuda.is_available():

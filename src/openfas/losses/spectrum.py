@@ -29,5 +29,6 @@ def fourier_spectrum_target(images: torch.Tensor, size: int | tuple[int, int], m
 
 def spectrum_loss(pred: torch.Tensor, images: torch.Tensor, mean: float = 0.5, std: float = 0.5) -> torch.Tensor:
     """MSE between a B×h×w predicted map and :func:`fourier_spectrum_target` of the input crops."""
-    target = fourier_spectrum_target(images, tuple(pred.shape[-2:]), mean, std)
+    h, w = pred.shape[-2:]
+    target = fourier_spectrum_target(images, (h, w), mean, std)
     return F.mse_loss(pred.float(), target)

@@ -37,8 +37,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
-from openfas.methods.meta import call_with, domain_batch, inner_update, named_params, split_meta_domains
+from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_as, unwrap_model
+from openfas.methods.meta import (
+    call_with,
+    domain_batch,
+    inner_update,
+    named_params,
+    split_meta_domains,
+    tensor_sum,
+)
+from openfas.models.anrl import ANRLNet
 
 
 class ANRLParams(MethodParams):
@@ -87,7 +95,7 @@ class ANRLMethod(Method):
             self.center_live = self.center_spoof = None  # re-initialised to ones on first use
 
     def state_dict(self) -> dict[str, Any]:
-        if self.center_live is None:
+        if self.center_live is None or self.center_spoof is None:
             return {}
         return {"center_live": self.center_live.detach().cpu(), "center_spoof": self.center_spoof.detach().cpu()}
 
@@ -96,12 +104,12 @@ class ANRLMethod(Method):
         self.center_spoof = state.get("center_spoof")
 
     def _centers(self, n_domains: int, dim: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.center_live is None or self.center_live.shape[0] < n_domains:
-            self.center_live = torch.ones(n_domains, dim)
-            self.center_spoof = torch.ones(n_domains, dim)
-        self.center_live = self.center_live.to(device)
-        self.center_spoof = self.center_spoof.to(device)
-        return self.center_live, self.center_spoof
+        live, spoof = self.center_live, self.center_spoof
+        if live is None or spoof is None or live.shape[0] < n_domains:
+            live, spoof = torch.ones(n_domains, dim), torch.ones(n_domains, dim)
+        live, spoof = live.to(device), spoof.to(device)
+        self.center_live, self.center_spoof = live, spoof
+        return live, spoof
 
     # --------------------------------------------------------------- losses
     def _domain_losses(self, out: dict[str, torch.Tensor], b: Batch, d: int, n_domains: int) -> dict[str, torch.Tensor]:
@@ -124,12 +132,12 @@ class ANRLMethod(Method):
 
     def _total(self, terms: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         p = self.params
-        s = {k: sum(t[k] for t in terms) for k in ("ce", "depth", "idc", "ics")}
+        s = {k: tensor_sum(t[k] for t in terms) for k in ("ce", "depth", "idc", "ics")}
         total = s["ce"] + p.depth_weight * s["depth"] + p.domain_weight * s["idc"] + p.discri_weight * s["ics"]
         return total, s
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
-        net = unwrap_model(model)
+        net = unwrap_as(model, ANRLNet, "anrl")
         p = self.params
         n_domains = int(batch["domain"].max().item()) + 1
         doms = sorted(int(d) for d in torch.unique(batch["domain"]).tolist())

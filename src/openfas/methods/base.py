@@ -27,7 +27,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 import torch.nn as nn
@@ -117,6 +117,8 @@ class Stage:
 class Method:
     """Base class of training algorithms; see the module docstring."""
 
+    #: The name the method is registered under (set by :func:`register_method`).
+    name: ClassVar[str] = ""
     Params: ClassVar[type[MethodParams]] = MethodParams
     #: Sampler the method needs: "random" or "domain_balanced" (every batch holds every source domain's
     #: live and spoof samples). ``None`` = take ``data.sampler`` from the config.
@@ -215,13 +217,24 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         model = inner
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+def unwrap_as(model: nn.Module, cls: type[M], method: str) -> M:
+    """:func:`unwrap_model`, checked to be the model class ``method`` trains (its named parts are used)."""
+    net = unwrap_model(model)
+    if not isinstance(net, cls):
+        raise ConfigError(f"method {method} needs a {cls.__name__} model, got {type(net).__name__}")
+    return net
+
+
 _METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
     def decorator(cls: type[Method]) -> type[Method]:
         _METHODS[name.lower()] = cls
-        cls.name = name.lower()  # type: ignore[attr-defined]
+        cls.name = name.lower()
         return cls
 
     return decorator

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from openfas.config import ConfigError
 from openfas.io.checkpoint import CheckpointError
-from openfas.methods.base import Batch, MethodParams, Stage, TrainerContext, register_method
-from openfas.methods.binary import BinaryMethod, live_probability
+from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerContext, register_method
+from openfas.methods.binary import live_probability
 from openfas.methods.restore import build_model_from_checkpoint
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class FrozenTeacher:
 
 
 @register_method("distill")
-class DistillMethod(BinaryMethod):
+class DistillMethod(Method):
     """Student training against a frozen pixel-wise teacher; see the module docstring."""
 
     Params = DistillParams
@@ -124,11 +124,12 @@ class DistillMethod(BinaryMethod):
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         p = self.params
         x = batch["image"]
-        t_score, t_map = self.teacher(x.device)(x)
+        teacher = self.teacher(x.device)
+        t_score, t_map = teacher(x)
         logits, aux = model(x, aux=True)
         logits = logits.float()
         ce = F.cross_entropy(logits, batch["label"], label_smoothing=p.label_smoothing)
-        soft = torch.sigmoid((t_score - self._teacher.threshold) / p.temperature)  # type: ignore[union-attr]
+        soft = torch.sigmoid((t_score - teacher.threshold) / p.temperature)
         kd = F.binary_cross_entropy(live_probability(logits).clamp(1e-6, 1 - 1e-6), soft)
         loss = p.label_weight * ce + p.score_weight * kd
         out = {"ce": ce, "kd": kd}
@@ -139,3 +140,7 @@ class DistillMethod(BinaryMethod):
             out["map"] = hint
         out["loss"] = loss
         return out
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"score": live_probability(model(batch["image"]).float())}

@@ -39,7 +39,17 @@ from pydantic import Field
 
 from openfas.eval.cam import class_activation_maps, load_cam_cache, save_cam_cache
 from openfas.losses.triplet import BatchHardTripletLoss
-from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerContext, register_method, unwrap_model
+from openfas.methods.base import (
+    Batch,
+    Method,
+    MethodParams,
+    Stage,
+    TrainerContext,
+    register_method,
+    unwrap_as,
+    unwrap_model,
+)
+from openfas.models.ldcnet import LDCNet
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +104,7 @@ class LDCNetMethod(Method):
                                     "Restore the file or start the run again")
         if not resumed_inside:  # stage 'main' starts now: the model is the pre-trained one (any old file is stale)
             if trainer.dist.is_main:
-                net = unwrap_model(trainer.model)
+                net = unwrap_as(trainer.model, LDCNet, "ldcnet")
                 maps = class_activation_maps(
                     net, train_set, net.backbone.layer4[-1], logits_fn=lambda out: out["logits"],
                     device=trainer.device, batch_size=self.params.cam_batch_size or cfg.data.batch_size,
@@ -117,8 +127,8 @@ class LDCNetMethod(Method):
     # ------------------------------------------------------------------ losses
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         p = self.params
-        net = unwrap_model(model)
         if stage.name == "pretrain":
+            net = unwrap_as(model, LDCNet, "ldcnet")
             feature, _ = net.backbone(batch["image"])
             cls = F.cross_entropy(net.classifier(feature).float(), batch["label"])
             return {"loss": cls, "cls": cls.detach()}

@@ -13,7 +13,7 @@ run makes the same splits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -21,6 +21,17 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from openfas.methods.base import Batch
+
+
+def tensor_sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``t₁ + t₂ + …`` of one or more tensors (the builtin ``sum`` starts from the int 0)."""
+    it = iter(terms)
+    total = next(it, None)
+    if total is None:
+        raise ValueError("tensor_sum: no terms")
+    for t in it:
+        total = total + t
+    return total
 
 
 def split_meta_domains(batch: Batch, n_meta_train: int) -> tuple[list[int], list[int]]:

@@ -28,26 +28,35 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from openfas.config import ConfigError
+from openfas.data.synth.identities import GENERATOR_VERSION, generate_identities
 from openfas.io.checkpoint import CheckpointError, load_checkpoint
 from openfas.losses.recognition import consistency_value, cosine_distillation_loss, weighted_bidirectional_kl
-from openfas.methods.base import Batch, Method, MethodParams, Stage, TrainerContext, register_method, unwrap_model
+from openfas.methods.base import (
+    Batch,
+    Method,
+    MethodParams,
+    Stage,
+    TrainerContext,
+    register_method,
+    unwrap_as,
+)
 from openfas.methods.restore import build_model_from_checkpoint
 from openfas.models._registry import model_factory
+from openfas.models.iresnet import FaceEmbeddingNet
 from openfas.ops.cosface import cosface_logits
 from openfas.recognition.data import MaskedIdentityDataset
 from openfas.recognition.dlib_teacher import DlibTeacher
 from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
 from openfas.recognition.evaluate import evaluate_pairs
 from openfas.recognition.landmarks import LandmarkError
-from openfas.recognition.synth import GENERATOR_VERSION, generate_identities
-from openfas.recognition.teacher import TeacherError, load_teacher
+from openfas.recognition.teacher import Teacher, TeacherError, load_teacher
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +107,16 @@ def init_from_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
     return copied
 
 
+
+class IdentityPaths(NamedTuple):
+    """Where a recognition run's data lies: the training identity folders, the verification pairs file and the
+    folder its image paths are relative to (no pairs file: no verification)."""
+
+    train: Path
+    pairs: Path | None
+    pairs_root: Path | None
+
+
 @register_method("cosface")
 class CosFaceMethod(Method):
     """Single-decision face recognition with the CosFace loss (the baseline on the same backbone)."""
@@ -118,13 +137,13 @@ class CosFaceMethod(Method):
         kwargs["image_size"] = size
         return kwargs
 
-    def identity_paths(self, generate: bool = True) -> dict[str, Path | None]:
+    def identity_paths(self, generate: bool = True) -> IdentityPaths:
         """Training root, pairs file and pairs root of ``data.identities`` (generating synthetic data)."""
         d = self.cfg.data.identities
         if d.root != "synthetic":
             pairs = Path(d.pairs).expanduser() if d.pairs else None
-            return {"train": Path(d.root).expanduser(), "pairs": pairs,
-                    "pairs_root": Path(d.pairs_root).expanduser() if d.pairs_root else None}
+            return IdentityPaths(Path(d.root).expanduser(), pairs,
+                                 Path(d.pairs_root).expanduser() if d.pairs_root else None)
         s = d.synth
         params = s.model_dump(mode="json")
         params.pop("cache_dir")
@@ -137,8 +156,7 @@ class CosFaceMethod(Method):
                                 size=s.size, degrade_prob=s.degrade_prob, mask_types=tuple(d.mask_types),
                                 seed=s.seed, pairs_per_identity=s.pairs_per_identity)
         pairs = Path(d.pairs).expanduser() if d.pairs else root / "test" / "pairs.txt"
-        return {"train": root / "train", "pairs": pairs,
-                "pairs_root": Path(d.pairs_root).expanduser() if d.pairs_root else pairs.parent}
+        return IdentityPaths(root / "train", pairs, Path(d.pairs_root).expanduser() if d.pairs_root else pairs.parent)
 
     def build_model(self) -> nn.Module:
         model = super().build_model()
@@ -159,13 +177,13 @@ class CosFaceMethod(Method):
 
     def train_dataset(self, trainer: TrainerContext) -> Any:
         d, data = self.cfg.data.identities, self.cfg.data
-        ds = MaskedIdentityDataset(self.paths["train"], image_size=data.image_size, mean=data.mean, std=data.std,
+        ds = MaskedIdentityDataset(self.paths.train, image_size=data.image_size, mean=data.mean, std=data.std,
                                    mask_prob=d.mask_prob, mask_types=tuple(d.mask_types), masked_root=d.masked_root,
                                    landmarks=d.landmarks, train=data.augment not in (False, "none"),
                                    seed=self.cfg.experiment.seed)
         n = self.model_kwargs().get("num_classes")
         if n != ds.num_classes:
-            raise ConfigError(f"{self.paths['train']}: {ds.num_classes} identities, but model.num_classes={n}; "
+            raise ConfigError(f"{self.paths.train}: {ds.num_classes} identities, but model.num_classes={n}; "
                               f"set model.num_classes={ds.num_classes}")
         return ds
 
@@ -175,11 +193,11 @@ class CosFaceMethod(Method):
     def evaluate(self, trainer: TrainerContext) -> dict[str, Any]:
         """Verification on ``data.identities.pairs`` (if any); writes metrics.json and the final checkpoint."""
         result: dict[str, Any] = {"headline": {}}
-        pairs = self.paths.get("pairs")
+        pairs = self.paths.pairs
         if trainer.dist.is_main:
             if pairs is not None:
                 d = self.cfg.data.identities
-                result = evaluate_pairs(trainer.model, self, pairs, self.paths.get("pairs_root"),
+                result = evaluate_pairs(trainer.model, self, pairs, self.paths.pairs_root,
                                         self.cfg.data.image_size, self.cfg.data.mean, self.cfg.data.std,
                                         trainer.device, self.cfg.data.batch_size, d.pairs_format, d.pairs_ext,
                                         d.flip, out_dir=trainer.run_dir)
@@ -225,6 +243,7 @@ class CSDNMethod(CosFaceMethod):
                 raise ConfigError("method csdn: kd_weight > 0 needs method.teacher=<face-recognition checkpoint> "
                                   "(an openfas .safetensors, an .onnx graph or 'dlib') or "
                                   "method.teacher_table=<embeddings .safetensors>; or set kd_weight=0")
+            t: Teacher | DlibTeacher
             if self.params.teacher == "dlib":
                 try:
                     t = DlibTeacher(self.cfg.data.mean, self.cfg.data.std)
@@ -264,7 +283,7 @@ class CSDNMethod(CosFaceMethod):
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         p = self.params
-        if unwrap_model(model).num_branches < 2:
+        if unwrap_as(model, FaceEmbeddingNet, "csdn").num_branches < 2:
             raise ConfigError("method csdn needs model csdn (several sub-decisions)")
         y = batch["label"]
         out = model(batch["image"])

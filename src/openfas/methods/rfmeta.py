@@ -21,8 +21,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_model
-from openfas.methods.meta import call_with, domain_batch, inner_update, named_params, split_meta_domains
+from openfas.methods.base import Batch, Method, MethodParams, Stage, register_method, unwrap_as, unwrap_model
+from openfas.methods.meta import (
+    call_with,
+    domain_batch,
+    inner_update,
+    named_params,
+    split_meta_domains,
+    tensor_sum,
+)
+from openfas.models.rfmeta import RFMetaNet
 
 
 class RFMetaParams(MethodParams):
@@ -40,39 +48,42 @@ class RFMetaMethod(Method):
     sampler = "domain_balanced"
     ddp_wrap = False  # the classifier is called with substituted weights; the engine averages gradients
 
-    def _domain_terms(self, net: nn.Module, b: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _domain_terms(self, net: RFMetaNet, b: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         multi, feat = net.features(b["image"])
         depth = net.depth(multi).squeeze(1)
         dep = F.mse_loss(depth.float(), b["target"].float())
         return feat, dep, b["label"].float()
 
     def training_loss(self, model: nn.Module, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
-        net = unwrap_model(model)
+        net = unwrap_as(model, RFMetaNet, "rfmeta")
         p = self.params
         if not p.meta:
-            cls_sum, dep_sum = 0.0, 0.0
+            cls_terms, dep_terms = [], []
             for d in sorted(torch.unique(batch["domain"]).tolist()):
                 feat, dep, y = self._domain_terms(net, domain_batch(batch, d))
-                cls_sum = cls_sum + F.binary_cross_entropy_with_logits(net.classifier(feat).float(), y)
-                dep_sum = dep_sum + dep
+                cls_terms.append(F.binary_cross_entropy_with_logits(net.classifier(feat).float(), y))
+                dep_terms.append(dep)
+            cls_sum, dep_sum = tensor_sum(cls_terms), tensor_sum(dep_terms)
             loss = cls_sum + p.depth_weight * dep_sum
             return {"loss": loss, "cls": cls_sum.detach(), "depth": dep_sum.detach()}
 
         train_doms, test_doms = split_meta_domains(batch, p.meta_train_domains)
         theta = named_params(net.classifier)
-        cls_tr, dep_tr, adapted = 0.0, 0.0, []
+        cls_trs, dep_trs, adapted = [], [], []
         for d in train_doms:
             feat, dep, y = self._domain_terms(net, domain_batch(batch, d))
             cls = F.binary_cross_entropy_with_logits(net.classifier(feat).float(), y)
-            cls_tr, dep_tr = cls_tr + cls, dep_tr + dep
+            cls_trs.append(cls)
+            dep_trs.append(dep)
             adapted.append(inner_update(theta, cls, p.meta_step_size, create_graph=torch.is_grad_enabled()))
-        cls_te, dep_te = 0.0, 0.0
+        cls_tes, dep_tes = [], []
         for d in test_doms:
             feat, dep, y = self._domain_terms(net, domain_batch(batch, d))
-            dep_te = dep_te + dep
+            dep_tes.append(dep)
             for weights in adapted:
                 logit = call_with(net.classifier, weights, feat, fresh_buffers=True)
-                cls_te = cls_te + F.binary_cross_entropy_with_logits(logit.float(), y)
+                cls_tes.append(F.binary_cross_entropy_with_logits(logit.float(), y))
+        cls_tr, dep_tr, cls_te, dep_te = map(tensor_sum, (cls_trs, dep_trs, cls_tes, dep_tes))
         meta_train = cls_tr + p.depth_weight * dep_tr
         meta_test = cls_te + p.depth_weight * dep_te
         loss = meta_train + p.meta_test_weight * meta_test

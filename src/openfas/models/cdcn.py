@@ -167,6 +167,8 @@ class MultiModalCDCN(nn.Module):
       its own loss, as the paper trains each modality separately.
     """
 
+    score_weights: torch.Tensor  # buffer of score fusion (w_m, summing to 1)
+
     def __init__(self, modalities: Sequence[str] = ("rgb", "depth", "ir"),
                  fusion: Literal["feature", "input", "score"] = "feature",
                  score_weights: Sequence[float] | None = None, backbone: Literal["cdcn", "cdcn++"] = "cdcn",
@@ -204,12 +206,11 @@ class MultiModalCDCN(nn.Module):
             self.net = CDCN(3 * m, map_size, backbone, theta, conv)
         else:
             if backbone == "cdcn":
-                self.trunks = nn.ModuleList(CDCNTrunk(3, conv, CDCN_STEM, CDCN_BLOCKS) for _ in modalities)
+                trunks = [CDCNTrunk(3, conv, CDCN_STEM, CDCN_BLOCKS) for _ in modalities]
             else:
-                self.trunks = nn.ModuleList(
-                    CDCNTrunk(3, conv, CDCN_STEM, CDCNPP_BLOCKS, CDCNPP_ATTENTION_KERNELS) for _ in modalities
-                )
-            feat = self.trunks[0].out_channels
+                trunks = [CDCNTrunk(3, conv, CDCN_STEM, CDCNPP_BLOCKS, CDCNPP_ATTENTION_KERNELS) for _ in modalities]
+            self.trunks = nn.ModuleList(trunks)
+            feat = trunks[0].out_channels
             self.reduce = nn.ModuleList(nn.Sequential(*_conv_bn_relu(conv, feat, 128)) for _ in modalities)
             self.head = _head(conv, 128 * m, (128,))
 

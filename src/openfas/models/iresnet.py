@@ -79,6 +79,8 @@ class RecognitionOutput:
 class FaceEmbeddingNet(nn.Module):
     """Trunk + n dropout blocks (+ concept branch) + CosFace class centres; see the module docstring."""
 
+    region_masks: torch.Tensor  # buffer: n × (C·h·w) input masks of the blocks
+
     def __init__(self, image_size: int = 112, embedding_dim: int = 512, num_classes: int = 2,
                  layers: tuple[int, ...] = (2, 2, 2, 2), widths: tuple[int, ...] = (64, 128, 256, 512),
                  dropout_rates: tuple[float, ...] = (0.4,), concept: bool = False, concept_hidden: int = 128,

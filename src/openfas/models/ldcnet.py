@@ -23,6 +23,7 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -106,8 +107,10 @@ class FeatureExtractor(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        nn.init.normal_(self.bottleneck.fc.weight, 0.0, 0.005)
-        nn.init.constant_(self.bottleneck.fc.bias, 0.1)
+        fc = self.bottleneck.fc
+        assert isinstance(fc, nn.Linear)
+        nn.init.normal_(fc.weight, 0.0, 0.005)
+        nn.init.constant_(fc.bias, 0.1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
@@ -204,7 +207,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(p))
+            state: Any = load_file(str(p))
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -24,8 +24,10 @@ import torch.nn as nn
 from openfas.models._registry import register_model
 
 
-def _conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+def _conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: bool = True,
+             padding: int | None = None) -> nn.Sequential:
+    pad = k // 2 if padding is None else padding
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(cout)]
     if act:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -68,8 +70,7 @@ class MiniFASNet(nn.Module):
         self.stage3 = _stage(c[2], c[3], depths[2], expansion)  # stride 16
         self.expand = _conv_bn(c[3], c[4])
         side = image_size // 16
-        self.gdc = _conv_bn(c[4], c[4], side, 1, groups=c[4], act=False)
-        self.gdc[0].padding = (0, 0)  # global depthwise conv: one output pixel
+        self.gdc = _conv_bn(c[4], c[4], side, 1, groups=c[4], act=False, padding=0)  # global depthwise: 1 pixel
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(c[4], embedding, bias=False), nn.BatchNorm1d(embedding))
         self.drop = nn.Dropout(dropout)
         self.classifier = nn.Linear(embedding, 2)

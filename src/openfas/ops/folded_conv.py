@@ -31,12 +31,19 @@ class FoldedKernelConv2d(nn.Conv2d):
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
         """A plain ``nn.Conv2d`` holding the folded kernel: same output, no per-call kernel update."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                         padding=self.padding, dilation=self.dilation, groups=self.groups,
+        padding = self.padding if isinstance(self.padding, str) else _pair(self.padding)
+        conv = nn.Conv2d(self.in_channels, self.out_channels, _pair(self.kernel_size), stride=_pair(self.stride),
+                         padding=padding, dilation=_pair(self.dilation), groups=self.groups,
                          bias=self.bias is not None, padding_mode=self.padding_mode,
                          device=self.weight.device, dtype=self.weight.dtype)
         conv.weight.copy_(self.folded_weight())
-        if self.bias is not None:
+        if self.bias is not None and conv.bias is not None:
             conv.bias.copy_(self.bias)
         conv.train(self.training)
         return conv
+
+
+def _pair(size: tuple[int, ...]) -> tuple[int, int]:
+    """A 2-d convolution's (height, width) setting (``nn.Conv2d`` stores them as tuples of any length)."""
+    h, w = size
+    return h, w

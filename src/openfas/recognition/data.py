@@ -4,7 +4,7 @@ Layout (CASIA-WebFace style): ``root/<identity>/<image>`` — one folder per ide
 suffix; identities are numbered in sorted folder-name order. Images are expected to be aligned face crops
 (e.g. the ArcFace 5-point 112×112 alignment); they are resized to ``image_size``.
 
-Masks are synthesised on the fly (:mod:`openfas.recognition.masks`) from five landmarks per image, taken from
+Masks are synthesised on the fly (:mod:`openfas.data.synth.masks`) from five landmarks per image, taken from
 ``landmarks.csv`` (columns ``file,lx,ly,rx,ry,nx,ny,mlx,mly,mrx,mry[,chx,chy]``, ``file`` relative to ``root``;
 written by the synthetic generator, ``openfas data lfw``, or the user) or, when an image has no row, from the
 ArcFace template scaled to the image (correct for aligned crops). Alternatively ``masked_root`` holds
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from openfas.data.synth.masks import MASK_TYPES, apply_mask, sample_style, template_landmarks
 from openfas.data.transforms import to_chw_float
 from openfas.data.video import MediaError, read_image
 from openfas.errors import OpenFASError
-from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style, template_landmarks
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 

@@ -86,8 +86,8 @@ class DlibTeacher:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        imgs = ((x.detach().float().cpu() * self.student_std + self.student_mean) * 255.0).clamp(0, 255)
-        imgs = imgs.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels = ((x.detach().float().cpu() * self.student_std + self.student_mean) * 255.0).clamp(0, 255)
+        imgs = pixels.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rec = self.recognizer
         chips = []
         for rgb in imgs:

@@ -9,7 +9,7 @@ nothing is downloaded at run time). The 68 points are reduced to the five ArcFac
 
 :func:`align_face` warps a face to the ArcFace crop with the least-squares similarity transform (rotation,
 uniform scale, translation; Umeyama, IEEE TPAMI 1991) from the five points to the template
-:data:`openfas.recognition.masks.ARCFACE_112` scaled to the crop size.
+:data:`openfas.data.synth.masks.ARCFACE_112` scaled to the crop size.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from openfas.data.synth.masks import ARCFACE_112
 from openfas.errors import OpenFASError
-from openfas.recognition.masks import ARCFACE_112
 
 
 class LandmarkError(OpenFASError, RuntimeError):

@@ -36,12 +36,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.data.synth.masks import MASK_TYPES, apply_mask, sample_style
 from openfas.data.video import read_image
 from openfas.errors import OpenFASError
 from openfas.recognition.dlib_teacher import DlibRecognizer
 from openfas.recognition.embedding_table import EmbeddingTable
 from openfas.recognition.landmarks import DlibLandmarker, align_face, transform_points
-from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
 from openfas.recognition.verification import verification_report
 
 PROTOCOLS = ("clean", "one_masked", "both_masked")

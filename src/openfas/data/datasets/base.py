@@ -107,7 +107,7 @@ def register_dataset(name: str, aliases: Iterable[str] = ()) -> Callable[[A], A]
         key = _norm(name)
         if key in _REGISTRY and _REGISTRY[key] is not cls:
             raise ValueError(f"dataset name {name!r} is already registered by {_REGISTRY[key].__name__}")
-        cls.name = key  # type: ignore[misc]
+        cls.name = key
         _REGISTRY[key] = cls
         for a in aliases:
             _ALIASES[_norm(a)] = key
@@ -134,13 +134,6 @@ def get_dataset(name: str) -> type[DatasetAdapter]:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-
-
-def require_dir(path: Path, hint: str) -> Path:
-    """``path`` when it is a folder, else a :class:`DatasetError` ``"<path>: <hint>"``."""
-    if not path.is_dir():
-        raise DatasetError(f"{path}: {hint}")
-    return path
 
 
 def nested(path: Path) -> Path:

@@ -43,7 +43,7 @@ class CasiaFASD(DatasetAdapter):
     """CASIA-FASD: splits train/test (+ dev with ``dev_subjects``); one protocol; domain "C"."""
 
     domain = "C"
-    splits = ("train", "test")
+    splits: tuple[str, ...] = ("train", "test")
 
     def __init__(self, root: str | Path, dev_subjects: int = 0) -> None:
         if dev_subjects < 0:

@@ -113,7 +113,7 @@ class NUAA(DatasetAdapter):
         if not path.is_file():
             raise DatasetError(f"{path}: NUAA list file not found")
         folder = self.base / NUAA_VARIANTS[self.variant][0 if cls == "client" else 1]
-        out = []
+        out: list[tuple[str, dict[str, str], Path | None]] = []
         missing: list[str] = []
         for lineno, line in read_list_lines(path):  # splitlines() also ends CRLF lines
             entry = line.replace("\\", "/")
@@ -128,10 +128,10 @@ class NUAA(DatasetAdapter):
             if info["id"] != parts[0]:
                 raise DatasetError(f"{path}:{lineno}: file {parts[1]} lies in folder {parts[0]} of another person")
             file = folder / parts[0] / parts[1]
-            if not file.is_file():
+            present = file.is_file()
+            if not present:
                 missing.append(entry)
-                file = None
-            out.append((entry, info, file))
+            out.append((entry, info, file if present else None))
         if missing:
             self.missing[str(path)] = missing
         warn_missing(self.name, path, missing)

@@ -42,8 +42,8 @@ from openfas.data.sample import LIVE, SPOOF, MediaItem
 
 OULU_PROTOCOLS: tuple[str, ...] = ("1", "2", *(f"3_{i}" for i in range(1, 7)), *(f"4_{i}" for i in range(1, 7)),
                                    "all")
-OULU_PHONES: dict[str, str] = {"1": "Samsung Galaxy S6 edge", "2": "HTC Desire EYE", "3": "MEIZU X5",
-                               "4": "ASUS Zenfone Selfie", "5": "Sony XPERIA C5 Ultra Dual", "6": "OPPO N3"}
+# Phone digit 1-6: Samsung Galaxy S6 edge, HTC Desire EYE, MEIZU X5, ASUS Zenfone Selfie, Sony XPERIA C5 Ultra Dual,
+# OPPO N3.
 # File digit → (attack type, PAI species)
 OULU_FILES: dict[str, tuple[str, str]] = {"1": ("live", "live"), "2": ("print", "print1"), "3": ("print", "print2"),
                                           "4": ("replay", "replay1"), "5": ("replay", "replay2")}

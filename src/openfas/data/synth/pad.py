@@ -1,7 +1,7 @@
 """Synthetic live/spoof face crops: every method, the demo and the DG protocols run with no licensed data.
 
 **A test and demo aid, not a benchmark of real attacks.** The faces are procedural cartoons
-(:mod:`openfas.data.synth_faces`) and the attacks are simple physical simulations of the cues the
+(:mod:`openfas.data.synth.faces`) and the attacks are simple physical simulations of the cues the
 literature relies on; accuracy on this data says nothing about accuracy on real presentation attacks.
 
 * live: a shaded 3-D-looking face with fine skin texture, seen by the domain's camera;
@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import numpy as np
 
 from openfas.data.cache import CacheError, CropCacheWriter
 from openfas.data.sample import LIVE, MODALITIES, SPOOF, CropRecord
-from openfas.data.synth_faces import (
+from openfas.data.synth.faces import (
     Layers,
     Look,
     render_background,
@@ -104,7 +104,7 @@ def camera_params(domain: str, seed: int = 0, shift: float = 1.0) -> CameraParam
     light_t = rng.uniform(-1, 1)
     light = (1.0 - 0.1 * light_t, 1.0, 1.0 + 0.1 * light_t)
     return CameraParams(
-        wb=tuple(float(x) for x in wb),
+        wb=_triple(wb),
         exposure=float(rng.uniform(0.8, 1.2)),
         gamma=float(rng.uniform(0.85, 1.2)),
         saturation=float(rng.uniform(0.75, 1.25)),
@@ -114,14 +114,19 @@ def camera_params(domain: str, seed: int = 0, shift: float = 1.0) -> CameraParam
         noise=float(rng.uniform(0.004, 0.02)),
         jpeg_quality=int(rng.integers(70, 97)),
         vignette=float(rng.uniform(0, 0.35)),
-        wall=tuple(float(x) for x in wall),
-        wall2=tuple(float(x) for x in wall2),
-        light=tuple(float(x) for x in light),
+        wall=_triple(wall),
+        wall2=_triple(wall2),
+        light=_triple(light),
         depth_noise=float(rng.uniform(0.005, 0.03)),
         depth_holes=float(rng.uniform(0, 0.02)),
         ir_gain=float(rng.uniform(0.8, 1.15)),
         ir_noise=float(rng.uniform(0.005, 0.025)),
     )
+
+
+def _triple(values: Iterable[float]) -> tuple[float, float, float]:
+    a, b, c = (float(x) for x in values)
+    return a, b, c
 
 
 def _stronger_camera(cam: CameraParams, domain: str, seed: int, shift: float) -> CameraParams:
@@ -143,7 +148,7 @@ def _stronger_camera(cam: CameraParams, domain: str, seed: int, shift: float) ->
         return 1.0 + (x - 1.0) * shift
 
     return CameraParams(
-        wb=tuple(max(0.3, away(x)) for x in cam.wb),
+        wb=_triple(max(0.3, away(x)) for x in cam.wb),
         exposure=max(0.3, away(cam.exposure)),
         gamma=max(0.3, away(cam.gamma)),
         saturation=max(0.0, away(cam.saturation)),
@@ -155,7 +160,7 @@ def _stronger_camera(cam: CameraParams, domain: str, seed: int, shift: float) ->
         vignette=min(0.8, cam.vignette * shift),
         wall=cam.wall,
         wall2=cam.wall2,
-        light=tuple(max(0.3, away(x)) for x in cam.light),
+        light=_triple(max(0.3, away(x)) for x in cam.light),
         depth_noise=cam.depth_noise * shift,
         depth_holes=min(0.2, cam.depth_holes * shift),
         ir_gain=max(0.3, away(cam.ir_gain)),
@@ -166,7 +171,7 @@ def _stronger_camera(cam: CameraParams, domain: str, seed: int, shift: float) ->
 def apply_camera(rgb: np.ndarray, cam: CameraParams, rng: np.random.Generator) -> np.ndarray:
     """Domain camera: float BGR in [0, 1] → uint8 BGR (blur, resolution, vignette, WB, noise, JPEG)."""
     h, w = rgb.shape[:2]
-    img = rgb.astype(np.float32)
+    img: np.ndarray = rgb.astype(np.float32)
     if cam.blur > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), cam.blur)
     if cam.downscale > 1.01:
@@ -188,7 +193,8 @@ def apply_camera(rgb: np.ndarray, cam: CameraParams, rng: np.random.Generator) -
         img = img + cam.sharpen * (img - cv2.GaussianBlur(img, (0, 0), 1.0))
     out = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, cam.jpeg_quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else out
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return out if decoded is None else decoded
 
 
 def _gray3(x: np.ndarray) -> np.ndarray:
@@ -763,7 +769,7 @@ def write_folder_layout(
                     raise OSError(f"{path}: could not write image")
                 continue
             path = folder / f"{name}.avi"
-            vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (size, size))
+            vw = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (size, size))
             if not vw.isOpened():
                 raise OSError(f"{path}: OpenCV could not open an MJPG video writer")
             for img in imgs:

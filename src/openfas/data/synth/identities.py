@@ -1,6 +1,6 @@
 """Synthetic identities with known landmarks and synthesised masks (a test and demo aid, not a benchmark).
 
-Each identity is a :class:`openfas.data.synth_faces.Subject` (face shape, skin, eyes, brows, hair, glasses);
+Each identity is a :class:`openfas.data.synth.faces.Subject` (face shape, skin, eyes, brows, hair, glasses);
 each image re-renders it under a new light, background, small pose and expression, and optionally degrades
 it (down-up scaling, blur, noise, JPEG) to imitate low-quality captures. The five landmarks come from the
 renderer's own geometry (:func:`render_landmarks`), and the face area for mask coverage is the renderer's
@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openfas.data.synth_faces import Layers, Subject, render_scene, sample_jitter, sample_look, sample_subject
-from openfas.recognition.masks import MASK_TYPES, apply_mask, sample_style
+from openfas.data.synth.faces import Layers, Subject, render_scene, sample_jitter, sample_look, sample_subject
+from openfas.data.synth.masks import MASK_TYPES, apply_mask, sample_style
 
 GENERATOR_VERSION = 2  # 2: masks.csv gains the 'degraded' column (images unchanged)
 
@@ -82,8 +82,9 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 80))])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = decoded
     return out
 
 

@@ -1,4 +1,4 @@
-"""Procedural face scenes for the synthetic data generator (:mod:`openfas.data.synth`).
+"""Procedural face scenes for the synthetic data generator (:mod:`openfas.data.synth.pad`).
 
 Everything is drawn with vectorised implicit shapes (ellipses, bands, capsules) with one-pixel soft edges:
 a subject (:class:`Subject`: skin tone, face shape, eyes/brows/nose/mouth, hair, glasses) is rendered under a
@@ -199,7 +199,7 @@ def _gauss(u: np.ndarray, v: np.ndarray, cu: float, cv: float, su: float, sv: fl
     return np.exp(-0.5 * (((u - cu) / su) ** 2 + ((v - cv) / sv) ** 2)).astype(np.float32)
 
 
-def _blend(dst: np.ndarray, alpha: np.ndarray, value: np.ndarray | float) -> np.ndarray:
+def _blend(dst: np.ndarray, alpha: np.ndarray, value: np.ndarray | np.floating | float) -> np.ndarray:
     a = alpha[..., None] if dst.ndim == 3 else alpha
     return dst * (1 - a) + a * value
 
@@ -303,7 +303,7 @@ def render_scene(
     height = _blend(height, face, 0.25 + rel)
     relief = np.where(mask, rel / max(float(rel.max()), 1e-6), 0.0).astype(np.float32)
 
-    skin = np.broadcast_to(subj.skin, (h, w, 3)).astype(np.float32)
+    skin: np.ndarray = np.broadcast_to(subj.skin, (h, w, 3)).astype(np.float32)
     for side in (-1, 1):  # cheek blush
         g = 0.12 * _gauss(un, vn, side * 0.45 + du / a, 0.22, 0.18, 0.12)
         skin = skin * (1 - g[..., None] * np.array([0.5, 0.4, 0.0], np.float32))

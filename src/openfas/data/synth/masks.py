@@ -123,6 +123,11 @@ _SURGICAL = [(0.85, 0.72, 0.45), (0.75, 0.85, 0.55), (0.95, 0.95, 0.95), (0.90, 
 DEFAULT_CHIN = 1.6
 
 
+def _bgr(values: np.ndarray) -> tuple[float, float, float]:
+    b, g, r = (float(x) for x in values)
+    return b, g, r
+
+
 def sample_style(rng: np.random.Generator, kind: str | None = None, kinds: tuple[str, ...] = MASK_TYPES,
                  under_nose: float = 0.0) -> MaskStyle:
     """Draw a mask style (type, outline, colours). The top edge lies on the nose bridge (``top`` ∈ [0.12,
@@ -146,8 +151,7 @@ def sample_style(rng: np.random.Generator, kind: str | None = None, kinds: tuple
         c, c2 = rng.uniform(0.05, 0.95, 3), rng.uniform(0.05, 0.95, 3)
     return MaskStyle(kind=kind, top=top, half_width=float(rng.uniform(1.05, 1.3)),
                      bottom=DEFAULT_CHIN + float(rng.uniform(0.05, 0.25)),
-                     color=tuple(float(x) for x in np.clip(c, 0, 1)),
-                     color2=tuple(float(x) for x in np.clip(c2, 0, 1)),
+                     color=_bgr(np.clip(c, 0, 1)), color2=_bgr(np.clip(c2, 0, 1)),
                      pattern=int(rng.integers(4)), pattern_scale=float(rng.uniform(0.15, 0.35)),
                      valve=bool(kind == "n95" and rng.random() < 0.4), seed=int(rng.integers(2**31)))
 

