@@ -391,4 +391,4 @@ def _progress(total: int, enabled: bool) -> Any:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
-    return tqdm(total=total, unit="media", desc="prepare", dynamic_ncols=True)
+    return tqdm(total=total, unit="media", desc="prepare", dynamic_ncols=True, disable=None)  # None: off when not a TTY

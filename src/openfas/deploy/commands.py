@@ -160,7 +160,7 @@ def predict(
     if not no_progress and len(files) > 1:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr)
+        bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr, disable=None)
     failed = no_face = 0
     for path in files:
         try:

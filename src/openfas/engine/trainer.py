@@ -316,7 +316,8 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, initial=self.state.step_in_epoch, leave=False,
-                       desc=f"{stage.name} epoch {self.state.epoch + 1}/{stage.epochs}")
+                       desc=f"{stage.name} epoch {self.state.epoch + 1}/{stage.epochs}",
+                       disable=None)  # None: no bar when stderr is not a terminal (log files keep the INFO lines)
         params = [p for g in opt.param_groups for p in g["params"]]
         # loss sums of this epoch so far (restored by a mid-epoch resume, so the logged means stay right)
         running: dict[str, float] = self._running if self.state.step_in_epoch > 0 else {}
