@@ -15,12 +15,13 @@ JPEG bytes in memory), interleaved round by round so machine noise hits every va
 * ``end-to-end int8``   – the same with the int8 model (``--int8``);
 * ``model``             – the model alone on one preprocessed crop;
 
-and the ratios end-to-end / detector and end-to-end / (decode+detect).
+and the ratios end-to-end / detector, end-to-end / (decode+detect), and int8 / float (end-to-end and model).
 
 Accuracy (``--cache``): the crops of ``--split`` scored by the float and the int8 model (``detector="whole"``: the
 cache's crops, as training made them); frame-level AUC of each and the change, plus BPCER/APCER at the stored
-threshold. Scores of the float ONNX model are also checked against the PyTorch checkpoint when ``--checkpoint``
-is given.
+threshold, and the fidelity of int8 to float (max and mean |score difference|, Spearman rank correlation; choose
+``--split dev`` while tuning anything, report ``test`` once). Scores of the float ONNX model are also checked
+against the PyTorch checkpoint when ``--checkpoint`` is given.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def timing(args: argparse.Namespace) -> None:
     print(f"  ratio end-to-end / decode+detect {med['end-to-end'] / med['decode+detect']:.2f}")
     if p8 is not None:
         print(f"  ratio end-to-end int8 / detector {med['end-to-end int8'] / med['detector']:.2f}")
+        print(f"  ratio end-to-end int8 / float    {med['end-to-end int8'] / med['end-to-end']:.2f}")
+        if "model int8" in med:
+            print(f"  ratio model int8 / float         {med['model int8'] / med['model']:.2f}")
 
 
 def accuracy(args: argparse.Namespace) -> None:
@@ -124,9 +128,12 @@ def accuracy(args: argparse.Namespace) -> None:
               f"{ss.eer()[0]:.4f}; at the stored threshold {thr:.4g}: APCER {at.get('apcer', float('nan')):.4f} "
               f"BPCER {at.get('bpcer', float('nan')):.4f}")
     if "int8" in scores:
+        from openfas.deploy.quantize import spearman
+
         d = M.auc(scores["int8"], labels) - M.auc(scores["float"], labels)
-        print(f"  AUC change int8 − float: {d:+.4f}; max |score difference| "
-              f"{np.abs(scores['int8'] - scores['float']).max():.4f}")
+        diff = np.abs(scores["int8"] - scores["float"])
+        print(f"  AUC change int8 − float: {d:+.4f}; |score difference| max {diff.max():.4f} mean {diff.mean():.4f}; "
+              f"Spearman {spearman(scores['int8'], scores['float']):.4f}")
     if "pytorch" in scores:
         print(f"  max |ONNX float − PyTorch| {np.abs(scores['float'] - scores['pytorch']).max():.2e}")
 

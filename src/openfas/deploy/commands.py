@@ -287,6 +287,11 @@ def export(
                                                    "ranges (use the training cache).")] = None,
     calibration_split: Annotated[str, typer.Option(help="Split of --calibrate to draw from.")] = "train",
     calibration_samples: Annotated[int, typer.Option(help="Crops used for calibration.")] = 256,
+    # default = openfas.deploy.quantize.DEFAULT_TOLERANCE (not imported here: it loads torch)
+    int8_tolerance: Annotated[float, typer.Option(help="Largest mean |int8 score − float score| over the "
+                                                  "calibration crops before --int8 warns.")] = 0.01,
+    int8_strict: Annotated[bool, typer.Option("--int8-strict", help="Fail (exit 1, no int8 file) instead of "
+                                              "warning when the int8 model exceeds --int8-tolerance.")] = False,
 ) -> None:
     """Export a trained model to ONNX (CDC convs folded, dynamic batch), verified with ONNX Runtime; optionally
     also an int8 version calibrated on real crops (measure its accuracy: bench/bench_light.py)."""
@@ -297,6 +302,8 @@ def export(
         _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
     if int8 is not None and calibration_samples < 1:
         _fail(f"--calibration-samples must be >= 1, got {calibration_samples}")
+    if int8 is not None and not int8_tolerance > 0:
+        _fail(f"--int8-tolerance must be > 0, got {int8_tolerance}")
     try:
         report = export_onnx(checkpoint, onnx, opset=opset, tolerance=tolerance, fold=not no_fold)
     except (OpenFASError, ImportError) as err:
@@ -311,11 +318,20 @@ def export(
         try:
             _, meta = load_onnx_session(onnx)
             data = calibration_from_cache(calibrate, meta, calibration_split, calibration_samples)
-            quantize_onnx(onnx, int8, data)
+            fidelity = quantize_onnx(onnx, int8, data, tolerance=int8_tolerance)
         except (OpenFASError, ValueError, OSError) as err:
             _fail(f"--int8: {err}")
             return
         typer.echo(f"wrote {int8} (int8 QDQ, {len(data)} calibration crops from {calibrate} {calibration_split})")
+        typer.echo(str(fidelity))
+        if not fidelity.ok:
+            msg = (f"--int8: {int8} is not faithful to {onnx}: mean |Δscore| {fidelity.mean_abs_diff:.4f} > "
+                   f"--int8-tolerance {int8_tolerance:g}")
+            if int8_strict:
+                int8.unlink(missing_ok=True)
+                _fail(f"{msg} (removed; --int8-strict)", 1)
+            typer.secho(f"warning: {msg}; do not ship it without checking it on your data", fg=typer.colors.YELLOW,
+                        err=True)
 
 
 def serve(

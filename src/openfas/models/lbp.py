@@ -12,7 +12,7 @@ exported to ONNX like every model):
   each as a whole-image histogram plus ``grid×grid`` non-overlapping cells;
 * a BatchNorm (standardises the histogram features, like the SVM's feature scaling) and one linear layer →
   ``B×2`` logits (index 1 = live). A linear classifier instead of the RBF SVM: trainable by SGD with the rest of
-  openfas. Only the normalisation and the linear layer learn (≈ 1.2 k weights per class).
+  openfas. Only the normalisation and the linear layer learn (4.7 k parameters with the defaults).
 """
 
 from __future__ import annotations
