@@ -266,13 +266,7 @@ class DlibFaceNet(RecognitionNet):
     def forward(self, x: torch.Tensor) -> RecognitionOutput:
         f = self.trunk(x)
         branch = torch.stack([blk(f) for blk in self.blocks], 1)  # N×n×D
-        if self.concept is None:
-            w = torch.full(branch.shape[:2], 1.0 / self.num_branches, device=x.device, dtype=branch.dtype)
-        else:
-            w = torch.softmax(self.concept(f).float(), dim=1).to(branch.dtype)
-        emb = (w.unsqueeze(-1) * branch).sum(1)
-        return RecognitionOutput(embedding=emb, branch_embeddings=branch, weights=w,
-                                 cosine=self.head.cosine(emb), branch_cosine=self.head.cosine(branch))
+        return self.combine_sub_decisions(f, branch)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

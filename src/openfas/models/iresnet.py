@@ -83,6 +83,19 @@ class RecognitionNet(nn.Module):
     num_branches: int
     embedding_dim: int
     head: CosFaceHead
+    concept: nn.Module | None
+
+    def combine_sub_decisions(self, f: torch.Tensor, branch: torch.Tensor) -> RecognitionOutput:
+        """CSDN's fusion of the n sub-decisions ``branch`` (N×n×D) of features ``f``: concept weights
+        ``softmax(concept(f))`` (uniform 1/n without a concept branch), embedding = weighted sum, plus the
+        CosFace cosines of the embedding and of every sub-decision."""
+        if self.concept is None:
+            w = torch.full(branch.shape[:2], 1.0 / self.num_branches, device=branch.device, dtype=branch.dtype)
+        else:
+            w = torch.softmax(self.concept(f).float(), dim=1).to(branch.dtype)
+        emb = (w.unsqueeze(-1) * branch).sum(1)
+        return RecognitionOutput(embedding=emb, branch_embeddings=branch, weights=w,
+                                 cosine=self.head.cosine(emb), branch_cosine=self.head.cosine(branch))
 
 
 class FaceEmbeddingNet(RecognitionNet):
@@ -139,13 +152,7 @@ class FaceEmbeddingNet(RecognitionNet):
             branch = torch.stack([blk(f * self.region_masks[i]) for i, blk in enumerate(self.blocks)], 1)
         else:
             branch = torch.stack([blk(f) for blk in self.blocks], 1)  # N×n×D
-        if self.concept is None:
-            w = torch.full(branch.shape[:2], 1.0 / self.num_branches, device=x.device, dtype=branch.dtype)
-        else:
-            w = torch.softmax(self.concept(f).float(), dim=1).to(branch.dtype)
-        emb = (w.unsqueeze(-1) * branch).sum(1)
-        return RecognitionOutput(embedding=emb, branch_embeddings=branch, weights=w,
-                                 cosine=self.head.cosine(emb), branch_cosine=self.head.cosine(branch))
+        return self.combine_sub_decisions(f, branch)
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
