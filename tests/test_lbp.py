@@ -83,3 +83,37 @@ def test_model_rejects_wrong_channels_and_learns_a_texture_difference() -> None:
         opt.step()
     model.eval()
     assert (model(x).argmax(1) == y).float().mean() == 1.0
+
+
+def test_ycbcr_histograms_are_per_channel_loops_of_bt601() -> None:
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 4, size=(1, 3, 15, 18)).astype(np.float32)  # few levels: ties in every channel
+    r, g, b = rgb[0]
+    planes = [0.299 * r + 0.587 * g + 0.114 * b,  # ITU-R BT.601, offsets left out (they cannot change a code)
+              -0.168736 * r - 0.331264 * g + 0.5 * b,
+              0.5 * r - 0.418688 * g - 0.081312 * b]
+    want = np.concatenate([_loop_histograms(p, radius, 2) for p in planes for radius in (1, 2)])
+    model = create_model("lbp", colour="ycbcr", grid=2).eval()
+    got = model.features(torch.from_numpy(rgb)).numpy()[0]
+    assert got.shape == want.shape == (3 * 2 * 5 * 59,)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # colour texture sees what grey LBP cannot: same luma, different chroma pattern
+    grey_model = create_model("lbp", grid=2).eval()
+    luma = torch.from_numpy(planes[0]).expand(1, 3, 15, 18)
+    assert not np.allclose(model.features(luma).numpy(), got)
+    assert torch.equal(grey_model.features(luma), grey_model.features(torch.from_numpy(rgb)))
+
+
+def test_ycbcr_features_ignore_a_uniform_gain_of_the_light() -> None:
+    model = create_model("lbp", colour="ycbcr").eval()
+    rgb = torch.rand(2, 3, 24, 24)
+    assert torch.equal(model.features(rgb), model.features(rgb * 0.5))  # all three channels scale alike
+    tinted = rgb * torch.tensor([1.0, 0.8, 0.6]).view(1, 3, 1, 1)  # a colour cast is NOT ignored (chroma changes)
+    assert not torch.equal(model.features(rgb), model.features(tinted))
+
+
+def test_colour_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="colour must be one of"):
+        create_model("lbp", colour="hsv")
+    with pytest.raises(ValueError, match="needs RGB"):
+        create_model("lbp", colour="ycbcr", in_channels=1)
