@@ -117,3 +117,52 @@ def test_colour_option_is_checked() -> None:
         create_model("lbp", colour="hsv")
     with pytest.raises(ValueError, match="needs RGB"):
         create_model("lbp", colour="ycbcr", in_channels=1)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_binary_pattern_planes_are_the_bits_of_the_lbp_code(radius: int) -> None:
+    from openfas.ops.lbp import binary_pattern_planes
+
+    torch.manual_seed(radius)
+    planes = torch.randint(0, 5, (2, 3, 12, 13)).float()  # ties on purpose: "≥" must give +1
+    bits = binary_pattern_planes(planes, radius)
+    assert bits.shape == (2, 24, 12, 13) and set(bits.unique().tolist()) <= {-1.0, 1.0}
+    r = radius
+    for c in range(3):
+        code = sum(((bits[:, 8 * c + k] + 1) / 2).long() << k for k in range(8))[:, r:-r, r:-r]
+        assert torch.equal(code, lbp_codes(planes[:, c], radius))
+    # at the border a missing neighbour is the edge pixel repeated: top-left corner, neighbour (-1, -1) → itself
+    assert torch.all(bits[:, 0::8, 0, 0] == 1)
+
+
+def test_lbp_input_code_makes_cnns_blind_to_the_level_of_the_light() -> None:
+    from openfas.ops.lbp import YCBCR_WEIGHTS
+
+    torch.manual_seed(0)
+    ycc = torch.rand(2, 3, 32, 32) + 0.1
+    # another light: a gamma on luma, a gain on each colour difference (each channel changed by an increasing map)
+    relit = torch.stack([ycc[:, 0] ** 2.2, 0.6 * ycc[:, 1], 1.7 * ycc[:, 2]], 1)
+    to_rgb = torch.linalg.inv(torch.tensor(YCBCR_WEIGHTS))
+    x, x_relit = (torch.einsum("ck,bkhw->bchw", to_rgb, t) for t in (ycc, relit))
+    for name in ("pixelnet", "cdcn"):
+        model = create_model(name, input_code="lbp", map_size=8).eval()
+        plain = create_model(name, map_size=8).eval()
+        with torch.no_grad():
+            assert torch.equal(model.encode(x), model.encode(x_relit))  # the network's only view of the pixels
+            assert torch.equal(model(x), model(x_relit))
+            assert not torch.equal(model.encode(x), model.encode(x.flip(-1)))  # yet it sees the texture
+            assert not torch.allclose(plain.encode(x), plain.encode(x_relit))  # the pixel model sees the new light
+    with pytest.raises(ValueError, match="input_code must be one of"):
+        create_model("pixelnet", input_code="hsv")
+    with pytest.raises(ValueError, match="needs RGB"):
+        create_model("cdcn", input_code="lbp", in_channels=1)
+
+
+def test_lbp_input_code_exports_to_onnx(tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    model = create_model("pixelnet", input_code="lbp", map_size=8, width=8).eval()
+    x = torch.rand(1, 3, 32, 32)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"])
+    got = ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)

@@ -27,11 +27,9 @@ import torch
 import torch.nn as nn
 
 from openfas.models._registry import register_model
-from openfas.ops.lbp import UNIFORM_BINS, lbp_codes, uniform_histograms, uniform_lut
+from openfas.ops.lbp import UNIFORM_BINS, YCBCR_WEIGHTS, lbp_codes, uniform_histograms, uniform_lut
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
-# ITU-R BT.601 luma and the two colour differences (offsets omitted: LBP codes ignore them)
-YCBCR_WEIGHTS = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 COLOURS = ("grey", "ycbcr", "rgb")
 
 

@@ -68,4 +68,64 @@ def uniform_histograms(codes: torch.Tensor, lut: torch.Tensor, grid: int = 3) ->
     return torch.cat(hists, dim=1)
 
 
-__all__ = ["NEIGHBOURS", "UNIFORM_BINS", "lbp_codes", "transitions", "uniform_histograms", "uniform_lut"]
+# ITU-R BT.601 luma and the two colour differences (offsets omitted: comparisons ignore them)
+YCBCR_WEIGHTS = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def binary_pattern_planes(planes: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """The bits of ``LBP_{8,R}`` as image planes: ``B×C×H×W`` → ``B×8C×H×W`` of ±1.
+
+    Plane ``8c + k`` holds ``2·[g_k ≥ g_c] − 1`` for neighbour ``k`` of :data:`NEIGHBOURS` in channel ``c`` (the
+    bit that :func:`lbp_codes` puts at ``2^k``); the border is padded by repeating the edge pixel, so the size is
+    kept. A CNN fed these planes sees only the local ORDER of values, like an LBP histogram, but may learn where
+    and how the patterns combine."""
+    if planes.dim() != 4:
+        raise ValueError(f"binary_pattern_planes expects B×C×H×W, got shape {tuple(planes.shape)}")
+    r = int(radius)
+    h, w = planes.shape[-2:]
+    if r < 1 or h <= r or w <= r:
+        raise ValueError(f"radius {radius} needs images larger than {r}×{r}, got {h}×{w}")
+    padded = torch.nn.functional.pad(planes, (r, r, r, r), mode="replicate")
+    bits = [padded[:, :, r + dy * r:r + dy * r + h, r + dx * r:r + dx * r + w] >= planes for dy, dx in NEIGHBOURS]
+    return torch.stack(bits, dim=2).flatten(1, 2).to(planes.dtype) * 2 - 1
+
+
+class BinaryPatternInput(torch.nn.Module):
+    """RGB → Y, Cb, Cr (BT.601) → :func:`binary_pattern_planes` for each radius: ``B×3×H×W`` → ``B×24·len(radii)``.
+
+    An input stem with no parameters: brightness, contrast, gamma or any other increasing change of a channel
+    leaves its output unchanged, so a network behind it cannot learn the light of its training session."""
+
+    mix: torch.Tensor
+
+    def __init__(self, radii: tuple[int, ...] = (1,)) -> None:
+        super().__init__()
+        if not radii or any(int(r) < 1 for r in radii):
+            raise ValueError(f"binary-pattern input needs radii >= 1, got {radii}")
+        self.radii = tuple(int(r) for r in radii)
+        self.register_buffer("mix", torch.tensor(YCBCR_WEIGHTS), persistent=False)
+        self.out_channels = 8 * 3 * len(self.radii)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"binary-pattern input expects B×3×H×W RGB, got shape {tuple(x.shape)}")
+        planes = torch.nn.functional.conv2d(x, self.mix[:, :, None, None])
+        return torch.cat([binary_pattern_planes(planes, r) for r in self.radii], dim=1)
+
+
+INPUT_CODES = ("rgb", "lbp")
+
+
+def input_encoder(input_code: str, in_channels: int) -> torch.nn.Module:
+    """The parameter-free input stem named by ``input_code``: ``"rgb"`` (identity) or ``"lbp"``."""
+    if input_code not in INPUT_CODES:
+        raise ValueError(f"input_code must be one of {', '.join(INPUT_CODES)}, got {input_code!r}")
+    if input_code == "rgb":
+        return torch.nn.Identity()
+    if in_channels != 3:
+        raise ValueError(f"input_code='lbp' needs RGB (3-channel) input, got in_channels={in_channels}")
+    return BinaryPatternInput((1,))
+
+
+__all__ = ["NEIGHBOURS", "UNIFORM_BINS", "INPUT_CODES", "YCBCR_WEIGHTS", "BinaryPatternInput", "binary_pattern_planes",
+           "input_encoder", "lbp_codes", "transitions", "uniform_histograms", "uniform_lut"]
