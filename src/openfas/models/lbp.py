@@ -6,8 +6,10 @@ a 64×64 grey face by uniform LBP histograms — ``LBP^{u2}_{8,1}`` over 3×3 ov
 98 % accuracy. This model keeps the idea and fits the openfas engine (trained by the ``binary`` method,
 exported to ONNX like every model):
 
-* ``colour="grey"`` (Määttä et al.): the grey level ``0.299 R + 0.587 G + 0.114 B`` of the (normalised) input —
-  LBP codes ignore any increasing affine map, so the input normalisation does not matter;
+* the input's 8-bit pixels are recovered exactly, ``round((x·input_std + input_mean)·255)`` (the data config's
+  normalisation, filled in by the trainer), and mixed with BT.601's integer coefficients (``openfas.ops.lbp``),
+  so the codes are computed exactly and the exported ONNX model reads the same codes as PyTorch;
+* ``colour="grey"`` (Määttä et al.): the grey level ``(77 R + 150 G + 29 B) / 256``;
 * ``colour="ycbcr"`` (Boulkenafet, Komulainen and Hadid, ICIP 2015 / TIFS 2016, "colour texture analysis"): the
   same histograms for each of the ITU-R BT.601 channels Y, Cb and Cr, concatenated. A printed photo reproduces
   the face through the printer's narrower colour gamut, and that shows in the chroma texture, which grey LBP
@@ -27,18 +29,26 @@ import torch
 import torch.nn as nn
 
 from openfas.models._registry import register_model
-from openfas.ops.lbp import UNIFORM_BINS, YCBCR_WEIGHTS, lbp_codes, uniform_histograms, uniform_lut
+from openfas.ops.lbp import (
+    GREY_INT,
+    RGB_INT,
+    UNIFORM_BINS,
+    YCBCR_INT,
+    PixelPlanes,
+    lbp_codes,
+    uniform_histograms,
+    uniform_lut,
+)
 
-GREY_WEIGHTS = (0.299, 0.587, 0.114)
 COLOURS = ("grey", "ycbcr", "rgb")
 
 
 class LBPNet(nn.Module):
     lut: torch.Tensor
-    mix: torch.Tensor
 
     def __init__(self, in_channels: int = 3, radii: tuple[int, ...] = (1, 2), grid: int = 3,
-                 num_classes: int = 2, dropout: float = 0.0, colour: str = "grey") -> None:
+                 num_classes: int = 2, dropout: float = 0.0, colour: str = "grey",
+                 input_mean: float = 0.5, input_std: float = 0.5) -> None:
         super().__init__()
         if in_channels not in (1, 3):
             raise ValueError(f"lbp takes grey (1) or RGB (3) input, got in_channels={in_channels}")
@@ -51,9 +61,8 @@ class LBPNet(nn.Module):
         self.in_channels, self.radii, self.grid = in_channels, tuple(int(r) for r in radii), int(grid)
         self.colour = colour
         self.register_buffer("lut", uniform_lut(), persistent=False)
-        weights = {"grey": (GREY_WEIGHTS,), "ycbcr": YCBCR_WEIGHTS,
-                   "rgb": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))}[colour]
-        self.register_buffer("mix", torch.tensor(weights), persistent=False)  # channels × RGB
+        weights = {"grey": GREY_INT, "ycbcr": YCBCR_INT, "rgb": RGB_INT}[colour] if in_channels == 3 else ((1,),)
+        self.planes = PixelPlanes(weights, input_mean, input_std)  # exact integer planes of the 8-bit pixels
         self.num_features = len(weights) * len(self.radii) * (1 + grid * grid) * UNIFORM_BINS
         self.norm = nn.BatchNorm1d(self.num_features)
         self.drop = nn.Dropout(dropout)
@@ -64,7 +73,7 @@ class LBPNet(nn.Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"lbp was built for {self.in_channels}-channel input, got {x.shape[1]} channels")
         with torch.no_grad():
-            planes = nn.functional.conv2d(x, self.mix[:, :, None, None]) if self.in_channels == 3 else x
+            planes = self.planes(x)
             return torch.cat([uniform_histograms(lbp_codes(planes[:, k], r), self.lut, self.grid)
                               for k in range(planes.shape[1]) for r in self.radii], 1)
 
@@ -74,5 +83,6 @@ class LBPNet(nn.Module):
 
 @register_model("lbp")
 def lbp(in_channels: int = 3, radii: tuple[int, ...] = (1, 2), grid: int = 3, dropout: float = 0.0,
-        colour: str = "grey") -> LBPNet:
-    return LBPNet(in_channels=in_channels, radii=radii, grid=grid, dropout=dropout, colour=colour)
+        colour: str = "grey", input_mean: float = 0.5, input_std: float = 0.5) -> LBPNet:
+    return LBPNet(in_channels=in_channels, radii=radii, grid=grid, dropout=dropout, colour=colour,
+                  input_mean=input_mean, input_std=input_std)

@@ -25,10 +25,11 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class PixelNet(nn.Module):
     """Stem + three downsampling blocks, multi-level features resized to the map size and concatenated."""
 
-    def __init__(self, in_channels: int = 3, width: int = 32, map_size: int = 32, input_code: str = "rgb") -> None:
+    def __init__(self, in_channels: int = 3, width: int = 32, map_size: int = 32, input_code: str = "rgb",
+                 input_mean: float = 0.5, input_std: float = 0.5) -> None:
         super().__init__()
         self.map_size = map_size
-        self.encode = input_encoder(input_code, in_channels)
+        self.encode = input_encoder(input_code, in_channels, input_mean, input_std)
         self.stem = _block(getattr(self.encode, "out_channels", in_channels), width)
         self.blocks = nn.ModuleList(
             [nn.Sequential(_block(width, width), nn.MaxPool2d(3, 2, 1)) for _ in range(3)]
@@ -46,5 +47,7 @@ class PixelNet(nn.Module):
 
 
 @register_model("pixelnet")
-def pixelnet(in_channels: int = 3, width: int = 32, map_size: int = 32, input_code: str = "rgb") -> PixelNet:
-    return PixelNet(in_channels=in_channels, width=width, map_size=map_size, input_code=input_code)
+def pixelnet(in_channels: int = 3, width: int = 32, map_size: int = 32, input_code: str = "rgb",
+             input_mean: float = 0.5, input_std: float = 0.5) -> PixelNet:
+    return PixelNet(in_channels=in_channels, width=width, map_size=map_size, input_code=input_code,
+                    input_mean=input_mean, input_std=input_std)
