@@ -108,12 +108,10 @@ def test_ycbcr_histograms_are_per_channel_loops_of_bt601() -> None:
     got = model.features(x).numpy()[0]
     assert got.shape == want.shape == (3 * 2 * 5 * 59,)
     np.testing.assert_allclose(got, want, atol=1e-6)
-    # colour texture sees what grey LBP cannot: the same grey picture, a chroma pattern added
-    grey_model = create_model("lbp", grid=2).eval()
+    # a faint blue pattern (+3 levels of B here and there) changes the chroma codes
     tinted = pixels.copy()
     tinted[0, 2] = np.clip(tinted[0, 2] + rng.integers(0, 2, size=(15, 18)) * 3, 0, 255)
-    tinted[0, 0] = np.clip(tinted[0, 0] - (tinted[0, 2] - pixels[0, 2]) * 29 // 77, 0, 255)
-    assert not np.allclose(model.features(_normalise(tinted)).numpy(), got)
+    assert not np.allclose(model.features(_normalise(tinted)).numpy()[59 * 10:], got[59 * 10:])
 
 
 def test_ycbcr_features_ignore_a_uniform_gain_of_the_light() -> None:
