@@ -421,7 +421,7 @@ def results_table(data_dir: str | Path, run_dirs: list[str | Path]) -> str:
         rho = one.get("quality_vs_coverage", {}).get("spearman_all")
         auc = one.get("quality_vs_errors", {}).get("auc_wrong_by_low_quality")
         secs = run / "train_seconds.txt"
-        t = f"{int(secs.read_text()) / 60:.1f} min" if secs.is_file() else "–"
+        t = f"{float(secs.read_text()) / 60:.1f} min" if secs.is_file() else "–"
         lines.append(f"| {run.name} | " + " | ".join(cells) + f" | {'–' if rho is None else f'{rho:+.3f}'} | "
                      f"{'–' if auc is None else f'{auc:.3f}'} | {t} |")
     return "\n".join(lines)
