@@ -146,6 +146,36 @@ def test_view1_readers_and_selection(tmp_path: Path) -> None:
         read_view1_pairs(pairs)
 
 
+def test_validation_split_is_held_out_balanced_and_deterministic() -> None:
+    from openfas.recognition.lfw import LFWError, make_val_pairs, select_train, select_val_people
+
+    people = [(f"P{k:02d}", 1 + k % 7) for k in range(40)]  # 1..7 images; the 1-image people cannot be held out
+    held = select_val_people(people, 6, seed=0)
+    assert len(held) == 6 and held == sorted(held) and len(set(held)) == 6
+    assert all(dict(people)[n] >= 2 for n in held)
+    assert held == select_val_people(list(reversed(people)), 6, seed=0)  # independent of the list order
+    assert {tuple(select_val_people(people, 6, seed=s)) for s in range(5)} != {tuple(held)}  # the seed matters
+    train = select_train([p for p in people if p[0] not in held], 4, 6, None)
+    assert not {s.split("/")[0] for s in train} & set(held)
+    assert {s.split("/")[0] for s in train} == {n for n, c in people if c >= 4 and n not in held}
+
+    vp = [(n, c) for n, c in people if n in held]
+    pairs = make_val_pairs(vp, 6, 10, seed=0)
+    assert pairs == make_val_pairs(vp, 6, 10, seed=0)
+    assert [y for *_, y in pairs] == [1] * 5 + [0] * 5
+    n_img = {n: min(c, 6) for n, c in vp}
+    for a, b, y in pairs:
+        (na, ia), (nb, ib) = (a.split("/")[0], int(a[-4:])), (b.split("/")[0], int(b[-4:]))
+        assert na in n_img and nb in n_img and 1 <= ia <= n_img[na] and 1 <= ib <= n_img[nb]
+        assert (na == nb and ia != ib) if y == 1 else na != nb
+    assert len({frozenset(p[:2]) for p in pairs}) == 10  # no pair twice
+    n_same = sum(c * (c - 1) // 2 for c in n_img.values())
+    with pytest.raises(LFWError, match="same pairs"):
+        make_val_pairs(vp, 6, 2 * n_same + 2, seed=0)
+    with pytest.raises(LFWError, match="val_people=1"):
+        select_val_people(people, 1, seed=0)
+
+
 def test_test_masks_depend_only_on_seed_and_file() -> None:
     from openfas.recognition.lfw import mask_style_for
 
@@ -165,7 +195,8 @@ def lfw_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("lfw") / "prep"
     res = CliRunner().invoke(app, ["data", "lfw", str(LFW), str(out), "--min-images", "2", "--max-images", "2",
-                                   "--max-identities", "2", "--test-pairs", "4", "--size", "64"])
+                                   "--max-identities", "2", "--test-pairs", "4", "--size", "64",
+                                   "--val-people", "2", "--val-pairs", "4"])
     assert res.exit_code == 0, res.output
     return out
 
@@ -212,6 +243,16 @@ def test_lfw_route_prepares_trains_and_evaluates(lfw_small: Path, tmp_path: Path
     tm = json.loads((lfw_small / "teacher" / "metrics.json").read_text())
     assert set(tm) >= {"clean", "one_masked", "both_masked"}
     assert (lfw_small / "masks_contact_sheet.png").is_file()
+    # the validation split: its people are out of train/ and the table; its lists are laid out like the test ones
+    held = (lfw_small / "val" / "people.txt").read_text().split()
+    assert len(held) == 2 and not set(held) & set(classes)
+    assert not {f.split("/")[0] for f in table.files} & set(held)
+    vl = {p: read_pairs(lfw_small / "val" / f"pairs_{p}.txt", "mlfw") for p in ("clean", "one_masked", "both_masked")}
+    assert vl["clean"].labels == vl["one_masked"].labels == [1, 1, 0, 0]
+    for a, b in zip(vl["one_masked"].left, vl["one_masked"].right, strict=True):
+        assert a.startswith("clean/") and b.startswith("masked/") and (lfw_small / "val" / b).is_file()
+        assert a.split("/")[1] in held and b.split("/")[1] in held
+    assert set(json.loads((lfw_small / "teacher" / "val_metrics.json").read_text())) >= {"clean", "one_masked"}
 
     # train CSDN from the packaged config on the prepared folder, distilling from the table, then eval --pairs
     run = tmp_path / "run"

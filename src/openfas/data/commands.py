@@ -99,6 +99,11 @@ def lfw(
                                                "150 px face chips (for model dlib-csdn).")] = "arcface",
     seed: Annotated[int, typer.Option(help="Seed of the test masks (the protocol files are reproducible).")] = 0,
     workers: Annotated[int, typer.Option(help="Processes (dlib runs one image per process).")] = 1,
+    val_people: Annotated[int, typer.Option(
+        help="Hold out N DevTrain people (with >= 2 images, chosen by --seed) as a validation split: left out "
+             "of train/ and the teacher table, written to val/ like test/ (for choosing a schedule without "
+             "DevTest); 0: none.")] = 0,
+    val_pairs: Annotated[int, typer.Option(help="Pairs of the validation split (half same, half different).")] = 500,
 ) -> None:
     """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
     DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
@@ -109,7 +114,8 @@ def lfw(
     try:
         info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
                            max_test_pairs=test_pairs, size=size, seed=seed,
-                           teacher=None if teacher == "none" else teacher, workers=workers, geometry=geometry)
+                           teacher=None if teacher == "none" else teacher, workers=workers, geometry=geometry,
+                           val_people=val_people, val_pairs=val_pairs)
     except OpenFASError as err:
         _fail(str(err))
         return

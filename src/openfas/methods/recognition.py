@@ -68,15 +68,21 @@ class CosFaceParams(MethodParams):
     # every tensor whose name and shape match is copied; a single-decision output block initialises every
     # CSDN dropout block. Applied when a run starts (a resumed run keeps its own weights).
     init_from: str | None = None
+    # precomputed teacher embeddings of the unmasked training images (openfas.recognition.embedding_table,
+    # safetensors). csdn distils from them (each item reads its row instead of running the teacher); both
+    # methods can start the class centres from them (init_centres)
+    teacher_table: str | None = None
+    # "teacher_table": start the CosFace class centres at each identity's mean (L2-normalised) teacher embedding
+    # from teacher_table, for a student whose embedding space IS the teacher's at the start (models dlib-csdn /
+    # dlib-face initialised from dlib's weights); random centres would send large, random classification
+    # gradients into the pretrained trunk in the first steps
+    init_centres: Literal["random", "teacher_table"] = "random"
 
 
 class CSDNParams(CosFaceParams):
     # frozen teacher (see openfas.recognition.teacher) or "dlib" (dlib's ResNet, slow: prefer teacher_table);
     # needed when kd_weight > 0 and no teacher_table is given
     teacher: str | None = None
-    # precomputed teacher embeddings of the unmasked training images (openfas.recognition.embedding_table,
-    # safetensors): distillation reads the row of each item instead of running the teacher
-    teacher_table: str | None = None
     teacher_input_size: int = 112  # input side of ONNX teachers
     kd_weight: float = 1.0  # assumed
     kl_weight: float = 1.0  # assumed
@@ -84,11 +90,6 @@ class CSDNParams(CosFaceParams):
     temperature: float = 1.0  # softmax temperature of the sub-decisions (assumed)
     detach_kl_weights: bool = True
     consistency_activation: Literal["exp", "tanh"] = "exp"
-    # "teacher_table": start the CosFace class centres at each identity's mean (L2-normalised) teacher embedding
-    # from teacher_table, for a student whose embedding space IS the teacher's at the start (model dlib-csdn
-    # initialised from dlib's weights); random centres would send large, random classification gradients into
-    # the pretrained trunk in the first steps
-    init_centres: Literal["random", "teacher_table"] = "random"
 
 
 def init_centres_from_table(model: nn.Module, table_path: str | Path, train_root: str | Path) -> None:
@@ -183,6 +184,10 @@ class CosFaceMethod(Method):
         model = super().build_model()
         if self.params.init_from and getattr(self, "_training", False):
             init_from_checkpoint(model, self.params.init_from)
+        if self.params.init_centres == "teacher_table" and getattr(self, "_training", False):
+            if not self.params.teacher_table:
+                raise ConfigError("method.init_centres=teacher_table needs method.teacher_table")
+            init_centres_from_table(model, self.params.teacher_table, self.paths.train)
         return model
 
     def prepare_data(self, trainer: TrainerContext) -> None:
@@ -257,14 +262,6 @@ class CSDNMethod(CosFaceMethod):
         super().__init__(cfg, params)
         self._teacher: Any = None
         self._kd_targets: torch.Tensor | None = None  # teacher_table rows in dataset order
-
-    def build_model(self) -> nn.Module:
-        model = super().build_model()
-        if self.params.init_centres == "teacher_table" and getattr(self, "_training", False):
-            if not self.params.teacher_table:
-                raise ConfigError("method.init_centres=teacher_table needs method.teacher_table")
-            init_centres_from_table(model, self.params.teacher_table, self.paths.train)
-        return model
 
     def teacher(self, device: torch.device) -> Any:
         if self._teacher is None:

@@ -293,6 +293,15 @@ def dlib_csdn(image_size: int = DLIB_INPUT_SIZE, num_classes: int = 2, embedding
     return DlibFaceNet(image_size, embedding_dim, num_classes, tuple(dropout_rates), True, concept_hidden, mean, std)
 
 
+@register_model("dlib-face")
+def dlib_face(image_size: int = DLIB_INPUT_SIZE, num_classes: int = 2, embedding_dim: int = DLIB_EMBEDDING_DIM,
+              dropout: float = 0.0, mean: float = 0.5, std: float = 0.5) -> DlibFaceNet:
+    """Single decision on dlib's ResNet (the CosFace baseline of ``dlib-csdn``): one block Dropout → fc, no
+    concept branch, so the embedding is the block's output (dlib's own embedding when started from
+    :func:`export_dlib_resnet`'s checkpoint). dlib's network has no dropout: the default is 0."""
+    return DlibFaceNet(image_size, embedding_dim, num_classes, (dropout,), False, 64, mean, std)
+
+
 @register_model("dlib-resnet")
 def dlib_resnet(mean: float = 0.5, std: float = 0.5, embedding_dim: int = DLIB_EMBEDDING_DIM) -> DlibResNet:
     """dlib's face-recognition ResNet, randomly initialised (fill it with :func:`load_dlib_resnet`)."""
@@ -300,4 +309,4 @@ def dlib_resnet(mean: float = 0.5, std: float = 0.5, embedding_dim: int = DLIB_E
 
 
 __all__ = ["DLIB_INPUT_SIZE", "Affine", "DlibFaceNet", "DlibResNet", "DlibResidualBlock", "add_zero_padded",
-           "dlib_wrappers", "export_dlib_resnet", "load_dlib_network_into", "load_dlib_resnet"]
+           "dlib_face", "dlib_wrappers", "export_dlib_resnet", "load_dlib_network_into", "load_dlib_resnet"]

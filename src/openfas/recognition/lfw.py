@@ -16,7 +16,13 @@ files ``peopleDevTrain.txt`` and ``pairsDevTest.txt``) and writes, under ``out``
   training images, an :class:`~openfas.recognition.embedding_table.EmbeddingTable`) and
   ``teacher/metrics.json`` — the teacher's own verification results on the three protocols (its chips are cut
   from the same masked photos the crops come from);
-* ``masks_contact_sheet.png`` (originals with landmarks, masked photos, aligned masked crops) and ``info.json``.
+* ``masks_contact_sheet.png`` (originals with landmarks, masked photos, aligned masked crops) and ``info.json``;
+* with ``val_people=N``: a validation split carved from DevTrain, for choosing a schedule without DevTest. N
+  DevTrain people with at least 2 images (chosen by a hash of ``seed`` and the name) are left out of ``train/``
+  and of the teacher table; ``val/people.txt`` names them, ``val/clean``, ``val/masked``, ``val/masks.csv`` and
+  ``val/pairs_{clean,one_masked,both_masked}.txt`` are written exactly as for the test side (same mask drawing),
+  over ``val_pairs`` pairs (half same, half different), and ``teacher/val_metrics.json`` holds the teacher's
+  result on them.
 
 ``geometry="dlib"`` writes dlib's own 150 px face chips (``dlib.get_face_chip``, padding 0.25) instead of ArcFace
 crops, with the landmarks mapped into chip coordinates (:meth:`DlibRecognizer.chip_transform`): the input of
@@ -118,6 +124,42 @@ def subsample_pairs(pairs: list[tuple[str, str, int]], max_pairs: int | None) ->
     return out
 
 
+def select_val_people(people: list[tuple[str, int]], n: int, seed: int) -> list[str]:
+    """``n`` of the people with at least 2 images, held out for validation (sorted names). The choice follows a
+    hash of (``seed``, name), so it is deterministic, independent of the list order and spread over the
+    alphabet."""
+    cand = sorted(name for name, c in people if c >= 2)
+    if not 2 <= n <= len(cand):
+        raise LFWError(f"val_people={n}: need 2 to {len(cand)} (the DevTrain people with at least 2 images)")
+    return sorted(sorted(cand, key=lambda name: (zlib.crc32(f"{seed}:val:{name}".encode()), name))[:n])
+
+
+def make_val_pairs(people: list[tuple[str, int]], max_images: int, n_pairs: int,
+                   seed: int) -> list[tuple[str, str, int]]:
+    """``n_pairs`` verification pairs over ``people`` (``(name, n_images)``, the first ``max_images`` images of
+    each), half same and half different, in the layout of :func:`read_view1_pairs`. Same pairs: every pair of
+    images within a person, evenly subsampled; different pairs: drawn with a ``seed``-fixed generator, no
+    repeats."""
+    k = n_pairs // 2
+    imgs = {name: [f"{name}/{name}_{i:04d}" for i in range(1, min(c, max_images) + 1)] for name, c in people}
+    names = sorted(imgs)
+    if k < 1 or len(names) < 2:
+        raise LFWError(f"val pairs: need at least 2 pairs and 2 people, got {n_pairs} pairs, {len(names)} people")
+    same = [(a, b, 1) for name in names for i, a in enumerate(imgs[name]) for b in imgs[name][i + 1:]]
+    if len(same) < k:
+        raise LFWError(f"val_pairs={n_pairs}: the held-out people give only {len(same)} same pairs; "
+                       f"hold out more people or ask for fewer pairs")
+    same = [same[int(i)] for i in np.linspace(0, len(same) - 1, k).round()]
+    rng = np.random.default_rng(zlib.crc32(f"{seed}:val-pairs".encode()))
+    diff: dict[frozenset[str], tuple[str, str, int]] = {}
+    while len(diff) < k:
+        i, j = rng.choice(len(names), 2, replace=False)
+        a = imgs[names[i]][int(rng.integers(len(imgs[names[i]])))]
+        b = imgs[names[j]][int(rng.integers(len(imgs[names[j]])))]
+        diff.setdefault(frozenset((a, b)), (a, b, 0))
+    return same + list(diff.values())
+
+
 def mask_style_for(stem: str, seed: int, mask_types: tuple[str, ...]):  # noqa: ANN201
     """The test mask of one image: depends only on (seed, file), so the protocol files are reproducible."""
     return sample_style(np.random.default_rng(zlib.crc32(f"{seed}:{stem}".encode())), kinds=mask_types)
@@ -127,7 +169,7 @@ def mask_style_for(stem: str, seed: int, mask_types: tuple[str, ...]):  # noqa: 
 class _Job:
     src: str
     stem: str
-    role: str  # "train" | "test"
+    role: str  # "train" | "test" | "val"
 
 
 _WORKER: dict[str, Any] = {}
@@ -181,7 +223,7 @@ def _process(job: _Job) -> dict[str, Any]:
     masked, _, coverage = apply_mask(img, five, style)
     for kind, im in (("clean", img), ("masked", masked)):
         crop, _ = _crop(im, face, five)
-        cv2.imwrite(str(w["out"] / "test" / kind / f"{job.stem}.png"), crop)
+        cv2.imwrite(str(w["out"] / job.role / kind / f"{job.stem}.png"), crop)
     res.update(mask_type=style.kind, coverage=coverage)
     if rec is not None:
         e = rec.embed_chips([rec.chip(img, face), rec.chip(masked, face)])
@@ -230,14 +272,33 @@ def _teacher_metrics(pairs: list[tuple[str, str, int]], emb: dict[str, np.ndarra
     return out
 
 
+def _write_protocols(folder: Path, pairs: list[tuple[str, str, int]], stems: list[str],
+                     res: dict[str, dict[str, Any]]) -> None:
+    """``masks.csv`` and the three pair lists of a test or validation folder."""
+    with open(folder / "masks.csv", "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["file", "identity", "masked", "mask_type", "coverage"])
+        for stem in stems:
+            r = res[stem]
+            wr.writerow([f"clean/{stem}.png", stem.split("/")[0], 0, "", "0.0000"])
+            wr.writerow([f"masked/{stem}.png", stem.split("/")[0], 1, r["mask_type"], f"{r['coverage']:.4f}"])
+    for proto in PROTOCOLS:
+        lk = "masked" if proto == "both_masked" else "clean"
+        rk = "clean" if proto == "clean" else "masked"
+        lines = [f"{lk}/{a}.png {rk}/{b}.png {y}" for a, b, y in pairs]
+        (folder / f"pairs_{proto}.txt").write_text("\n".join(lines) + "\n")
+
+
 def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_images: int = 6,
                 max_identities: int | None = None, max_test_pairs: int | None = None, size: int = 112,
                 seed: int = 0, teacher: str | None = "dlib", mask_types: tuple[str, ...] = MASK_TYPES,
-                workers: int = 1, progress: bool = True, geometry: str = "arcface") -> dict[str, Any]:
+                workers: int = 1, progress: bool = True, geometry: str = "arcface", val_people: int = 0,
+                val_pairs: int = 500) -> dict[str, Any]:
     """Write the material described in the module docstring; returns the ``info.json`` content.
 
     ``geometry="dlib"``: the crops are dlib's 150 px face chips (``size`` is ignored), the input of dlib's
-    ResNet and of students initialised from it (``model.name=dlib-csdn``)."""
+    ResNet and of students initialised from it (``model.name=dlib-csdn``). ``val_people > 0``: hold out that
+    many DevTrain people as a validation split (``val/``) of ``val_pairs`` pairs."""
     root, out = Path(root).expanduser(), Path(out).expanduser()
     if teacher not in (None, *TEACHERS):
         raise LFWError(f"teacher {teacher!r}: use one of {', '.join(TEACHERS)} or none")
@@ -250,27 +311,36 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
     bad = [t for t in mask_types if t not in MASK_TYPES]
     if bad or not mask_types:
         raise LFWError(f"mask types {list(mask_types)}: use a non-empty subset of {list(MASK_TYPES)}")
+    if val_people < 0:
+        raise LFWError(f"val_people={val_people}: must be >= 0 (0: no validation split)")
     image_dir = lfw_image_dir(root)
-    train = select_train(read_people(root / "peopleDevTrain.txt"), min_images, max_images, max_identities)
+    people = read_people(root / "peopleDevTrain.txt")
+    held = set(select_val_people(people, val_people, seed)) if val_people else set()
+    train = select_train([p for p in people if p[0] not in held], min_images, max_images, max_identities)
+    vpairs = make_val_pairs([p for p in people if p[0] in held], max_images, val_pairs, seed) if held else []
+    val = sorted({s for a, b, _ in vpairs for s in (a, b)})
     pairs = subsample_pairs(read_view1_pairs(root / "pairsDevTest.txt"), max_test_pairs)
     test = sorted({s for a, b, _ in pairs for s in (a, b)})
-    overlap = {s.split("/")[0] for s in train} & {s.split("/")[0] for s in test}
+    overlap = {s.split("/")[0] for s in train} & {s.split("/")[0] for s in test + val}
     if overlap:
         raise LFWError(f"{root}: DevTrain and DevTest share people ({sorted(overlap)[:3]}); the View 1 lists "
                        "must be disjoint")
-    for stem in train + test:
+    for stem in train + test + val:
         if not (image_dir / f"{stem}.jpg").is_file():
             raise LFWError(f"{image_dir / stem}.jpg: listed in the View 1 files but missing")
     params = {"root": str(root), "min_images": min_images, "max_images": max_images,
               "max_identities": max_identities, "max_test_pairs": max_test_pairs, "size": size, "seed": seed,
-              "teacher": teacher, "mask_types": list(mask_types), "geometry": geometry}
+              "teacher": teacher, "mask_types": list(mask_types), "geometry": geometry,
+              "val_people": val_people, "val_pairs": len(vpairs)}
     for sub in {s.split("/")[0] for s in train}:
         (out / "train" / sub).mkdir(parents=True, exist_ok=True)
     for kind in ("clean", "masked"):
-        for sub in {s.split("/")[0] for s in test}:
-            (out / "test" / kind / sub).mkdir(parents=True, exist_ok=True)
+        for role, stems in (("test", test), ("val", val)):
+            for sub in {s.split("/")[0] for s in stems}:
+                (out / role / kind / sub).mkdir(parents=True, exist_ok=True)
     jobs = [_Job(str(image_dir / f"{s}.jpg"), s, "train") for s in train]
     jobs += [_Job(str(image_dir / f"{s}.jpg"), s, "test") for s in test]
+    jobs += [_Job(str(image_dir / f"{s}.jpg"), s, "val") for s in val]
     init = (size, str(out), teacher, seed, tuple(mask_types), geometry)
     results: list[dict[str, Any]] = []
     if workers > 1:
@@ -289,26 +359,20 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
                 print(f"  {k}/{len(jobs)} images", flush=True)
     tr = [r for r in results if r["role"] == "train"]
     te = {r["stem"]: r for r in results if r["role"] == "test"}
+    va = {r["stem"]: r for r in results if r["role"] == "val"}
     with open(out / "train" / "landmarks.csv", "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["file", "lx", "ly", "rx", "ry", "nx", "ny", "mlx", "mly", "mrx", "mry", "chx", "chy"])
         for r in tr:
             wr.writerow([f"{r['stem']}.png", *(f"{v:.2f}" for v in r["landmarks"])])
-    with open(out / "test" / "masks.csv", "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["file", "identity", "masked", "mask_type", "coverage"])
-        for stem in test:
-            r = te[stem]
-            wr.writerow([f"clean/{stem}.png", stem.split("/")[0], 0, "", "0.0000"])
-            wr.writerow([f"masked/{stem}.png", stem.split("/")[0], 1, r["mask_type"], f"{r['coverage']:.4f}"])
-    for proto in PROTOCOLS:
-        lk = "masked" if proto == "both_masked" else "clean"
-        rk = "clean" if proto == "clean" else "masked"
-        lines = [f"{lk}/{a}.png {rk}/{b}.png {y}" for a, b, y in pairs]
-        (out / "test" / f"pairs_{proto}.txt").write_text("\n".join(lines) + "\n")
+    _write_protocols(out / "test", pairs, test, te)
     info: dict[str, Any] = {**params, "train_identities": len({s.split('/')[0] for s in train}),
                             "train_images": len(train), "test_pairs": len(pairs), "test_images": len(test),
                             "landmark_fallbacks": sorted(r["stem"] for r in results if not r["detected"])}
+    if held:
+        _write_protocols(out / "val", vpairs, val, va)
+        (out / "val" / "people.txt").write_text("\n".join(sorted(held)) + "\n")
+        info.update(val_identities=len(held), val_images=len(val))
     if teacher is not None:
         name = (DlibTorchRecognizer if teacher == "dlib-torch" else DlibRecognizer).name
         table = EmbeddingTable([f"{r['stem']}.png" for r in tr], np.array([r["embedding"] for r in tr]),
@@ -322,6 +386,12 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
         tm["teacher"] = name
         (out / "teacher" / "metrics.json").write_text(json.dumps(tm, indent=2))
         info["teacher_metrics"] = {p: tm[p]["accuracy"] for p in PROTOCOLS}
+        if held:
+            vm = _teacher_metrics(vpairs, {s: np.array(va[s]["embedding"]) for s in val},
+                                  {s: np.array(va[s]["embedding_masked"]) for s in val})
+            vm["teacher"] = name
+            (out / "teacher" / "val_metrics.json").write_text(json.dumps(vm, indent=2))
+            info["val_teacher_metrics"] = {p: vm[p]["accuracy"] for p in PROTOCOLS}
     sheet_stems = test[:: max(1, len(test) // 8)][:8]
     if geometry == "arcface":
         contact_sheet(image_dir, sheet_stems, out / "masks_contact_sheet.png", seed, tuple(mask_types), size)
@@ -351,11 +421,12 @@ def results_table(data_dir: str | Path, run_dirs: list[str | Path]) -> str:
         rho = one.get("quality_vs_coverage", {}).get("spearman_all")
         auc = one.get("quality_vs_errors", {}).get("auc_wrong_by_low_quality")
         secs = run / "train_seconds.txt"
-        t = f"{int(secs.read_text()) / 60:.1f} min" if secs.is_file() else "–"
+        t = f"{float(secs.read_text()) / 60:.1f} min" if secs.is_file() else "–"
         lines.append(f"| {run.name} | " + " | ".join(cells) + f" | {'–' if rho is None else f'{rho:+.3f}'} | "
                      f"{'–' if auc is None else f'{auc:.3f}'} | {t} |")
     return "\n".join(lines)
 
 
-__all__ = ["LFWError", "PROTOCOLS", "contact_sheet", "lfw_image_dir", "mask_style_for", "prepare_lfw",
-           "read_people", "read_view1_pairs", "results_table", "select_train", "subsample_pairs"]
+__all__ = ["LFWError", "PROTOCOLS", "contact_sheet", "lfw_image_dir", "make_val_pairs", "mask_style_for",
+           "prepare_lfw", "read_people", "read_view1_pairs", "results_table", "select_train", "select_val_people",
+           "subsample_pairs"]
