@@ -92,6 +92,17 @@ def test_augmentation_recipes() -> None:
         out = t(image=np.full((64, 64, 3), 200, np.uint8), mask=mask)
         assert (out["image"] == 0).all(-1).any()
         assert (out["mask"] == 255).all()
+    # geometric: "real"'s crop/flip/rotation moves image and target together, and no pixel value is invented
+    assert build_color_transform(True, "geometric") is None
+    flat = np.full((64, 64, 3), 77, np.uint8)
+    t = build_transform(32, True, recipe="geometric")
+    for seed in range(5):
+        t.set_random_seed(seed)
+        out = t(image=flat, mask=mask)
+        assert out["image"].shape == (32, 32, 3) and (out["image"] == 77).all() and (out["mask"] == 255).all()
+    t.set_random_seed(0)
+    moved = [t(image=img, mask=mask)["image"] for _ in range(3)]
+    assert not all(np.array_equal(moved[0], m) for m in moved[1:])
 
 
 def test_config_names_an_augmentation_recipe() -> None:

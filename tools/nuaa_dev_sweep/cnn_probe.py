@@ -8,9 +8,25 @@ p.add_argument("npz"); p.add_argument("--scale", default="s1.5"); p.add_argument
 p.add_argument("--model", default="pixelnet"); p.add_argument("--aug", default="geo_photo")
 p.add_argument("--epochs", type=int, default=10); p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--folds", default="12,21"); p.add_argument("--norm", default="fixed")
-p.add_argument("--seed", type=int, default=0); p.add_argument("--map", type=int, default=16)
+p.add_argument("--seed", type=int, default=0); p.add_argument("--input", default="rgb"); p.add_argument("--map", type=int, default=16)
 p.add_argument("--patch", type=int, default=0); p.add_argument("--width", type=int, default=32); p.add_argument("--wd", type=float, default=5e-5)
 a = p.parse_args()
+import torch.nn.functional as F
+YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+NB = [(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)]
+def transform(x):
+    if a.input == "rgb": return x
+    pl = F.conv2d(x, YCC[:, :, None, None])
+    if a.input == "ycbcr": return pl
+    radii = (1, 2) if a.input == "lbpbits2" else (1,)
+    outs = []
+    for r in radii:
+        pad = F.pad(pl, (r, r, r, r), mode="replicate"); H, W = pl.shape[-2:]
+        for dy, dx in NB:
+            nb = pad[:, :, r + dy * r:r + dy * r + H, r + dx * r:r + dx * r + W]
+            outs.append((nb >= pl).float() * 2 - 1)
+    return torch.cat(outs, 1)
+IN_CH = {"rgb": 3, "ycbcr": 3, "lbpbits": 24, "lbpbits2": 48}[a.input]
 torch.set_num_threads(2)
 d = np.load(a.npz); X = d[a.scale]; lab = d["label"]; ses = d["session"]
 face_frac = {"s1.0": 1/1.0, "s1.5": 1/1.5, "s2.7": 1/2.7}[a.scale]
@@ -48,7 +64,7 @@ def prep(img, train):
     return x.transpose(2, 0, 1).copy()
 def run(tr, dv):
     torch.manual_seed(a.seed); np.random.seed(a.seed); rng = np.random.default_rng(a.seed)
-    kw = dict(map_size=a.map)
+    kw = dict(map_size=a.map, in_channels=IN_CH)
     if a.model == "pixelnet": kw["width"] = a.width
     m = create_model(a.model, **kw)
     opt = torch.optim.Adam(m.parameters(), lr=a.lr, weight_decay=a.wd)
@@ -62,11 +78,11 @@ def run(tr, dv):
             bi = perm[b*16:(b+1)*16]
             x = torch.tensor(np.stack([prep(X[i], True) for i in bi]))
             t = torch.tensor(np.stack([(np.ones_like(MASK) if a.patch else MASK) * lab[i] for i in bi]))
-            out = m(x); loss = pixelwise_loss(out.float(), t)["loss"]
+            out = m(transform(x)); loss = pixelwise_loss(out.float(), t)["loss"]
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         m.eval()
         with torch.no_grad():
-            s = torch.cat([m(Xd[k:k+64]).flatten(1).mean(1) for k in range(0, len(Xd), 64)]).numpy()
+            s = torch.cat([m(transform(Xd[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xd), 64)]).numpy()
         y = lab[dvi]; auc = roc_auc_score(y, s); fpr, tpr, _ = roc_curve(y, s); eer = fpr[np.argmin(np.abs(fpr - (1 - tpr)))]
         res.append((auc, eer))
     return res

@@ -15,7 +15,10 @@ where a method config names it (see docs/faithfulness.md):
   random resized crop (area 60–100 %), flip, ±10° rotation; strong photometric changes because the test
   session has other light and camera settings — brightness/contrast ±0.4, gamma 0.6–1.6, colour temperature
   3000–15000 K (Planckian jitter), saturation/hue jitter, Gaussian or motion blur, JPEG quality 30–95, sensor
-  noise, down-up scaling. The colour part touches the RGB crop only; the geometric part moves the target too.
+  noise, down-up scaling. The colour part touches the RGB crop only; the geometric part moves the target too;
+* ``"geometric"`` – the geometric part of ``"real"`` alone, for texture inputs (``model.input_code: lbp``): those
+  ignore brightness, contrast and gamma anyway, and blur, JPEG, noise and rescaling rewrite the very patterns
+  they read.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real")
+RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric")
 
 
 def augment_recipe(value: bool | str) -> str:
@@ -54,7 +57,7 @@ def build_transform(
     extra = {m: "image" for m in modalities if m != "rgb"}
     recipe = augment_recipe(recipe)
     ops: list[A.BasicTransform] = []
-    if train and recipe == "real":
+    if train and recipe in ("real", "geometric"):
         return A.Compose([
             A.RandomResizedCrop(size=(image_size, image_size), scale=(0.6, 1.0), ratio=(0.9, 1.1), p=1.0),
             A.HorizontalFlip(p=0.5),
@@ -82,7 +85,7 @@ def build_transform(
 def build_color_transform(train: bool, recipe: str = "openfas") -> A.Compose | None:
     """Photometric augmentation of the RGB crop (after the geometric one), or None."""
     recipe = augment_recipe(recipe)
-    if not train or recipe in ("none", "rfmeta", "cdcn"):
+    if not train or recipe in ("none", "rfmeta", "cdcn", "geometric"):
         return None
     if recipe == "anrl":
         return A.Compose([A.HueSaturationValue(p=0.1)])

@@ -26,6 +26,7 @@ from openfas.conventions import MODALITIES
 from openfas.models._registry import register_model
 from openfas.ops.attention import SpatialAttention
 from openfas.ops.cdc import CDConv2d
+from openfas.ops.lbp import input_encoder
 
 #: A convolution factory ``conv(in_ch, out_ch) -> module`` (3×3, stride 1, padding 1, no bias).
 ConvFactory = Callable[[int, int], nn.Module]
@@ -126,7 +127,8 @@ class CDCN(nn.Module):
     """CDCN / CDCN++: B×C×H×W → B×map_size×map_size map (ReLU output)."""
 
     def __init__(self, in_channels: int = 3, map_size: int = 32, variant: Literal["cdcn", "cdcn++"] = "cdcn",
-                 theta: float = 0.7, conv: ConvFactory | None = None) -> None:
+                 theta: float = 0.7, conv: ConvFactory | None = None, input_code: str = "rgb",
+                 input_mean: float = 0.5, input_std: float = 0.5) -> None:
         super().__init__()
         if variant not in ("cdcn", "cdcn++"):
             raise ValueError(f"CDCN variant must be 'cdcn' or 'cdcn++', got {variant!r}")
@@ -134,18 +136,21 @@ class CDCN(nn.Module):
         self.variant = variant
         self.map_size = map_size
         self.in_channels = in_channels
+        # input_code "lbp": the LBP comparison bits instead of pixels
+        self.encode = input_encoder(input_code, in_channels, input_mean, input_std)
+        stem_in = getattr(self.encode, "out_channels", in_channels)
         if variant == "cdcn":
-            self.trunk = CDCNTrunk(in_channels, conv, CDCN_STEM, CDCN_BLOCKS)
+            self.trunk = CDCNTrunk(stem_in, conv, CDCN_STEM, CDCN_BLOCKS)
             self.head = _head(conv, self.trunk.out_channels, CDCN_HEAD)
         else:
-            self.trunk = CDCNTrunk(in_channels, conv, CDCN_STEM, CDCNPP_BLOCKS, CDCNPP_ATTENTION_KERNELS)
+            self.trunk = CDCNTrunk(stem_in, conv, CDCN_STEM, CDCNPP_BLOCKS, CDCNPP_ATTENTION_KERNELS)
             self.head = _head(conv, self.trunk.out_channels, CDCNPP_HEAD)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_size(x, self.variant)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self.variant} was built for {self.in_channels} input channels, got {x.shape[1]}")
-        return _resize(self.head(self.trunk(x)), self.map_size).squeeze(1)
+        return _resize(self.head(self.trunk(self.encode(x))), self.map_size).squeeze(1)
 
 
 class MultiModalCDCN(nn.Module):
@@ -243,15 +248,20 @@ class MultiModalCDCN(nn.Module):
 
 
 @register_model("cdcn")
-def cdcn(in_channels: int = 3, map_size: int = 32, theta: float = 0.7) -> CDCN:
-    """CDCN (Yu et al. CVPR 2020), 3×3 CDC with ``theta`` (θ = 0 → plain convolutions)."""
-    return CDCN(in_channels=in_channels, map_size=map_size, variant="cdcn", theta=theta)
+def cdcn(in_channels: int = 3, map_size: int = 32, theta: float = 0.7, input_code: str = "rgb",
+         input_mean: float = 0.5, input_std: float = 0.5) -> CDCN:
+    """CDCN (Yu et al. CVPR 2020), 3×3 CDC with ``theta`` (θ = 0 → plain convolutions); ``input_code="lbp"``: the
+    LBP comparison bits of Y, Cb, Cr instead of pixels (an openfas option, not in the paper)."""
+    return CDCN(in_channels=in_channels, map_size=map_size, variant="cdcn", theta=theta, input_code=input_code,
+                input_mean=input_mean, input_std=input_std)
 
 
 @register_model("cdcn++")
-def cdcn_pp(in_channels: int = 3, map_size: int = 32, theta: float = 0.7) -> CDCN:
-    """CDCN++ (searched backbone + multiscale attention fusion, Yu et al. CVPR 2020)."""
-    return CDCN(in_channels=in_channels, map_size=map_size, variant="cdcn++", theta=theta)
+def cdcn_pp(in_channels: int = 3, map_size: int = 32, theta: float = 0.7, input_code: str = "rgb",
+            input_mean: float = 0.5, input_std: float = 0.5) -> CDCN:
+    """CDCN++ (searched backbone + multiscale attention fusion, Yu et al. CVPR 2020); ``input_code`` as for cdcn."""
+    return CDCN(in_channels=in_channels, map_size=map_size, variant="cdcn++", theta=theta, input_code=input_code,
+                input_mean=input_mean, input_std=input_std)
 
 
 @register_model("cdcn-mm")
