@@ -120,6 +120,77 @@ def test_adaptive_norm_is_gated_mix_of_batch_and_instance_norm() -> None:
     assert torch.allclose(layer(x), lam * bn + (1 - lam) * inn, atol=1e-10)
 
 
+def _separate_norms(layer: AdaptiveNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """The plain two-module form the fused forward replaced: λ·BatchNorm2d(x) + (1−λ)·InstanceNorm2d(x)."""
+    lam = torch.sigmoid(layer.gate(x.mean(dim=(2, 3))))[:, :, None, None]
+    return lam * layer.bn(x) + (1.0 - lam) * layer.inorm(x)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_adaptive_norm_fused_equals_separate_norms(momentum: float | None) -> None:
+    """Values, BatchNorm running statistics (train, then eval), first- and second-order gradients of the fused
+    affine form against nn.BatchNorm2d and nn.InstanceNorm2d run separately, in float64."""
+    torch.manual_seed(0)
+    fused = AdaptiveNorm2d(5, gate_layers=2).double().train()
+    fused.bn.momentum = momentum
+    for prm in (fused.bn.weight, fused.bn.bias, fused.inorm.weight, fused.inorm.bias):
+        nn.init.normal_(prm)
+    plain = copy.deepcopy(fused)
+    for step in range(3):
+        x = (torch.randn(4, 5, 6, 7, dtype=torch.float64) * 3 + 2).requires_grad_()
+        y_f, y_p = fused(x), _separate_norms(plain, x)
+        assert torch.allclose(y_f, y_p, atol=1e-10)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.allclose(getattr(fused.bn, name).double(), getattr(plain.bn, name).double(), atol=1e-12)
+        # second order, as in ANRL's inner step: gradient w.r.t. the gate kept in the graph, then an outer loss
+        v = torch.randn_like(y_f)
+        grads = []
+        for layer, y in ((fused, y_f), (plain, y_p)):
+            gate = list(layer.gate.parameters())
+            inner = torch.autograd.grad((y * v).sum() + (y ** 2).mean(), gate, create_graph=True)
+            outer = sum((g ** 2).sum() for g in inner) + (y ** 3).mean()
+            wrt = [x, *layer.parameters()]
+            grads.append(torch.autograd.grad(outer, wrt) + tuple(inner))
+        for g_f, g_p in zip(*grads, strict=True):
+            assert torch.allclose(g_f, g_p, rtol=1e-8, atol=1e-10), step
+    fused.eval()
+    plain.eval()
+    x = torch.randn(2, 5, 3, 4, dtype=torch.float64)
+    assert torch.allclose(fused(x), _separate_norms(plain, x), atol=1e-10)
+
+
+def test_anrl_step_with_fused_norm_equals_separate_norms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One seeded ANRL meta step (second order through the gates) and one aggregation step in float64: same loss
+    terms, gradients of every parameter and BatchNorm statistics whether the adaptive norm runs fused or as two
+    separate norm modules. (In float32 the two differ by rounding, amplified to ~1e-3 relative through the
+    normalisations of 4-image domain batches; float64 shows they compute the same function.) The conv biases in
+    front of a plain BatchNorm have an exactly zero gradient, hence the absolute floor."""
+    for meta in (True, False):
+        results = []
+        for separate in (False, True):
+            with monkeypatch.context() as mp:
+                if separate:
+                    mp.setattr(AdaptiveNorm2d, "forward", _separate_norms)
+                torch.manual_seed(0)
+                method = _method("anrl", meta=meta)
+                model = method.build_model().train().double()
+                batch = _batch(4)
+                batch["image"], batch["target"] = batch["image"].double(), batch["target"].double()
+                torch.manual_seed(3)
+                out = method.training_loss(model, batch, Stage("main", 1))
+                out["loss"].backward()
+                results.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                                {n: b.clone() for n, b in model.named_buffers()}))
+        (o_f, g_f, b_f), (o_p, g_p, b_p) = results
+        assert o_f.keys() == o_p.keys() and g_f.keys() == g_p.keys() and len(g_f) == len(list(model.parameters()))
+        for k in o_f:
+            assert o_f[k].item() == pytest.approx(o_p[k].item(), rel=1e-6, abs=1e-9), (meta, k)
+        for n in g_f:
+            assert (g_f[n] - g_p[n]).abs().max().item() <= 1e-9 * g_p[n].abs().max().item() + 1e-14, (meta, n)
+        for n in b_f:
+            assert torch.allclose(b_f[n].double(), b_p[n].double(), rtol=1e-9, atol=1e-12), (meta, n)
+
+
 def test_center_distance_is_mean_squared_difference() -> None:
     f = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
     c = torch.tensor([1.0, 4.0])
