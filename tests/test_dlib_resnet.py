@@ -303,28 +303,25 @@ def test_dlib_chip_route_prepares_initialises_and_trains(tmp_path: Path) -> None
     x = (torch.from_numpy(chip_bgr[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
     assert np.abs(student.embed(x)[0].numpy() - want).max() < 1e-3  # before training: dlib's embedding
 
-    cfg = load_config("recognition/csdn_lfw_dlibinit.yaml", [
-        f"data.identities.root={prep / 'train'}", f"data.identities.pairs={prep / 'test' / 'pairs_one_masked.txt'}",
-        f"data.identities.pairs_root={prep / 'test'}", f"method.init_from={ckpt}",
-        f"method.teacher_table={prep / 'teacher' / 'dlib_train.safetensors'}", "model.num_classes=2",
-        "data.batch_size=4", "train.epochs=1", "train.max_steps_per_epoch=1", "train.device=cpu",
-        f"experiment.output_dir={tmp_path}"])
-    Trainer(cfg, run_dir=tmp_path / "run", progress=False).fit()
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["pairs"] == 4
+    def one_step(config: str, run: str) -> dict:
+        """One training step of a packaged LFW config on the prepared chips; the run's metrics."""
+        cfg = load_config(config, [
+            f"data.identities.root={prep / 'train'}", f"data.identities.pairs={prep / 'test' / 'pairs_one_masked.txt'}",
+            f"data.identities.pairs_root={prep / 'test'}", f"method.init_from={ckpt}",
+            f"method.teacher_table={prep / 'teacher' / 'dlib_train.safetensors'}", "model.num_classes=2",
+            "data.batch_size=4", "train.epochs=1", "train.max_steps_per_epoch=1", "train.device=cpu",
+            f"experiment.output_dir={tmp_path}"])
+        Trainer(cfg, run_dir=tmp_path / run, progress=False).fit()
+        return json.loads((tmp_path / run / "metrics.json").read_text())
+
+    assert one_step("recognition/csdn_lfw_dlibinit.yaml", "run")["pairs"] == 4
 
     # the CosFace baseline: one decision on the same start (dlib's embedding), centres from the table, one step
     single = create_model("dlib-face", num_classes=2).eval()
     init_from_checkpoint(single, ckpt)
     assert single.num_branches == 1 and single.concept is None
     assert np.abs(single.embed(x)[0].numpy() - want).max() < 1e-3
-    cfg = load_config("recognition/cosface_lfw_dlibinit.yaml", [
-        f"data.identities.root={prep / 'train'}", f"data.identities.pairs={prep / 'test' / 'pairs_one_masked.txt'}",
-        f"data.identities.pairs_root={prep / 'test'}", f"method.init_from={ckpt}",
-        f"method.teacher_table={prep / 'teacher' / 'dlib_train.safetensors'}", "model.num_classes=2",
-        "data.batch_size=4", "train.epochs=1", "train.max_steps_per_epoch=1", "train.device=cpu",
-        f"experiment.output_dir={tmp_path}"])
-    Trainer(cfg, run_dir=tmp_path / "run-cos", progress=False).fit()
-    assert json.loads((tmp_path / "run-cos" / "metrics.json").read_text())["pairs"] == 4
+    assert one_step("recognition/cosface_lfw_dlibinit.yaml", "run-cos")["pairs"] == 4
 
 
 def test_class_centres_start_at_each_identitys_mean_teacher_direction(tmp_path: Path) -> None:
