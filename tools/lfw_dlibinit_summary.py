@@ -5,7 +5,7 @@
 One row per run: 10-fold accuracy (%) on the clean / one-masked / both-masked lists of the split it was scored on
 (one-masked: the end-of-training ``metrics.json``; the others: ``eval-<protocol>/metrics.json``) and the training
 time (``train_seconds.txt``). Runs named ``<group>-s<seed>`` also get a ``<group>: mean ± sd`` row (sample sd over
-seeds).
+the seeds whose three protocols are all scored).
 """
 
 from __future__ import annotations
@@ -22,24 +22,28 @@ def accuracies(run: Path) -> list[float | None]:
     return [100 * json.loads(f.read_text())["accuracy"] if f.is_file() else None for f in files]
 
 
+def train_time(secs: Path) -> str:
+    """Training minutes, or "–" while the run is unfinished (``/usr/bin/time`` writes the file when training ends)."""
+    try:
+        return f"{float(secs.read_text()) / 60:.1f} min"
+    except (OSError, ValueError):
+        return "–"
+
+
 def main(runs: list[str]) -> None:
     print("| run | clean | one masked | both masked | train time |\n|---|---|---|---|---|")
-    groups: dict[str, list[list[float | None]]] = {}
+    groups: dict[str, list[list[float]]] = {}
     for run in map(Path, runs):
         acc = accuracies(run)
-        secs = run / "train_seconds.txt"
-        t = f"{float(secs.read_text()) / 60:.1f} min" if secs.is_file() else "–"
+        t = train_time(run / "train_seconds.txt")
         print(f"| {run.name} | " + " | ".join("–" if a is None else f"{a:.2f}" for a in acc) + f" | {t} |")
         m = re.fullmatch(r"(.+)-s\d+", run.name)
-        if m:
-            groups.setdefault(m.group(1), []).append(acc)
+        if m and None not in acc:  # unfinished runs stay out of the mean
+            groups.setdefault(m.group(1), []).append([a for a in acc if a is not None])
     for name, rows in groups.items():
         if len(rows) < 2:
             continue
-        cells = []
-        for k in range(3):
-            vals = [r[k] for r in rows if r[k] is not None]
-            cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}" if len(vals) > 1 else "–")
+        cells = [f"{statistics.mean(col):.2f} ± {statistics.stdev(col):.2f}" for col in zip(*rows, strict=True)]
         print(f"| **{name}: mean ± sd over {len(rows)} seeds** | " + " | ".join(cells) + " | |")
 
 
