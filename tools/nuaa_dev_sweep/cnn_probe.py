@@ -10,7 +10,7 @@ p.add_argument("--model", default="pixelnet"); p.add_argument("--aug", default="
 p.add_argument("--epochs", type=int, default=10); p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--folds", default="12,21"); p.add_argument("--norm", default="fixed")
 p.add_argument("--seed", type=int, default=0); p.add_argument("--input", default="rgb"); p.add_argument("--map", type=int, default=16)
-p.add_argument("--patch", type=int, default=0); p.add_argument("--width", type=int, default=32); p.add_argument("--wd", type=float, default=5e-5)
+p.add_argument("--faceonly", action="store_true"); p.add_argument("--patch", type=int, default=0); p.add_argument("--width", type=int, default=32); p.add_argument("--wd", type=float, default=5e-5)
 a = p.parse_args()
 import torch.nn.functional as F
 YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -44,7 +44,13 @@ degrade = A.Compose([A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(bl
 RELIGHT = A.Compose([RandomRelight()]); RELIGHT.set_random_seed(a.seed)
 FACE = int(round(128 * face_frac)); OFF = (128 - FACE) // 2
 pgeo = A.Compose([A.HorizontalFlip(), A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), border_mode=cv2.BORDER_REFLECT_101, p=0.5)])
+def face_only(img):
+    """Everything outside the face's ellipse (the crop's central 1/scale) set to mid-grey: no border, hand, background."""
+    h, w = img.shape[:2]; yy_, xx_ = np.mgrid[:h, :w] + 0.5; rr = h * face_frac / 2
+    keep = (((xx_ - w / 2) / rr) ** 2 + ((yy_ - h / 2) / (rr * 1.15)) ** 2 <= 1)[..., None]
+    return np.where(keep, img, np.uint8(128))
 def prep(img, train):
+    if a.faceonly: img = face_only(img)
     if a.patch:
         img = img[OFF:OFF + FACE, OFF:OFF + FACE]
         if train:
@@ -78,6 +84,7 @@ def run(tr, dv):
     # at mean 128 with sensor noise of sd 3, so exposure, white balance and noise level carry no label
     Xm = torch.tensor(np.stack([prep(relight(X[i], 128.0, noise_std=3.0, rng=np.random.default_rng(int(i))), False)
                                 for i in dvi]))
+    Xf = torch.tensor(np.stack([prep(face_only(X[i]), False) for i in dvi]))  # the face alone (context check)
     res = []
     for ep in range(a.epochs):
         m.train(); perm = rng.permutation(idx)
@@ -91,8 +98,9 @@ def run(tr, dv):
         with torch.no_grad():
             s = torch.cat([m(transform(Xd[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xd), 64)]).numpy()
             sm = torch.cat([m(transform(Xm[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xm), 64)]).numpy()
+            sf = torch.cat([m(transform(Xf[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xf), 64)]).numpy()
         y = lab[dvi]; auc = roc_auc_score(y, s); fpr, tpr, _ = roc_curve(y, s); eer = fpr[np.argmin(np.abs(fpr - (1 - tpr)))]
-        res.append((auc, eer, roc_auc_score(y, sm)))
+        res.append((auc, eer, roc_auc_score(y, sm), roc_auc_score(y, sf)))
     return res
 t0 = time.time(); out = {}
 for f in a.folds.split(","):
@@ -101,6 +109,7 @@ print(vars(a), f"{time.time()-t0:.0f}s")
 for f, r in out.items():
     print(f"  fold {f}: AUC/epoch " + " ".join(f"{x[0]:.3f}" for x in r) + f" | last EER {r[-1][1]:.3f}")
     print(f"  fold {f}: light-equalised dev AUC/epoch " + " ".join(f"{x[2]:.3f}" for x in r))
-print("  mean last AUC %.4f  mean best AUC %.4f  mean last light-equalised AUC %.4f" % (
+    print(f"  fold {f}: face-only dev AUC/epoch " + " ".join(f"{x[3]:.3f}" for x in r))
+print("  mean last AUC %.4f  mean best AUC %.4f  mean last light-equalised AUC %.4f  face-only %.4f" % (
     np.mean([r[-1][0] for r in out.values()]), np.mean([max(x[0] for x in r) for r in out.values()]),
-    np.mean([r[-1][2] for r in out.values()])), flush=True)
+    np.mean([r[-1][2] for r in out.values()]), np.mean([r[-1][3] for r in out.values()])), flush=True)
