@@ -160,6 +160,10 @@ def test_relight_recipe_draws_a_light_independent_of_the_crop() -> None:
 
 
 def test_config_names_an_augmentation_recipe() -> None:
+    from openfas.data.transforms import RECIPES
+
+    for recipe in RECIPES:  # every recipe the data layer builds is accepted by the config schema
+        assert load_config(None, [f"data.augment={recipe}"]).data.augment == recipe
     assert load_config(None, ["data.augment=anrl"]).data.augment == "anrl"
     with pytest.raises(ConfigError, match="augment"):
         load_config(None, ["data.augment=fancy"])

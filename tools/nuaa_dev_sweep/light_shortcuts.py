@@ -1,7 +1,8 @@
 """Dev-only check for shortcuts in NUAA's training sessions: can a few numbers about the LIGHT tell live from print?
 
 Reads the crops of ``extract_crops.py`` (sessions 01 and 02 only; session 3 is never read) and scores single
-statistics of the face region (the central half of the scale-1.5 crop):
+statistics of the face region (the central half of the scale-1.5 crop; ``openfas data inspect`` reports the same
+statistics within each split of a cache):
 * a logistic regression on the statistic fitted on one session and scored on the other (AUC 01→02 / 02→01);
 * the AUC of the raw statistic (live scored high) within each session, which shows its direction.
 
@@ -21,21 +22,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from openfas.data.light import STATISTICS, light_statistics
+
 
 def statistics(crops: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-crop light statistics of the face region (central half), crops N×H×W×3 BGR uint8."""
-    n, h, w, _ = crops.shape
-    face = crops[:, h // 4:h - h // 4, w // 4:w - w // 4].astype(np.float64)
-    mean = face.mean((1, 2))                                   # N×3, B G R
-    grey = face.mean(-1)
-    lap = 4 * grey[:, 1:-1, 1:-1] - grey[:, 2:, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 1:-1, 2:] - grey[:, 1:-1, :-2]
-    noise = np.median(np.abs(lap), axis=(1, 2))               # a robust sensor-noise level (8-bit units)
-    return {
-        "brightness (mean grey)": grey.mean((1, 2))[:, None],
-        "chroma (mean B, G, R / their sum)": mean / mean.sum(1, keepdims=True),
-        "noise (median |Laplacian|)": np.log(noise + 1e-3)[:, None],
-        "noise / brightness": np.log(noise / grey.mean((1, 2)) + 1e-6)[:, None],
-    }
+    """Per-crop light statistics of the face window (openfas.data.light), crops N×H×W×3 BGR uint8 at scale 1.5."""
+    per = [light_statistics(c, crop_scale=1.5) for c in crops]
+    return {k: np.stack([p[k] for p in per]) for k in STATISTICS}
 
 
 def main() -> None:
