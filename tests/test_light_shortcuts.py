@@ -95,3 +95,19 @@ def test_inspect_reports_light_shortcuts_but_not_of_the_test_split(tmp_path: Pat
     assert "WARNING: in split 'test'" in out.output
     out = CliRunner().invoke(app, ["data", "inspect", str(path), "--no-light"])
     assert "light shortcuts" not in out.output
+
+
+def test_training_on_a_light_shortcut_logs_a_warning(tmp_path: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.data_check import light_shortcut_warnings
+
+    path = _cache(tmp_path / "c", live_light=(70, (0.8, 1.0, 1.3), 4.0), attack_light=(150, (1.2, 1.0, 0.8), 1.0))
+    cfg = load_config(None, [f"data.cache={path}", "data.augment=real"])
+    warn = light_shortcut_warnings(cfg, path)
+    assert len(warn) == 1 and "split 'train'" in warn[0] and "relight" in warn[0]
+    # a run that already removes the light, or reads an order-only input, is not warned
+    assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.augment=relight"]), path) == []
+    assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "model.input_code=lbp"]), path) == []
+    same = (120.0, (1.0, 1.0, 1.0), 2.0)
+    fair = _cache(tmp_path / "f", live_light=same, attack_light=same, n=120)
+    assert light_shortcut_warnings(load_config(None, [f"data.cache={fair}"]), fair) == []
