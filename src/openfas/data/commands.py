@@ -252,7 +252,7 @@ def inspect_cache(
         for k, why in sorted(skipped.items())[:20]:
             typer.echo(f"  {k}: {why}")
     if light and "rgb" in records[0].modalities:
-        from openfas.data.light import light_shortcuts, shortcut_lines
+        from openfas.data.light import light_shortcuts, shortcut_lines  # deferred: scikit-learn, only when asked
 
         splits = sorted({r.split for r in records if light_test or r.split != "test"})
         for line in shortcut_lines(light_shortcuts(reader, splits)):
