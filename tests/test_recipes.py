@@ -138,7 +138,13 @@ def test_relight_sets_the_face_light_and_forgets_the_input_light() -> None:
 
 def test_relight_recipe_draws_a_light_independent_of_the_crop() -> None:
     t = build_color_transform(True, "relight")
-    assert isinstance(t.transforms[0], RandomRelight)
+    assert isinstance(t.transforms[0], RandomRelight) and t.transforms[0].centre == pytest.approx(0.5)
+    # the face window follows the crop's scale: 0.75 / 2.7 of a Silent-Face-style wide crop
+    assert build_color_transform(True, "relight", crop_scale=2.7).transforms[0].centre == pytest.approx(0.75 / 2.7)
+    wide = np.full((90, 90, 3), 200, np.uint8)
+    wide[32:58, 32:58] = 50  # a dark face in the middle of a bright background
+    out = relight(wide, 128.0, centre=0.25)
+    assert abs(out[34:56, 34:56].astype(float).mean() - 128.0) < 1.0  # the face, not the background, is set
     dark, bright = _face_like(2, (0.25, 0.3, 0.4)), _face_like(2, (0.9, 0.8, 0.7))
     lights = {"dark": [], "bright": []}
     for seed in range(40):

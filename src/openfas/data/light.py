@@ -22,14 +22,15 @@ from sklearn.preprocessing import StandardScaler
 
 from openfas.data.cache import CropCacheReader
 from openfas.data.sample import LIVE
+from openfas.data.transforms import face_fraction
 
 STATISTICS = ("brightness", "colour", "noise", "noise/brightness")
 
 
 def face_window(size: int, crop_scale: float) -> slice:
-    """The central square of a crop cut at ``crop_scale`` × the face box that lies on the face: 0.75 / scale of it."""
-    frac = float(np.clip(0.75 / max(crop_scale, 1e-6), 0.2, 1.0))
-    n = max(1, int(round(size * frac)))
+    """The central square of a crop cut at ``crop_scale`` × the face box that lies on the face
+    (:func:`openfas.data.transforms.face_fraction`)."""
+    n = max(1, int(round(size * face_fraction(crop_scale))))
     start = (size - n) // 2
     return slice(start, start + n)
 

@@ -87,15 +87,25 @@ def build_transform(
     return A.Compose(ops, additional_targets=extra)
 
 
-def build_color_transform(train: bool, recipe: str = "openfas") -> A.Compose | None:
-    """Photometric augmentation of the RGB crop (after the geometric one), or None."""
+def face_fraction(crop_scale: float) -> float:
+    """Side of the central square that lies on the face, as a fraction of a crop cut at ``crop_scale`` × the face
+    box: 0.75 / scale (the inner three quarters of the box), kept within [0.2, 1]."""
+    return float(np.clip(0.75 / max(crop_scale, 1e-6), 0.2, 1.0))
+
+
+def build_color_transform(train: bool, recipe: str = "openfas", crop_scale: float = 1.5) -> A.Compose | None:
+    """Photometric augmentation of the RGB crop (after the geometric one), or None.
+
+    ``crop_scale``: the crop's size in face boxes as the model sees it (the cache's ``--scale`` × ``crop_fraction``);
+    ``"relight"`` measures the face's light in its :func:`face_fraction`.
+    """
     recipe = augment_recipe(recipe)
     if not train or recipe in ("none", "rfmeta", "cdcn", "geometric"):
         return None
     if recipe == "anrl":
         return A.Compose([A.HueSaturationValue(p=0.1)])
     if recipe == "relight":
-        return A.Compose([RandomRelight()])
+        return A.Compose([RandomRelight(centre=face_fraction(crop_scale))])
     if recipe == "real":
         return A.Compose([
             A.RandomBrightnessContrast(brightness_limit=0.4, contrast_limit=0.4, p=0.8),
@@ -148,7 +158,8 @@ class RandomRelight(A.ImageOnlyTransform):
     """A random light for each crop (:func:`relight`), drawn independently of its label.
 
     Face brightness uniform in ``brightness`` (8-bit), channel log-gains uniform in ±``chroma`` around grey, gamma
-    log-uniform in ``gamma``, noise standard deviation uniform in ``noise_std`` (8-bit).
+    log-uniform in ``gamma``, noise standard deviation uniform in ``noise_std`` (8-bit); the light is measured on the
+    central ``centre`` × ``centre`` square (the face: :func:`face_fraction` of the crop's scale).
     """
 
     def __init__(
@@ -157,10 +168,14 @@ class RandomRelight(A.ImageOnlyTransform):
         chroma: float = 0.3,
         gamma: tuple[float, float] = (0.7, 1.4),
         noise_std: tuple[float, float] = (0.0, 6.0),
+        centre: float = 0.5,
         p: float = 1.0,
     ) -> None:
         super().__init__(p=p)
+        if not 0.0 < centre <= 1.0:
+            raise ValueError(f"RandomRelight: centre must be in (0, 1], got {centre}")
         self.brightness, self.chroma, self.gamma, self.noise_std = brightness, chroma, gamma, noise_std
+        self.centre = centre
 
     def get_params(self) -> dict[str, object]:
         r = self.py_random
@@ -174,10 +189,10 @@ class RandomRelight(A.ImageOnlyTransform):
 
     def apply(self, img: np.ndarray, brightness: float = 128.0, chroma: Sequence[float] = (0.0, 0.0, 0.0),
               gamma: float = 1.0, noise_std: float = 0.0, noise_seed: int = 0, **params: object) -> np.ndarray:
-        return relight(img, brightness, chroma, gamma, noise_std, np.random.default_rng(noise_seed))
+        return relight(img, brightness, chroma, gamma, noise_std, np.random.default_rng(noise_seed), self.centre)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("brightness", "chroma", "gamma", "noise_std")
+        return ("brightness", "chroma", "gamma", "noise_std", "centre")
 
 
 def to_chw_float(image: np.ndarray, mean: float = 0.5, std: float = 0.5) -> np.ndarray:
