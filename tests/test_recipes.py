@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from openfas.config import ConfigError, load_config
-from openfas.data.transforms import build_color_transform, build_transform
+from openfas.data.transforms import RandomRelight, build_color_transform, build_transform, relight
 from openfas.models import create_model
 from openfas.ops.color import AppendHSV
 
@@ -105,7 +105,71 @@ def test_augmentation_recipes() -> None:
     assert not all(np.array_equal(moved[0], m) for m in moved[1:])
 
 
+def _face_like(seed: int, gains: tuple[float, float, float], size: int = 48) -> np.ndarray:
+    """A textured crop under a light given by per-channel gains (values stay inside 0–255, no clipping)."""
+    tex = np.random.default_rng(seed).uniform(0.3, 0.9, (size, size, 1)) * np.array([0.8, 0.9, 1.0])
+    return np.rint(tex * np.array(gains) * 255).astype(np.uint8)
+
+
+def test_relight_sets_the_face_light_and_forgets_the_input_light() -> None:
+    img = _face_like(0, (0.3, 0.5, 0.9))  # a dark, blue-cast crop
+    out = relight(img, 128.0)
+    centre = out[12:36, 12:36].reshape(-1, 3).astype(np.float64).mean(0)
+    assert np.abs(centre - 128.0).max() < 0.6  # grey-balanced at the asked brightness (rounding only)
+    # a chroma of (u_B, u_G, u_R): channel means in the ratio exp(u - mean(u)), geometric mean = brightness
+    out = relight(img, 100.0, chroma=(0.2, 0.0, -0.2))
+    centre = out[12:36, 12:36].reshape(-1, 3).astype(np.float64).mean(0)
+    np.testing.assert_allclose(centre, 100.0 * np.exp(np.array([0.2, 0.0, -0.2])), atol=0.6)
+    # the same scene under another exposure and white balance relights to the same crop (up to 8-bit rounding)
+    other = _face_like(0, (0.9, 0.6, 0.35))
+    assert np.abs(relight(img, 128.0).astype(int) - relight(other, 128.0).astype(int)).max() <= 2
+    # gamma acts before the gains: a crop relit with gamma 2 has the contrast of x², not of x
+    x = _face_like(1, (1.0, 1.0, 1.0)).astype(np.float64) / 255
+    want = x[..., 0] ** 2 / (x[12:36, 12:36, 0] ** 2).mean() * 128
+    got = relight(_face_like(1, (1.0, 1.0, 1.0)), 128.0, gamma=2.0)[..., 0]
+    assert np.abs(got - np.clip(np.rint(want), 0, 255)).max() <= 1.5
+    # noise: its sd is the asked one (on a flat grey crop, away from the clipping bounds)
+    flat = np.full((200, 200, 3), 100, np.uint8)
+    noisy = relight(flat, 128.0, noise_std=5.0, rng=np.random.default_rng(0)).astype(np.float64)
+    assert abs(noisy.std() - 5.0) < 0.1 and abs(noisy.mean() - 128.0) < 0.1
+    with pytest.raises(ValueError, match="H×W×3"):
+        relight(np.zeros((8, 8), np.uint8), 128.0)
+
+
+def test_relight_recipe_draws_a_light_independent_of_the_crop() -> None:
+    t = build_color_transform(True, "relight")
+    assert isinstance(t.transforms[0], RandomRelight) and t.transforms[0].centre == pytest.approx(0.5)
+    # the face window follows the crop's scale: 0.75 / 2.7 of a Silent-Face-style wide crop
+    assert build_color_transform(True, "relight", crop_scale=2.7).transforms[0].centre == pytest.approx(0.75 / 2.7)
+    wide = np.full((90, 90, 3), 200, np.uint8)
+    wide[32:58, 32:58] = 50  # a dark face in the middle of a bright background
+    out = relight(wide, 128.0, centre=0.25)
+    assert abs(out[34:56, 34:56].astype(float).mean() - 128.0) < 1.0  # the face, not the background, is set
+    dark, bright = _face_like(2, (0.25, 0.3, 0.4)), _face_like(2, (0.9, 0.8, 0.7))
+    lights = {"dark": [], "bright": []}
+    for seed in range(40):
+        for name, im in (("dark", dark), ("bright", bright)):
+            t.set_random_seed(seed)
+            lights[name].append(t(image=im)["image"][12:36, 12:36].astype(np.float64).mean())
+    # the same seed gives the same light whatever the input's own light; over seeds it spans the range
+    np.testing.assert_allclose(lights["dark"], lights["bright"], atol=3.0)
+    assert min(lights["dark"]) < 70 and max(lights["dark"]) > 160
+    t.set_random_seed(5)
+    a = t(image=dark)["image"]
+    t.set_random_seed(5)
+    assert np.array_equal(a, t(image=dark)["image"])
+    # the geometric part is "real"'s (the target map moves with the image)
+    flat = np.full((64, 64, 3), 77, np.uint8)
+    g = build_transform(32, True, recipe="relight")
+    out = g(image=flat, mask=np.full((64, 64), 255, np.uint8))
+    assert out["image"].shape == (32, 32, 3) and (out["mask"] == 255).all()
+
+
 def test_config_names_an_augmentation_recipe() -> None:
+    from openfas.data.transforms import RECIPES
+
+    for recipe in RECIPES:  # every recipe the data layer builds is accepted by the config schema
+        assert load_config(None, [f"data.augment={recipe}"]).data.augment == recipe
     assert load_config(None, ["data.augment=anrl"]).data.augment == "anrl"
     with pytest.raises(ConfigError, match="augment"):
         load_config(None, ["data.augment=fancy"])

@@ -107,8 +107,9 @@ class DataConfig(_Strict):
     # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
     # ("rfmeta", "anrl", "cdcn"), "real" (strong light/colour/blur/JPEG changes for small real-face sets) or
     # "geometric" (its crop/flip/rotation alone, for texture inputs such as model.input_code=lbp);
+    # "relight" (that crop/flip/rotation, then a random exposure, white balance and noise level per crop);
     # see openfas.data.transforms
-    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric"] = True
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight"] = True
     # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
     # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
     crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)

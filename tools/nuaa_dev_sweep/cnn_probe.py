@@ -3,13 +3,14 @@ import argparse, time, numpy as np, cv2, torch, albumentations as A
 from sklearn.metrics import roc_auc_score, roc_curve
 from openfas.models import create_model
 from openfas.losses.depth import pixelwise_loss
+from openfas.data.transforms import RandomRelight, relight
 p = argparse.ArgumentParser()
 p.add_argument("npz"); p.add_argument("--scale", default="s1.5"); p.add_argument("--size", type=int, default=64)
 p.add_argument("--model", default="pixelnet"); p.add_argument("--aug", default="geo_photo")
 p.add_argument("--epochs", type=int, default=10); p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--folds", default="12,21"); p.add_argument("--norm", default="fixed")
 p.add_argument("--seed", type=int, default=0); p.add_argument("--input", default="rgb"); p.add_argument("--map", type=int, default=16)
-p.add_argument("--patch", type=int, default=0); p.add_argument("--width", type=int, default=32); p.add_argument("--wd", type=float, default=5e-5)
+p.add_argument("--faceonly", action="store_true"); p.add_argument("--patch", type=int, default=0); p.add_argument("--width", type=int, default=32); p.add_argument("--wd", type=float, default=5e-5)
 a = p.parse_args()
 import torch.nn.functional as F
 YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -40,9 +41,16 @@ photo = A.Compose([A.RandomBrightnessContrast(0.4, 0.4, p=0.8), A.RandomGamma((6
 degrade = A.Compose([A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 7))], p=0.3),
                      A.ImageCompression(quality_range=(30, 95), p=0.5), A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
                      A.Downscale(scale_range=(0.5, 0.9), p=0.2)])
+RELIGHT = A.Compose([RandomRelight()]); RELIGHT.set_random_seed(a.seed)
 FACE = int(round(128 * face_frac)); OFF = (128 - FACE) // 2
 pgeo = A.Compose([A.HorizontalFlip(), A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), border_mode=cv2.BORDER_REFLECT_101, p=0.5)])
+def face_only(img):
+    """Everything outside the face's ellipse (the crop's central 1/scale) set to mid-grey: no border, hand, background."""
+    h, w = img.shape[:2]; yy_, xx_ = np.mgrid[:h, :w] + 0.5; rr = h * face_frac / 2
+    keep = (((xx_ - w / 2) / rr) ** 2 + ((yy_ - h / 2) / (rr * 1.15)) ** 2 <= 1)[..., None]
+    return np.where(keep, img, np.uint8(128))
 def prep(img, train):
+    if a.faceonly: img = face_only(img)
     if a.patch:
         img = img[OFF:OFF + FACE, OFF:OFF + FACE]
         if train:
@@ -54,6 +62,7 @@ def prep(img, train):
         img = geo(image=img)["image"]
         if "photo" in a.aug: img = photo(image=img)["image"]
         if "degrade" in a.aug: img = degrade(image=img)["image"]
+        if "relight" in a.aug: img = RELIGHT(image=img)["image"]
     elif not a.patch:
         img = cv2.resize(img, (a.size, a.size), interpolation=cv2.INTER_AREA)
     x = img[:, :, ::-1].astype(np.float32) / 255.0
@@ -71,6 +80,11 @@ def run(tr, dv):
     idx = np.where(ses == tr)[0]; dvi = np.where(ses == dv)[0]
     steps = a.epochs * (len(idx) // 16); sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     Xd = torch.tensor(np.stack([prep(X[i], False) for i in dvi]))
+    # the same dev crops with the light's statistics equalised (a dev-only shortcut check): every face grey-balanced
+    # at mean 128 with sensor noise of sd 3, so exposure, white balance and noise level carry no label
+    Xm = torch.tensor(np.stack([prep(relight(X[i], 128.0, noise_std=3.0, rng=np.random.default_rng(int(i))), False)
+                                for i in dvi]))
+    Xf = torch.tensor(np.stack([prep(face_only(X[i]), False) for i in dvi]))  # the face alone (context check)
     res = []
     for ep in range(a.epochs):
         m.train(); perm = rng.permutation(idx)
@@ -83,8 +97,10 @@ def run(tr, dv):
         m.eval()
         with torch.no_grad():
             s = torch.cat([m(transform(Xd[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xd), 64)]).numpy()
+            sm = torch.cat([m(transform(Xm[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xm), 64)]).numpy()
+            sf = torch.cat([m(transform(Xf[k:k+64])).flatten(1).mean(1) for k in range(0, len(Xf), 64)]).numpy()
         y = lab[dvi]; auc = roc_auc_score(y, s); fpr, tpr, _ = roc_curve(y, s); eer = fpr[np.argmin(np.abs(fpr - (1 - tpr)))]
-        res.append((auc, eer))
+        res.append((auc, eer, roc_auc_score(y, sm), roc_auc_score(y, sf)))
     return res
 t0 = time.time(); out = {}
 for f in a.folds.split(","):
@@ -92,4 +108,8 @@ for f in a.folds.split(","):
 print(vars(a), f"{time.time()-t0:.0f}s")
 for f, r in out.items():
     print(f"  fold {f}: AUC/epoch " + " ".join(f"{x[0]:.3f}" for x in r) + f" | last EER {r[-1][1]:.3f}")
-print("  mean last AUC %.4f  mean best AUC %.4f" % (np.mean([r[-1][0] for r in out.values()]), np.mean([max(x[0] for x in r) for r in out.values()])), flush=True)
+    print(f"  fold {f}: light-equalised dev AUC/epoch " + " ".join(f"{x[2]:.3f}" for x in r))
+    print(f"  fold {f}: face-only dev AUC/epoch " + " ".join(f"{x[3]:.3f}" for x in r))
+print("  mean last AUC %.4f  mean best AUC %.4f  mean last light-equalised AUC %.4f  face-only %.4f" % (
+    np.mean([r[-1][0] for r in out.values()]), np.mean([max(x[0] for x in r) for r in out.values()]),
+    np.mean([r[-1][2] for r in out.values()]), np.mean([r[-1][3] for r in out.values()])), flush=True)

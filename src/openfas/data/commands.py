@@ -215,8 +215,14 @@ def prepare(
     typer.echo(str(report))
 
 
-def inspect_cache(cache: Annotated[Path, typer.Argument(help="A crop cache folder.")]) -> None:
-    """Summarise a crop cache: samples per domain, split and attack type; skipped media and why."""
+def inspect_cache(
+    cache: Annotated[Path, typer.Argument(help="A crop cache folder.")],
+    light: Annotated[bool, typer.Option(help="Measure light shortcuts: how well the face's brightness, colour or "
+                                             "noise alone separates live from attack in each split.")] = True,
+    light_test: Annotated[bool, typer.Option(help="Measure them on the 'test' split too (off by default: what a "
+                                                  "test split looks like should not steer a recipe).")] = False,
+) -> None:
+    """Summarise a crop cache: samples per domain, split and attack type; skipped media and why; light shortcuts."""
     from collections import Counter
 
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
@@ -245,3 +251,9 @@ def inspect_cache(cache: Annotated[Path, typer.Argument(help="A crop cache folde
         typer.echo(f"skipped media: {len(skipped)}")
         for k, why in sorted(skipped.items())[:20]:
             typer.echo(f"  {k}: {why}")
+    if light and "rgb" in records[0].modalities:
+        from openfas.data.light import light_shortcuts, shortcut_lines  # deferred: scikit-learn, only when asked
+
+        splits = sorted({r.split for r in records if light_test or r.split != "test"})
+        for line in shortcut_lines(light_shortcuts(reader, splits)):
+            typer.echo(line)

@@ -78,7 +78,8 @@ class FaceCropDataset(Dataset):
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.crop_fraction = crop_fraction
         self.geometric = build_transform(image_size, train, self.modalities, augment_recipe(augment))
-        self.color = build_color_transform(train, augment_recipe(augment))
+        stored_scale = float((self.reader.info().get("prepare") or {}).get("scale") or 1.5)
+        self.color = build_color_transform(train, augment_recipe(augment), crop_scale=stored_scale * crop_fraction)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -10,6 +10,10 @@
   best checkpoint (``train.select``) are chosen on the dev split; a missing dev split, or one without both
   live and attack samples, is an error naming the cache, the splits it has and the fix — before the first
   epoch, not after it.
+* :func:`light_shortcut_warnings` — when the face's brightness, colour or noise alone tells live from attack in
+  the training split, a model can learn the recording's light instead of the attack (NUAA: docs/real_faces.md);
+  the trainer logs a warning naming ``data.augment=relight`` unless the run already uses it or reads an
+  order-only input (``model.input_code: lbp``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from openfas.config import Config, ConfigError
 from openfas.data.cache import CropCacheReader
+from openfas.data.light import light_shortcuts, shortcut_lines
 from openfas.data.sample import LIVE
 
 
@@ -81,3 +86,16 @@ def check_dev_split(cfg: Config, cache_dir: Path) -> None:
         which = "live" if live == 0 else "attack"
         raise ConfigError(f"data.cache={cache_dir}: dev split {d.dev_split!r} has no {which} samples "
                           f"({len(dev)} crops); {' and '.join(needs)} need both classes on dev: {fix}")
+
+
+def light_shortcut_warnings(cfg: Config, cache_dir: Path, per_split: int = 500) -> list[str]:
+    """Warning lines when a light statistic alone nearly decides the training split's labels (else [])."""
+    d = cfg.data
+    input_code = cfg.model.kwargs().get("input_code")
+    if d.augment == "relight" or input_code == "lbp" or d.train_split == "all" or "rgb" not in d.modalities:
+        return []
+    reader = CropCacheReader(cache_dir)
+    if not any(r.split == d.train_split for r in reader.records()):
+        return []
+    return [ln for ln in shortcut_lines(light_shortcuts(reader, [d.train_split], per_split=per_split))
+            if ln.startswith("WARNING")]

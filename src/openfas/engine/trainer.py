@@ -27,7 +27,7 @@ from openfas.config import Config, ConfigError, apply_overrides, config_from_dic
 from openfas.data.dataset import FaceCropDataset
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
-from openfas.engine.data_check import adapt_to_cache, check_dev_split
+from openfas.engine.data_check import adapt_to_cache, check_dev_split, light_shortcut_warnings
 from openfas.engine.logger import RunLogger, log, setup_console_logging
 from openfas.errors import OpenFASError
 from openfas.eval.report import write_report
@@ -152,6 +152,9 @@ class Trainer:
         self.method.prepare_data(self)  # default: the PAD crop cache (sets cache_dir and crop_info)
         if self.cache_dir is not None:
             check_dev_split(cfg, self.cache_dir)  # before the first epoch, not after it
+            if self.dist.is_main and self._resume_ckpt is None:
+                for line in light_shortcut_warnings(cfg, self.cache_dir):
+                    log.warning("%s", line)
         self.model = self.method.build_model().to(self.device)
         if cfg.train.channels_last:
             # Module.to(memory_format=...) is documented and works; torch's overloads omit it
