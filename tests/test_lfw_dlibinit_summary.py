@@ -1,0 +1,48 @@
+"""tools/lfw_dlibinit_summary.py: the per-run rows and the seed means of docs/masked_recognition.md §8."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "lfw_dlibinit_summary.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("lfw_dlibinit_summary", TOOL)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def make_run(root: Path, name: str, clean: float | None, one: float | None, both: float | None,
+             seconds: str | None) -> Path:
+    run = root / name
+    run.mkdir()
+    for sub, acc in (("eval-clean", clean), ("", one), ("eval-both_masked", both)):
+        if acc is not None:
+            (run / sub).mkdir(exist_ok=True)
+            (run / sub / "metrics.json").write_text(json.dumps({"accuracy": acc}))
+    if seconds is not None:
+        (run / "train_seconds.txt").write_text(seconds)
+    return run
+
+
+def test_rows_and_seed_mean_leave_out_an_unfinished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool = load_tool()
+    runs = [make_run(tmp_path, "g-s0", 0.98, 0.92, 0.93, "210.0\n"),
+            make_run(tmp_path, "g-s1", 0.984, 0.926, 0.924, "216"),
+            # in progress: /usr/bin/time has created its output file but not written it yet, no evals
+            make_run(tmp_path, "g-s2", None, None, None, "")]
+    tool.main([str(r) for r in runs])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| g-s0 | 98.00 | 92.00 | 93.00 | 3.5 min |"
+    assert lines[3] == "| g-s1 | 98.40 | 92.60 | 92.40 | 3.6 min |"
+    assert lines[4] == "| g-s2 | – | – | – | – |"
+    # two finished seeds: mean and sample sd written out by hand (sd of {a, b} = |a − b| / √2)
+    assert lines[5] == "| **g: mean ± sd over 2 seeds** | 98.20 ± 0.28 | 92.30 ± 0.42 | 92.70 ± 0.42 | |"
+    assert len(lines) == 6
