@@ -128,7 +128,7 @@ def shortcut_lines(reports: Sequence[ShortcutReport], warn_at: float = 0.8) -> l
         strong = [r for r in reports if r.split == split and r.strength >= warn_at]
         if strong:
             what = ", ".join(f"{r.statistic} (AUC {r.auc:.3f})" for r in strong)
-            lines.append(f"WARNING: in split {split!r} the face's {what} alone separates live from attack. A model can "
-                         "learn this recording's light instead of the attack: train with data.augment=relight and "
-                         "check on another session or camera.")
+            lines.append(f"WARNING: in split {split!r} each of these statistics of the face's light alone separates "
+                         f"live from attack: {what}. A model can learn this recording's light instead of the attack: "
+                         "train with data.augment=relight and check on another session or camera.")
     return lines
