@@ -105,6 +105,10 @@ def test_training_on_a_light_shortcut_logs_a_warning(tmp_path: Path) -> None:
     cfg = load_config(None, [f"data.cache={path}", "data.augment=real"])
     warn = light_shortcut_warnings(cfg, path)
     assert len(warn) == 1 and "split 'train'" in warn[0] and "relight" in warn[0]
+    # data.train_split=all trains on every split, so every split is measured; a split the cache lacks warns nothing
+    every = light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.train_split=all"]), path)
+    assert sorted(w.split("'")[1] for w in every) == ["dev", "test", "train"]
+    assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.train_split=nosuch"]), path) == []
     # a run that already removes the light, or reads an order-only input, is not warned
     assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.augment=relight"]), path) == []
     assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "model.input_code=lbp"]), path) == []
