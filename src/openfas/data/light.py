@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from openfas.data.cache import CropCacheReader
 from openfas.data.sample import LIVE
-from openfas.data.transforms import face_fraction
+from openfas.data.transforms import central_window, face_fraction
 
 STATISTICS = ("brightness", "colour", "noise", "noise/brightness")
 
@@ -30,9 +30,7 @@ STATISTICS = ("brightness", "colour", "noise", "noise/brightness")
 def face_window(size: int, crop_scale: float) -> slice:
     """The central square of a crop cut at ``crop_scale`` × the face box that lies on the face
     (:func:`openfas.data.transforms.face_fraction`)."""
-    n = max(1, int(round(size * face_fraction(crop_scale))))
-    start = (size - n) // 2
-    return slice(start, start + n)
+    return central_window(size, face_fraction(crop_scale))
 
 
 def light_statistics(crop: np.ndarray, crop_scale: float = 1.5) -> dict[str, np.ndarray]:

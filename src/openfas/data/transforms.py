@@ -87,6 +87,13 @@ def build_transform(
     return A.Compose(ops, additional_targets=extra)
 
 
+def central_window(size: int, fraction: float) -> slice:
+    """The centred run of ``round(size · fraction)`` (at least 1) indices along an axis of ``size``."""
+    n = max(1, int(round(size * fraction)))
+    start = (size - n) // 2
+    return slice(start, start + n)
+
+
 def face_fraction(crop_scale: float) -> float:
     """Side of the central square that lies on the face, as a fraction of a crop cut at ``crop_scale`` × the face
     box: 0.75 / scale (the inner three quarters of the box), kept within [0.2, 1]."""
@@ -141,10 +148,7 @@ def relight(
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"relight expects an H×W×3 image, got shape {image.shape}")
     x = (image.astype(np.float32) / 255.0) ** np.float32(gamma)
-    h, w = x.shape[:2]
-    ch, cw = max(1, int(round(h * centre))), max(1, int(round(w * centre)))
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    mean = x[y0:y0 + ch, x0:x0 + cw].reshape(-1, 3).mean(0)
+    mean = x[central_window(x.shape[0], centre), central_window(x.shape[1], centre)].reshape(-1, 3).mean(0)
     u = np.asarray(chroma, np.float32)
     goal = np.float32(brightness / 255.0) * np.exp(u - u.mean())
     x = x * (goal / np.maximum(mean, 1.0 / 255.0))
