@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from openfas.data.cache import CacheError, CropCacheReader
+from openfas.data.locate import crop_geometry
 from openfas.data.sample import LIVE, CropRecord, attack_index
 from openfas.data.transforms import augment_recipe, build_color_transform, build_transform, to_chw_float
 
@@ -78,8 +79,8 @@ class FaceCropDataset(Dataset):
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
         self.crop_fraction = crop_fraction
         self.geometric = build_transform(image_size, train, self.modalities, augment_recipe(augment))
-        stored_scale = float((self.reader.info().get("prepare") or {}).get("scale") or 1.5)
-        self.color = build_color_transform(train, augment_recipe(augment), crop_scale=stored_scale * crop_fraction)
+        seen_scale = float(crop_geometry(self.reader.cache_dir, crop_fraction).get("scale") or 1.5)
+        self.color = build_color_transform(train, augment_recipe(augment), crop_scale=seen_scale)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
