@@ -255,5 +255,5 @@ def inspect_cache(
         from openfas.data.light import light_shortcuts, shortcut_lines  # deferred: scikit-learn, only when asked
 
         splits = sorted({r.split for r in records if light_test or r.split != "test"})
-        for line in shortcut_lines(light_shortcuts(reader, splits)):
+        for line in shortcut_lines(light_shortcuts(reader, splits, records=records)):
             typer.echo(line)
