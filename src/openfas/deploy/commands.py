@@ -167,6 +167,8 @@ def calibrate(
         _fail(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
     if out.exists() and out.resolve() == model.resolve():
         _fail(f"{out}: the output must be a new file, not the model being calibrated")
+    if model.suffix == ".safetensors" and _checkpoint_method(model) in ("cosface", "csdn"):
+        _fail(f"{model}: a face-recognition checkpoint gives embeddings, not liveness scores; nothing to calibrate")
     try:
         predictor = Predictor.from_checkpoint(model, device=device, detector=detector)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
