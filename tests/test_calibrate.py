@@ -125,6 +125,10 @@ def test_calibrate_onnx_keeps_the_graph_and_reseals(ckpt: Path, site: tuple[Path
     tampered.write_bytes(raw.replace(b'"site_bpcer"', b'"site_bpcex"'))
     with pytest.raises(CheckpointError):
         Predictor.from_checkpoint(tampered, detector="whole")
+    # a tampered model is refused before anything is scored or written
+    res = CliRunner().invoke(app, ["calibrate", str(tampered), str(site[0]), "--out", str(tmp_path / "t2.onnx"),
+                                   "--detector", "whole", "--no-progress"])
+    assert res.exit_code == 2 and "tampered.onnx" in res.output and not (tmp_path / "t2.onnx").exists()
 
 
 def test_calibrate_cli_bad_inputs(ckpt: Path, site: tuple[Path, Path], tmp_path: Path) -> None:

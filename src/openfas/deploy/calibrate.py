@@ -147,8 +147,9 @@ def write_with_threshold(model_path: str | Path, out: str | Path, threshold: flo
         # deferred: onnx is an optional extra, only needed for ONNX models
         import onnx
 
-        _, meta = load_onnx_session(model_path, allow_unsigned=allow_unsigned)  # checks the seal
-        proto = onnx.load_from_string(model_path.read_bytes())
+        data = model_path.read_bytes()  # read once: the bytes whose seal is checked are the bytes copied
+        _, meta = load_onnx_session(model_path, allow_unsigned=allow_unsigned, data=data)
+        proto = onnx.load_from_string(data)
         if out.suffix.lower() != ".onnx":
             raise CalibrationError(f"{out}: an ONNX model is written to a .onnx file")
         write_sealed_onnx(proto, {**meta, "threshold": threshold, "threshold_info": info}, out)
