@@ -1,15 +1,21 @@
-"""Shared fixtures: a tiny, quickly learnable crop cache built directly (no synthetic renderer needed)."""
+"""Shared fixtures: a tiny, quickly learnable crop cache built directly (no synthetic renderer needed), and the
+tiny deployment checkpoint trained on it with a Predictor around it (modules may define their own instead)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pytest
+from deploy_fixtures import tiny_checkpoint
 
 from openfas.data.cache import CropCacheWriter
 from openfas.data.sample import CropRecord
+
+if TYPE_CHECKING:
+    from openfas.deploy.predictor import Predictor
 
 
 def build_tiny_cache(path: Path, size: int = 32, per_group: int = 4, domains: tuple[str, ...] = ("da", "db"),
@@ -49,6 +55,23 @@ def build_tiny_cache(path: Path, size: int = 32, per_group: int = 4, domains: tu
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_cache(tmp_path_factory.mktemp("tiny") / "cache")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``final.safetensors`` of the tiny deployment model (:func:`deploy_fixtures.tiny_checkpoint`, trained once)."""
+    return tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
+
+
+@pytest.fixture(scope="module")
+def predictor(ckpt: Path) -> Predictor:
+    """A :class:`~openfas.deploy.predictor.Predictor` of ``ckpt`` (one per test module), on one CPU thread."""
+    import torch
+
+    from openfas.deploy.predictor import Predictor
+
+    torch.set_num_threads(1)
+    return Predictor.from_checkpoint(ckpt)
 
 
 def run_torchrun(script_text: str, tmp_path: Path, args: list[str], nproc: int = 2, timeout: int = 300) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_fixtures import tiny_checkpoint
 from typer.testing import CliRunner
 
 from openfas.eval import metrics as M
@@ -69,11 +68,6 @@ def test_overlapping_dev_set_keeps_the_policy_and_video_level_has_its_own_gap() 
     vcal = out["video_threshold"]["calibration"]
     assert vcal["level"] == "video" and (vcal["max_attack"], vcal["min_live"]) == pytest.approx((0.3, 0.6))
     assert out["video_threshold"]["value"] == pytest.approx(0.45)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
 
 
 def test_trainer_records_how_the_threshold_was_chosen(ckpt: Path) -> None:

@@ -85,6 +85,32 @@ def test_nuaa_protocols_on_real_frames(tmp_path: Path, caplog: pytest.LogCapture
 
 
 @needs_nuaa
+def test_nuaa_sessions_protocol_names_one_domain_per_session(tmp_path: Path) -> None:
+    root = tmp_path / "nuaa"
+    lists: dict[str, list[str]] = {f"{c}_{s}_raw.txt": [] for c in ("client", "imposter") for s in ("train", "test")}
+    takes = [(p, s, "train") for p in ("0001", "0004", "0005") for s in ("01", "02")] + [("0004", "03", "test")]
+    for folder, cls in (("ClientRaw", "client"), ("ImposterRaw", "imposter")):
+        for person, session, split in takes:
+            for name in _pick(folder, person, session, 1):
+                (root / folder / person).mkdir(parents=True, exist_ok=True)
+                shutil.copy(NUAA_ROOT / folder / person / name, root / folder / person / name)
+                lists[f"{cls}_{split}_raw.txt"].append(f"{person}/{name}")
+    for name, lines in lists.items():
+        (root / name).write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    ses = get_dataset("nuaa")(root, dev_people=1)
+    ppl = get_dataset("nuaa")(root, dev_people=1)
+    for split in ("train", "dev", "test"):
+        a, b = ses.list_media(split, "sessions"), ppl.list_media(split, "people")
+        assert sorted(m.paths["rgb"] for m in a) == sorted(m.paths["rgb"] for m in b)  # the people split
+        # one domain per session, read off the file names by hand: ID_glasses_pos_SESSION_pic
+        assert all(m.domain == "N" + m.paths["rgb"].name.split("_")[3] for m in a)
+        assert all(m.media_id.startswith(f"{m.domain}/") for m in a) and {m.domain for m in b} == {"N"}
+    assert {m.subject for m in ses.list_media("dev", "sessions")} == {"0005"}  # the last person held out
+    assert {m.domain for m in ses.list_media("train", "sessions")} == {"N01", "N02"}
+    assert {m.domain for m in ses.list_media("test", "sessions")} == {"N03"}
+
+
+@needs_nuaa
 def test_nuaa_list_errors_name_file_and_line(tmp_path: Path) -> None:
     root, _ = _small_root(tmp_path)
     (root / "imposter_test_raw.txt").write_bytes(b"0004/0004_00_00_03_0.jpg\r\nnot-a-line\r\n")

@@ -14,8 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
-from deploy_fixtures import faces_scene, tiny_checkpoint
+from deploy_fixtures import faces_scene
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
@@ -105,17 +104,6 @@ def test_no_or_bad_exif_is_as_stored(tmp_path: Path) -> None:
     im.save(buf, format="JPEG", exif=exif.tobytes())
     assert exif_orientation(buf.getvalue()) == 1
     assert decode_image_bytes(buf.getvalue()).shape == (4, 8, 3)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
-
-
-@pytest.fixture(scope="module")
-def predictor(ckpt: Path) -> Predictor:
-    torch.set_num_threads(1)
-    return Predictor.from_checkpoint(ckpt)
 
 
 def test_rotated_phone_photo_finds_the_faces_everywhere(predictor: Predictor, ckpt: Path, tmp_path: Path) -> None:

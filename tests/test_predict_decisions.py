@@ -8,16 +8,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-from deploy_fixtures import faces_scene, synth_face, tiny_checkpoint
+from deploy_fixtures import faces_scene, synth_face
 from typer.testing import CliRunner
 
 from openfas.cli import app
-
-
-@pytest.fixture(scope="module")
-def ckpt(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
 
 
 def _run(args: list[str]) -> tuple[int, dict | None, str]:

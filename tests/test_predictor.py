@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from deploy_fixtures import faces_scene, synth_face, tiny_checkpoint
+from deploy_fixtures import faces_scene, synth_face
 from typer.testing import CliRunner
 
 from openfas.data.cache import CropCacheReader
@@ -25,17 +25,6 @@ from openfas.deploy.predictor import Predictor, TorchBackend
 from openfas.deploy.uploads import ImageInputError
 from openfas.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from openfas.methods.restore import build_model_from_checkpoint
-
-
-@pytest.fixture(scope="module")
-def ckpt(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
-
-
-@pytest.fixture(scope="module")
-def predictor(ckpt: Path) -> Predictor:
-    torch.set_num_threads(1)
-    return Predictor.from_checkpoint(ckpt)
 
 
 class FixedDetector:

@@ -165,6 +165,19 @@ def test_relight_recipe_draws_a_light_independent_of_the_crop() -> None:
     assert out["image"].shape == (32, 32, 3) and (out["mask"] == 255).all()
 
 
+def test_light_recipe_relights_without_moving_the_crop() -> None:
+    img = _face_like(2, (0.3, 0.5, 0.8))
+    g = build_transform(48, True, recipe="light")
+    assert np.array_equal(g(image=img)["image"], build_transform(48, False)(image=img)["image"])  # resize only
+    t = build_color_transform(True, "light", crop_scale=1.5)
+    assert isinstance(t.transforms[0], RandomRelight) and t.transforms[0].centre == pytest.approx(0.5)
+    t.set_random_seed(3)
+    a = t(image=img)["image"]
+    r = build_color_transform(True, "relight", crop_scale=1.5)
+    r.set_random_seed(3)
+    assert np.array_equal(a, r(image=img)["image"])  # the same light draw as relight's
+
+
 def test_config_names_an_augmentation_recipe() -> None:
     from openfas.data.transforms import RECIPES
 

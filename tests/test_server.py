@@ -9,8 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-import torch
-from deploy_fixtures import GatedBackend, faces_scene, tiny_checkpoint
+from deploy_fixtures import GatedBackend, faces_scene
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -21,12 +20,6 @@ from test_predictor import BAD_INPUT_EXPECTED, bad_input_files  # noqa: E402
 
 from openfas.deploy.predictor import Predictor  # noqa: E402
 from openfas.deploy.server import ServeSettings, create_app  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def predictor(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Predictor:
-    torch.set_num_threads(1)
-    return Predictor.from_checkpoint(tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache))
 
 
 @pytest.fixture(scope="module")

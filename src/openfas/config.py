@@ -109,7 +109,8 @@ class DataConfig(_Strict):
     # "geometric" (its crop/flip/rotation alone, for texture inputs such as model.input_code=lbp);
     # "relight" (that crop/flip/rotation, then a random exposure, white balance and noise level per crop);
     # see openfas.data.transforms
-    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight"] = True
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight",
+                            "light"] = True
     # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
     # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.
     crop_fraction: float = Field(default=1.0, gt=0.0, le=1.0)

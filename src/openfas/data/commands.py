@@ -150,7 +150,8 @@ def prepare(
     root: Annotated[Path, typer.Argument(help="The dataset's root folder, in its published layout.")],
     out: Annotated[Path, typer.Argument(help="Cache folder to create or resume (several datasets may share one).")],
     protocol: Annotated[str | None, typer.Option(
-        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people').")] = None,
+        help="Protocol name (e.g. OULU-NPU '1', '3_2'; CeFA '4@1'; NUAA 'cross-session', 'people', "
+             "'sessions').")] = None,
     splits: Annotated[str | None, typer.Option(
         help="Comma-separated splits to prepare (default: every split the dataset has).")] = None,
     frames: Annotated[int | None, typer.Option(help="N frames per video, evenly spaced.")] = 10,
@@ -255,5 +256,5 @@ def inspect_cache(
         from openfas.data.light import light_shortcuts, shortcut_lines  # deferred: scikit-learn, only when asked
 
         splits = sorted({r.split for r in records if light_test or r.split != "test"})
-        for line in shortcut_lines(light_shortcuts(reader, splits)):
+        for line in shortcut_lines(light_shortcuts(reader, splits, records=records)):
             typer.echo(line)

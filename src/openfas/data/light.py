@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from openfas.data.cache import CropCacheReader
 from openfas.data.locate import crop_geometry
-from openfas.data.sample import LIVE
+from openfas.data.sample import LIVE, CropRecord
 from openfas.data.transforms import central_window, face_fraction
 
 STATISTICS = ("brightness", "colour", "noise", "noise/brightness")
@@ -95,10 +95,13 @@ def shortcut_aucs(features: dict[str, np.ndarray], labels: np.ndarray, split: st
 
 
 def light_shortcuts(reader: CropCacheReader, splits: Sequence[str] | None = None, per_split: int = 2000,
-                    seed: int = 0) -> list[ShortcutReport]:
-    """Light-statistic AUCs per split of a cache (at most ``per_split`` crops per split, drawn with ``seed``)."""
+                    seed: int = 0, records: Sequence[CropRecord] | None = None) -> list[ShortcutReport]:
+    """Light-statistic AUCs per split of a cache (at most ``per_split`` crops per split, drawn with ``seed``).
+
+    ``records``: the cache's records when the caller has already read them (else they are read here)."""
     scale = float(crop_geometry(reader.cache_dir).get("scale") or 1.5)
-    records = reader.records()
+    if records is None:
+        records = reader.records()
     chosen = sorted({r.split for r in records}) if splits is None else list(splits)
     rng = np.random.default_rng(seed)
     reports: list[ShortcutReport] = []

@@ -23,7 +23,10 @@ where a method config names it (see docs/faithfulness.md):
   white balance and a sensor-noise level drawn independently of its label. On NUAA's training sessions the face's
   mean colour alone separates live from print across sessions (AUC 1.000 / 0.993, three numbers per crop) and so
   does its noise relative to its brightness (0.98 / 0.99): live faces are darker, warmer and noisier there. Those
-  are properties of one room's light and camera, not of the attack; this recipe makes them useless to the model.
+  are properties of one room's light and camera, not of the attack; this recipe makes them useless to the model;
+* ``"light"`` – :class:`RandomRelight` alone, no geometric change (resize only): for methods whose targets are
+  computed on the un-augmented crop (LDCNet's CAM quasi-ground-truth) or whose papers train without augmentation
+  (RFMetaFAS), where only the light must stop telling the label.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight")
+RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight", "light")
 
 
 def augment_recipe(value: bool | str) -> str:
@@ -111,7 +114,7 @@ def build_color_transform(train: bool, recipe: str = "openfas", crop_scale: floa
         return None
     if recipe == "anrl":
         return A.Compose([A.HueSaturationValue(p=0.1)])
-    if recipe == "relight":
+    if recipe in ("relight", "light"):
         return A.Compose([RandomRelight(centre=face_fraction(crop_scale))])
     if recipe == "real":
         return A.Compose([

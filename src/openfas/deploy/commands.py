@@ -5,6 +5,7 @@ Heavy imports stay inside the command functions so that ``openfas --help`` is fa
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from openfas.errors import OpenFASError
 def register(app: typer.Typer) -> None:
     """Add the deployment commands to ``app``."""
     app.command()(predict)
+    app.command()(calibrate)
     app.command()(export)
     app.command()(serve)
 
@@ -86,6 +88,12 @@ def explain_threshold(meta: dict[str, Any], threshold: float | None, overridden:
         warns.append("the threshold was the test set's own EER threshold (an oracle): it was tuned on test data")
     elif policy == "fixed":
         warns.append("the threshold is a fixed value, not calibrated on data")
+    if policy == "site_bpcer":
+        # deferred: `openfas --help` loads no numpy-heavy modules
+        from openfas.deploy.calibrate import calibration_warnings
+
+        lines.append(_site_line(info))
+        warns += calibration_warnings(info)
     cal = info.get("calibration")
     if isinstance(cal, dict):
         lines.append(f"dev set: {cal.get('n_live', '?')} live / {cal.get('n_attack', '?')} attack scores; "
@@ -97,6 +105,125 @@ def explain_threshold(meta: dict[str, Any], threshold: float | None, overridden:
             warns.append(cal.get("warning") or "the dev set was perfectly separated: the threshold is not pinned down "
                          "by dev data")
     return lines, warns
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f} %" if isinstance(value, (int, float)) else "?"
+
+
+def _site_line(info: dict[str, Any]) -> str:
+    """One line on a site-calibrated threshold (``openfas calibrate``)."""
+    line = (f"site calibration: BPCER {_pct(info.get('bpcer'))} on {info.get('n_live', '?')} live faces "
+            f"(target {_pct(info.get('target_bpcer'))})")
+    if "apcer" in info:
+        line += f", APCER {_pct(info['apcer'])} on {info.get('n_attack', '?')} attacks"
+    prev = info.get("previous") or {}
+    if prev.get("threshold") is not None:
+        line += (f"; the previous threshold {float(prev['threshold']):.6g} rejected "
+                 f"{_pct(info.get('previous_bpcer'))} of these live faces")
+    return line
+
+
+def calibrate(
+    model: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
+    live: Annotated[list[Path], typer.Argument(help="Bona fide images, videos or folders from the deployment's "
+                                               "own camera and light (one real person per image).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The calibrated copy to write (.safetensors or .onnx, "
+                                      "like MODEL).")],
+    attack: Annotated[list[Path] | None, typer.Option(help="Attack images, videos or folders (optional, "
+                                                      "repeatable): only measured, they do not move the "
+                                                      "threshold.")] = None,
+    target_bpcer: Annotated[float, typer.Option(help="Share of the live faces that may be rejected (BPCER), "
+                                                "e.g. 0.05.")] = 0.05,
+    every: Annotated[int, typer.Option(help="Videos: score every k-th frame.")] = 10,
+    detector: Annotated[str | None, typer.Option(help=_DETECTOR_HELP)] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take media files in sub-folders of "
+                                            "the given folders.")] = False,
+    device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
+) -> None:
+    """Re-pick the decision threshold on your own bona fide faces and write a calibrated copy of the model.
+
+    A threshold chosen on a dataset's dev split rarely survives a new camera or light. The new threshold is the
+    k-th lowest live score, k = floor(target_bpcer x n live faces), so at most that share of these faces is
+    rejected. Each image counts with its largest face, each video with its mean score (as `openfas predict`
+    decides). Attack inputs are only measured (APCER). The copy records the rule, the counts and the previous
+    threshold; `openfas predict --explain` shows them.
+    """
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.deploy.calibrate import (
+        MIN_LIVE,
+        CalibrationError,
+        calibration_info,
+        calibration_warnings,
+        score_files,
+        site_threshold,
+        write_with_threshold,
+    )
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointError
+
+    if not 0.0 <= target_bpcer < 1.0:
+        _fail(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
+    if out.exists() and out.resolve() == model.resolve():
+        _fail(f"{out}: the output must be a new file, not the model being calibrated")
+    if model.suffix == ".safetensors" and _checkpoint_method(model) in ("cosface", "csdn"):
+        _fail(f"{model}: a face-recognition checkpoint gives embeddings, not liveness scores; nothing to calibrate")
+    try:
+        predictor = Predictor.from_checkpoint(model, device=device, detector=detector)
+    except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
+        _fail(str(err))
+        return
+    groups = {"live": live, "attack": attack or []}
+    found: dict[str, list[Path]] = {}
+    for name, paths in groups.items():
+        files, missing = _expand(paths, recursive)
+        if missing:
+            _fail(f"{name} input(s) not found: {', '.join(missing)}")
+        if paths and not files:
+            _fail(f"no image or video files in the {name} input(s): {', '.join(map(str, paths))}")
+        found[name] = files
+    bar = None
+    total = sum(len(f) for f in found.values())
+    if not no_progress and total > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="file", desc="calibrate", file=sys.stderr, disable=None)
+    tick = bar.update if bar is not None else None
+    live_scores = score_files(predictor, found["live"], every, tick)
+    attack_scores = score_files(predictor, found["attack"], every, tick) if found["attack"] else None
+    if bar is not None:
+        bar.close()
+    typer.echo(live_scores.summary("live"))
+    if attack_scores is not None:
+        typer.echo(attack_scores.summary("attack"))
+    for path, why in live_scores.unreadable[:10]:
+        typer.echo(f"  unreadable: {path}: {why}", err=True)
+    n = len(live_scores.scores)
+    if n < MIN_LIVE:
+        _fail(f"only {n} live face(s) could be scored; calibration needs at least {MIN_LIVE} "
+              f"(and about {math.ceil(5 / max(target_bpcer, 1e-9))} for 5 rejected faces at this target)")
+    previous = {"threshold": predictor.meta.get("threshold"), "threshold_info": predictor.meta.get("threshold_info")}
+    threshold = site_threshold(live_scores.array, target_bpcer)
+    sources = {k: [str(p) for p in v] for k, v in groups.items() if v}
+    info = calibration_info(live_scores, attack_scores, target_bpcer, threshold, previous, sources)
+    if previous["threshold"] is not None:
+        line = (f"previous threshold {float(previous['threshold']):.6g}: rejects {_pct(info.get('previous_bpcer'))} "
+                "of these live faces")
+        if "previous_apcer" in info:
+            line += f", accepts {_pct(info['previous_apcer'])} of these attacks"
+        typer.echo(line)
+    line = f"new threshold {threshold:.6g}: rejects {_pct(info['bpcer'])} of these live faces"
+    if "apcer" in info:
+        line += f", accepts {_pct(info['apcer'])} of these attacks (APCER)"
+    typer.echo(line)
+    for w in calibration_warnings(info):
+        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
+    try:
+        write_with_threshold(model, out, threshold, info)
+    except (CalibrationError, CheckpointError, OSError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {out}")
 
 
 def predict(

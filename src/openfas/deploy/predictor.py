@@ -404,11 +404,12 @@ def _buildable(spec: str) -> bool:
 
 
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
-                      intra_op_threads: int | None = None, *, allow_unsigned: bool | None = None
-                      ) -> tuple[Any, dict[str, Any]]:
+                      intra_op_threads: int | None = None, *, allow_unsigned: bool | None = None,
+                      data: bytes | None = None) -> tuple[Any, dict[str, Any]]:
     """An ONNX Runtime session and the openfas metadata stored in the model's ``metadata_props``. The session is
-    built from the very bytes whose integrity seal is checked; files exported before the seal
-    (``openfas-onnx/1``) need ``allow_unsigned=True``."""
+    built from the very bytes whose integrity seal is checked (``data``: those bytes, already read from ``path``,
+    e.g. by a caller that goes on using them); files exported before the seal (``openfas-onnx/1``) need
+    ``allow_unsigned=True``."""
     # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
     from openfas.io.checkpoint import CheckpointError, verify_sealed_bytes
 
@@ -423,7 +424,8 @@ def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
         if intra_op_threads == 1:
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
-        data = Path(path).read_bytes()
+        if data is None:
+            data = Path(path).read_bytes()
         session = ort.InferenceSession(data, opts, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as err:  # noqa: BLE001 - ORT raises its own exception types for every kind of bad file
         raise CheckpointError(f"{path}: not a loadable ONNX model ({type(err).__name__}: "

@@ -12,7 +12,7 @@
   epoch, not after it.
 * :func:`light_shortcut_warnings` — when the face's brightness, colour or noise alone tells live from attack in
   the training split, a model can learn the recording's light instead of the attack (NUAA: docs/real_faces.md);
-  the trainer logs a warning naming ``data.augment=relight`` unless the run already uses it or reads an
+  the trainer logs a warning naming ``data.augment=relight`` unless the run already uses it (or ``light``) or reads an
   order-only input (``model.input_code: lbp``).
 """
 
@@ -94,7 +94,7 @@ def light_shortcut_warnings(cfg: Config, cache_dir: Path, per_split: int = 500) 
     A split with no crops, or too few of a class, yields no report and so no warning."""
     d = cfg.data
     input_code = cfg.model.kwargs().get("input_code")
-    if d.augment == "relight" or input_code == "lbp" or "rgb" not in d.modalities:
+    if d.augment in ("relight", "light") or input_code == "lbp" or "rgb" not in d.modalities:
         return []
     splits = None if d.train_split == "all" else [d.train_split]  # "all": the run trains on every split
     reports = light_shortcuts(CropCacheReader(cache_dir), splits, per_split=per_split)

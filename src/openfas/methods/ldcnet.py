@@ -91,7 +91,7 @@ class LDCNetMethod(Method):
         if stage.name != "main" or self.params.attention_weight == 0.0:
             return
         cfg = self.cfg
-        if cfg.data.augment not in (False, "none"):
+        if cfg.data.augment not in (False, "none", "rfmeta", "light"):  # recipes that leave the crop's geometry
             log.warning("ldcnet: the CAM targets are computed on un-augmented crops; data.augment=true moves the "
                         "training crops (flip/affine) away from them (the official code trains without augmentation)")
         train_set = trainer.dataset(cfg.data.train_split, cfg.data.train_domains, train=False)

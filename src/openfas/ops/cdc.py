@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from openfas.ops.folded_conv import FoldedKernelConv2d
+from openfas.ops.folded_conv import FoldedKernelConv2d, centre_tap
 
 
 def cdc_kernel(weight: torch.Tensor, theta: float) -> torch.Tensor:
@@ -25,13 +25,9 @@ def cdc_kernel(weight: torch.Tensor, theta: float) -> torch.Tensor:
 
     ``weight`` is out×in×k×k with odd k. Differentiable in ``weight``.
     """
-    kh, kw = weight.shape[-2:]
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"central difference convolution needs an odd kernel size (a centre tap), got {kh}×{kw}")
+    centre = centre_tap(weight, "central difference convolution")
     if theta == 0.0:
         return weight
-    centre = weight.new_zeros(kh, kw)
-    centre[kh // 2, kw // 2] = 1.0
     return weight - (theta * weight.sum(dim=(2, 3), keepdim=True)) * centre
 
 

@@ -18,9 +18,7 @@ class FoldedKernelConv2d(nn.Conv2d):
                  dilation: int | tuple[int, int], groups: int, bias: bool) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                          dilation=dilation, groups=groups, bias=bias)
-        kh, kw = self.kernel_size
-        if kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError(f"{type(self).__name__} needs an odd kernel size (a centre tap), got {kh}×{kw}")
+        require_centre_tap(self.kernel_size, type(self).__name__)
 
     def folded_weight(self) -> torch.Tensor:
         raise NotImplementedError
@@ -41,6 +39,23 @@ class FoldedKernelConv2d(nn.Conv2d):
             conv.bias.copy_(self.bias)
         conv.train(self.training)
         return conv
+
+
+def require_centre_tap(kernel_size: tuple[int, ...], operator: str) -> None:
+    """Raise ``ValueError`` naming ``operator`` unless the (height, width) ``kernel_size`` is odd in both sides."""
+    kh, kw = _pair(kernel_size)
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"{operator} needs an odd kernel size (a centre tap), got {kh}×{kw}")
+
+
+def centre_tap(weight: torch.Tensor, operator: str) -> torch.Tensor:
+    """The k×k centre selector c of ``weight`` (out×in×k×k, odd k): 1 at the centre tap, 0 elsewhere, in
+    ``weight``'s dtype and device; ``operator`` names the convolution in the error for an even kernel."""
+    kh, kw = weight.shape[-2:]
+    require_centre_tap((kh, kw), operator)
+    centre = weight.new_zeros(kh, kw)
+    centre[kh // 2, kw // 2] = 1.0
+    return centre
 
 
 def _pair(size: tuple[int, ...]) -> tuple[int, int]:

@@ -20,20 +20,16 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from openfas.ops.folded_conv import FoldedKernelConv2d
+from openfas.ops.folded_conv import FoldedKernelConv2d, centre_tap
 
 
 def ldc_kernel(weight: torch.Tensor, learnable_mask: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """The folded LDC kernel w ⊙ (1 − θ·m·c·Σ_kernel w) for ``weight`` out×in×k×k (odd k), ``learnable_mask``
     out×in and ``theta`` a one-element tensor. Differentiable in all three."""
-    kh, kw = weight.shape[-2:]
-    if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"learnable descriptive convolution needs an odd kernel size (a centre tap), got {kh}×{kw}")
+    centre = centre_tap(weight, "learnable descriptive convolution")
     if learnable_mask.shape != weight.shape[:2]:
         raise ValueError(f"learnable_mask must have shape {tuple(weight.shape[:2])} (out × in), "
                          f"got {tuple(learnable_mask.shape)}")
-    centre = weight.new_zeros(kh, kw)
-    centre[kh // 2, kw // 2] = 1.0
     kernel_sum = weight.sum(dim=(2, 3), keepdim=True)
     mask = 1.0 - theta.reshape(1, 1, 1, 1) * learnable_mask[:, :, None, None] * centre * kernel_sum
     return weight * mask

@@ -26,15 +26,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from openfas.data.datasets.base import (
-    IMAGE_EXTS,
-    DatasetAdapter,
-    DatasetError,
-    read_list_lines,
-    register_dataset,
-    warn_missing,
-)
-from openfas.data.datasets.surf import list_base, parse_label, resolve_list_protocol, video_of
+from openfas.data.datasets.base import IMAGE_EXTS, DatasetError, register_dataset
+from openfas.data.datasets.surf import TripletListAdapter, video_of
 from openfas.data.sample import LIVE, MediaItem
 
 CEFA_PROTOCOLS: tuple[str, ...] = ("4@1", "4@2", "4@3")
@@ -46,7 +39,7 @@ _LISTS = {"train": ("train",), "dev": ("dev_ref", "dev_res"), "test": ("test_ref
 
 
 @register_dataset("cefa", aliases=("casia-cefa",))
-class CeFA(DatasetAdapter):
+class CeFA(TripletListAdapter):
     """CeFA protocol 4: splits train/dev/test; protocols 4@1/4@2/4@3 or a list path; RGB+depth+IR images."""
 
     domain = "cefa"
@@ -61,15 +54,7 @@ class CeFA(DatasetAdapter):
     def _list_dirs(self) -> list[Path]:
         return [self.root, self.root / "phase1", self.root / "phase2"]
 
-    def resolve_protocol(self, protocol: str | None) -> str:
-        if protocol and resolve_list_protocol(self.root, str(protocol)) is not None:
-            return str(protocol)
-        return super().resolve_protocol(protocol)
-
-    def list_file(self, split: str, protocol: str) -> Path:
-        custom = resolve_list_protocol(self.root, protocol)
-        if custom is not None:
-            return custom
+    def _published_list(self, split: str, protocol: str) -> Path:
         names = [f"{protocol}_{s}.txt" for s in _LISTS[split]]
         for d in self._list_dirs():
             for n in names:
@@ -77,6 +62,25 @@ class CeFA(DatasetAdapter):
                     return d / n
         raise DatasetError(f"{self.root}: no {' or '.join(names)} (looked in ., phase1/, phase2/) for the CeFA "
                            f"{split} split of protocol {protocol}")
+
+    def _check_tokens(self, tok: list[str], line: str, path: Path, lineno: int) -> None:
+        if len(tok) not in (2, 4):
+            hint = " (an unlabelled *_res list? use the *_ref list with labels)" if len(tok) == 1 else ""
+            raise DatasetError(f"{path}:{lineno}: expected 'path label' or 'rgb depth ir label', got "
+                               f"{line!r}{hint}")
+
+    def _samples(self, tok: list[str], first: str, base: Path, path: Path, lineno: int) -> list[list[str]] | None:
+        if len(tok) == 4:
+            return [[t.replace("\\", "/") for t in tok[:3]]]
+        if first.lower().endswith(IMAGE_EXTS):
+            if "/profile/" not in f"/{first}":
+                raise DatasetError(f"{path}:{lineno}: a frame path must lie in a profile/ folder, got {first!r}")
+            return [[first, first.replace("profile/", "depth/"), first.replace("profile/", "ir/")]]
+        prof = base / first / "profile"  # a video folder: every frame of its profile/ folder
+        if not prof.is_dir():
+            return None
+        frames = sorted(p.name for p in prof.iterdir() if p.name.lower().endswith(IMAGE_EXTS))
+        return [[f"{first}/{d}/{f}" for d in ("profile", "depth", "ir")] for f in frames]
 
     def _item(self, rels: list[str], base: Path, label: int, split: str, protocol: str, path: Path,
               lineno: int) -> MediaItem:
@@ -107,43 +111,3 @@ class CeFA(DatasetAdapter):
         return MediaItem(media_id=f"{self.domain}/{rels[0].rsplit('.', 1)[0]}", paths=paths, label=label,
                          attack=attack, domain=self.domain, subject=subject, video=video, split=split,
                          kind="image", extra=extra)
-
-    def _list(self, split: str, protocol: str) -> list[MediaItem]:
-        path = self.list_file(split, protocol)
-        lines = read_list_lines(path)
-        items: list[MediaItem] = []
-        missing: list[str] = []
-        base: Path | None = None
-        for lineno, line in lines:
-            tok = line.split()
-            if len(tok) not in (2, 4):
-                hint = " (an unlabelled *_res list? use the *_ref list with labels)" if len(tok) == 1 else ""
-                raise DatasetError(f"{path}:{lineno}: expected 'path label' or 'rgb depth ir label', got "
-                                   f"{line!r}{hint}")
-            label = parse_label(tok[-1], path, lineno)
-            first = tok[0].replace("\\", "/").rstrip("/")
-            if base is None:
-                base = list_base(path, self.root, first)
-            if len(tok) == 4:
-                groups = [[t.replace("\\", "/") for t in tok[:3]]]
-            elif first.lower().endswith(IMAGE_EXTS):
-                if "/profile/" not in f"/{first}":
-                    raise DatasetError(f"{path}:{lineno}: a frame path must lie in a profile/ folder, got {first!r}")
-                groups = [[first, first.replace("profile/", "depth/"), first.replace("profile/", "ir/")]]
-            else:  # a video folder: every frame of its profile/ folder
-                prof = base / first / "profile"
-                if not prof.is_dir():
-                    missing.append(first)
-                    continue
-                frames = sorted(p.name for p in prof.iterdir() if p.name.lower().endswith(IMAGE_EXTS))
-                groups = [[f"{first}/{d}/{f}" for d in ("profile", "depth", "ir")] for f in frames]
-            for rels in groups:
-                if not all((base / r).is_file() for r in rels):
-                    missing.append(rels[0])
-                    continue
-                items.append(self._item(rels, base, label, split, protocol, path, lineno))
-        if lines and not items:
-            raise DatasetError(f"{path}: none of the {len(lines)} listed samples exist under {base} "
-                               f"(first: {missing[0] if missing else '?'}); wrong root?")
-        warn_missing(self.name, path, missing)
-        return items

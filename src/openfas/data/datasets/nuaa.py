@@ -27,6 +27,8 @@ checkpoint, and it is always carved from the official TRAIN lists, never from se
 - ``cross-session-swap``: train = session 02, dev = session 01 (the second fold, for recipe selection).
 - ``people``: train = sessions 01–02 of all but the last ``dev_people`` persons (numeric order, only persons with
   both live and print frames count), dev = those persons' frames; kept for comparison.
+- ``sessions``: the ``people`` split with one DOMAIN per session (``N01``, ``N02``; test ``N03``) instead of
+  ``N``, for the domain-generalisation methods (RFMetaFAS, ANRL), which meta-learn across source domains.
 - ``official``: train = sessions 01–02, test = session 03, and an EMPTY dev split (training refuses it).
 
 A listed file that is absent is skipped, counted and named: one warning per list, and
@@ -48,7 +50,7 @@ from openfas.data.datasets.base import (
 )
 from openfas.data.sample import LIVE, SPOOF, MediaItem
 
-NUAA_PROTOCOLS: tuple[str, ...] = ("cross-session", "cross-session-swap", "people", "official")
+NUAA_PROTOCOLS: tuple[str, ...] = ("cross-session", "cross-session-swap", "people", "sessions", "official")
 # variant → (live folder, attack folder, list-file suffix, archive sub-folder)
 NUAA_VARIANTS: dict[str, tuple[str, str, str, str]] = {
     "raw": ("ClientRaw", "ImposterRaw", "raw", "raw"),
@@ -70,8 +72,9 @@ def parse_nuaa_name(name: str) -> dict[str, str]:
 
 @register_dataset("nuaa", aliases=("N",))
 class NUAA(DatasetAdapter):
-    """NUAA: protocols ``cross-session`` (default), ``cross-session-swap``, ``people``, ``official``;
-    splits train/dev/test; domain "N"; ``variant`` raw (default), face or normalized."""
+    """NUAA: protocols ``cross-session`` (default), ``cross-session-swap``, ``people``, ``sessions``,
+    ``official``; splits train/dev/test; domain "N" (``sessions``: "N" + the session); ``variant`` raw (default),
+    face or normalized."""
 
     domain = "N"
     splits = ("train", "dev", "test")
@@ -155,7 +158,7 @@ class NUAA(DatasetAdapter):
             if protocol in _TRAIN_DEV_SESSIONS:
                 session = _TRAIN_DEV_SESSIONS[protocol][0 if split == "train" else 1]
                 entries = [x for x in entries if x[2]["session"] == session]
-            elif protocol == "people":
+            elif protocol in ("people", "sessions"):
                 held = self._dev_people([(c, e, i) for c, e, i, _ in entries])
                 entries = [x for x in entries if (x[2]["id"] in held) == (split == "dev")]
         items: list[MediaItem] = []
@@ -165,10 +168,11 @@ class NUAA(DatasetAdapter):
                 continue
             live = cls == "client"
             take = f"{info['id']}_{info['glasses']}_{info['position']}_{info['session']}_{'live' if live else 'print'}"
+            domain = f"{self.domain}{info['session']}" if protocol == "sessions" else self.domain
             items.append(MediaItem(
-                media_id=f"{self.domain}/{NUAA_VARIANTS[self.variant][0 if live else 1]}/{entry}",
+                media_id=f"{domain}/{NUAA_VARIANTS[self.variant][0 if live else 1]}/{entry}",
                 paths={"rgb": file}, label=LIVE if live else SPOOF, attack="live" if live else "print",
-                domain=self.domain, subject=info["id"], video=take, split=split, kind="image",
+                domain=domain, subject=info["id"], video=take, split=split, kind="image",
                 extra={"session": info["session"], "glasses": info["glasses"], "position": info["position"],
                        "pic": info["pic"], "pai": "live" if live else "printed_photo", "protocol": protocol,
                        "variant": self.variant, **({"face_format": "whole"} if whole else {})}))

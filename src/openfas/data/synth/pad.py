@@ -325,17 +325,28 @@ def _source_window(
     return lay, x0, y0
 
 
+@dataclass(frozen=True)
+class _AttackScene:
+    """What an attack renderer draws into: the subject the instrument shows, the domain camera, the side of the
+    square frame (px), the rendered background layers ``(rgb, ir, depth)``, the scene light, and the (jittered)
+    face centre and vertical face semi-axis in frame px; ``frame_rng`` draws the per-frame noise."""
+
+    subj: Any
+    cam: CameraParams
+    size: int
+    bg: tuple
+    look: Look
+    fc: tuple[float, float]
+    face_b: float
+    frame_rng: np.random.Generator
+
+
 def _place_medium(
-    rng: np.random.Generator,
-    size: int,
-    fc: tuple[float, float],
-    face_b: float,
-    scale: float,
-    edges: bool,
-    margin_frac: float,
+    rng: np.random.Generator, scene: _AttackScene, scale: float, edges: bool, margin_frac: float
 ) -> tuple[_Medium, float]:
-    """Choose the source size so the source face lands at ``fc`` with semi-axis ``face_b``; return medium
-    and the source face semi-axis (source px)."""
+    """Choose the source size so the source face lands at the scene's face centre with its semi-axis; return
+    medium and the source face semi-axis (source px)."""
+    fc, face_b = scene.fc, scene.face_b
     fb_src = face_b / scale
     extent = rng.uniform(2.3, 3.0) if edges else rng.uniform(4.0, 4.6)  # medium size / face semi-axis
     src = max(16, int(extent * face_b / scale))
@@ -352,21 +363,12 @@ def _place_medium(
     return med, fb_src
 
 
-def _render_print(
-    subj: Any,
-    rng: np.random.Generator,
-    cam: CameraParams,
-    size: int,
-    bg: tuple,
-    look: Look,
-    fc: tuple[float, float],
-    face_b: float,
-    frame_rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
+def _render_print(scene: _AttackScene, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    subj, cam, size, bg, look = scene.subj, scene.cam, scene.size, scene.bg, scene.look
     edges = rng.random() < 0.35
     quality = rng.uniform(0, 1)  # RGB difficulty: high quality = sharper, finer halftone, better gamut
     scale = rng.uniform(0.75, 1.0)
-    med, fb_src = _place_medium(rng, size, fc, face_b, scale, edges, rng.uniform(0.04, 0.1))
+    med, fb_src = _place_medium(rng, scene, scale, edges, rng.uniform(0.04, 0.1))
     bend = float(
         rng.choice([-1, 1]) * (rng.uniform(0.0, 0.25) if rng.random() < 0.6 else rng.uniform(0.4, 0.9))
     )
@@ -415,7 +417,7 @@ def _render_print(
     zdepth = d0 - (1 - np.cos(alpha)) * (med.src_w / 2 + med.margin) / abs(bend or 1) * scale / size * 0.8
     depth = _down(np.where(in_med, zdepth, 0), ss)
     # Paper texture (fibres), then composite over the real background.
-    fib = cv2.GaussianBlur(frame_rng.standard_normal((size, size), np.float32), (0, 0), 1.2)
+    fib = cv2.GaussianBlur(scene.frame_rng.standard_normal((size, size), np.float32), (0, 0), 1.2)
     rgb = rgb * (1 + rng.uniform(0.01, 0.03) * 3 * fib)[..., None]
     bg_rgb, bg_ir, bg_depth = bg
     rgb = cov[..., None] * rgb + (1 - cov[..., None]) * bg_rgb
@@ -445,22 +447,13 @@ def _add_fingers(
     return rgb.astype(np.float32), ir.astype(np.float32), depth.astype(np.float32)
 
 
-def _render_replay(
-    subj: Any,
-    rng: np.random.Generator,
-    cam: CameraParams,
-    size: int,
-    bg: tuple,
-    look: Look,
-    fc: tuple[float, float],
-    face_b: float,
-    frame_rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
+def _render_replay(scene: _AttackScene, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    subj, cam, size, bg, look = scene.subj, scene.cam, scene.size, scene.bg, scene.look
     edges = rng.random() < 0.3
     # Screen pixel pitch in camera px, chosen so the beat with the camera grid is a visible moiré.
     pitch = float(rng.choice([-1, 1]) * rng.uniform(0.07, 0.16) + 1.0)
     pitch = 1.0 / pitch  # screen frequency 1/pitch = 1 ± (0.07..0.16) cycles per camera px
-    med, fb_src = _place_medium(rng, size, fc, face_b, pitch, edges, rng.uniform(0.04, 0.08))
+    med, fb_src = _place_medium(rng, scene, pitch, edges, rng.uniform(0.04, 0.08))
     ss = _SS
     sx, sy, in_src, in_med, _ = _medium_coords(med, size, size, ss)
     src, ox, oy = _source_window(subj, np.random.default_rng(rng.integers(2**63)), cam, med, fb_src, sx, sy)
@@ -575,8 +568,9 @@ def render_sample(
         bg = render_background(h, w, look)
         # Attack-instrument motion: the whole medium jitters a little between frames.
         fcj = (fc[0] + jit.dx * b, fc[1] + jit.dy * b)
+        scene = _AttackScene(subj=subj, cam=cam, size=w, bg=bg, look=look, fc=fcj, face_b=b, frame_rng=frame_rng)
         fn = _render_print if attack == "print" else _render_replay
-        layers = fn(subj, vid_rng, cam, w, bg, look, fcj, b, frame_rng)
+        layers = fn(scene, vid_rng)
     out: dict[str, np.ndarray] = {"mask": mask, "depth_target": relief}
     cam_rng = np.random.default_rng(_seed("camera", int(rng_seed), attack, int(frame)))
     for m in modalities:
