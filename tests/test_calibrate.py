@@ -147,8 +147,13 @@ def test_calibrate_cli_bad_inputs(ckpt: Path, site: tuple[Path, Path], tmp_path:
     assert not (tmp_path / "o.safetensors").exists()
     res = runner.invoke(app, ["calibrate", str(ckpt), str(site[0]), "--out", str(ckpt), "--detector", "whole"])
     assert res.exit_code == 2 and "must be a new file" in res.output
+    # a wrong output format is refused before the folder is scored (nothing scored is lost after the fact)
+    res = runner.invoke(app, ["calibrate", str(ckpt), str(site[0]), "--out", str(tmp_path / "o.onnx"),
+                              "--detector", "whole", "--no-progress"])
+    assert res.exit_code == 2 and "o.onnx: a checkpoint is written to a .safetensors file" in res.output
+    assert "scored" not in res.output
     res = runner.invoke(app, ["calibrate", str(ckpt), str(site[0]), "--out", str(tmp_path / "o.safetensors"),
                               "--target-bpcer", "1.5"])
     assert res.exit_code == 2 and "--target-bpcer" in res.output
-    res = runner.invoke(app, ["calibrate", str(ckpt), str(tmp_path / "nope"), "--out", str(tmp_path / "o.st")])
+    res = runner.invoke(app, ["calibrate", str(ckpt), str(tmp_path / "nope"), "--out", str(tmp_path / "o.safetensors")])
     assert res.exit_code == 2 and "not found" in res.output

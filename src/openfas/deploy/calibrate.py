@@ -135,14 +135,24 @@ def calibration_warnings(info: dict[str, Any]) -> list[str]:
     return warns
 
 
+def check_output(model_path: str | Path, out: str | Path) -> None:
+    """Refuse an output that would overwrite the model or change its format (before any face is scored)."""
+    model_path, out = Path(model_path), Path(out)
+    if out.resolve() == model_path.resolve():
+        raise CalibrationError(f"{out}: the output must be a new file, not the model being calibrated")
+    want = ".onnx" if model_path.suffix.lower() == ".onnx" else ".safetensors"
+    if out.suffix.lower() != want:
+        what = "an ONNX model" if want == ".onnx" else "a checkpoint"
+        raise CalibrationError(f"{out}: {what} is written to a {want} file")
+
+
 def write_with_threshold(model_path: str | Path, out: str | Path, threshold: float, info: dict[str, Any],
                          *, allow_unsigned: bool | None = None) -> Path:
     """Copy a checkpoint (``.safetensors``: weights and metadata only, no optimiser state) or an exported ONNX
     model to ``out`` with a new threshold and ``threshold_info``; the source's integrity is checked first and the
     copy is sealed anew (the seal covers the metadata)."""
     model_path, out = Path(model_path), Path(out)
-    if out.resolve() == model_path.resolve():
-        raise CalibrationError(f"{out}: the output must be a new file, not the model being calibrated")
+    check_output(model_path, out)
     if model_path.suffix.lower() == ".onnx":
         # deferred: onnx is an optional extra, only needed for ONNX models
         import onnx
@@ -150,12 +160,8 @@ def write_with_threshold(model_path: str | Path, out: str | Path, threshold: flo
         data = model_path.read_bytes()  # read once: the bytes whose seal is checked are the bytes copied
         _, meta = load_onnx_session(model_path, allow_unsigned=allow_unsigned, data=data)
         proto = onnx.load_from_string(data)
-        if out.suffix.lower() != ".onnx":
-            raise CalibrationError(f"{out}: an ONNX model is written to a .onnx file")
         write_sealed_onnx(proto, {**meta, "threshold": threshold, "threshold_info": info}, out)
         return out
-    if out.suffix.lower() != ".safetensors":
-        raise CalibrationError(f"{out}: a checkpoint is written to a .safetensors file")
     ckpt = load_checkpoint(model_path, allow_unsigned=allow_unsigned)
     meta = {**ckpt["meta"], "threshold": threshold, "threshold_info": info}
     return save_checkpoint(out, model_state=ckpt["model"], meta=meta)

@@ -156,6 +156,7 @@ def calibrate(
         CalibrationError,
         calibration_info,
         calibration_warnings,
+        check_output,
         score_files,
         site_threshold,
         write_with_threshold,
@@ -165,8 +166,10 @@ def calibrate(
 
     if not 0.0 <= target_bpcer < 1.0:
         _fail(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
-    if out.exists() and out.resolve() == model.resolve():
-        _fail(f"{out}: the output must be a new file, not the model being calibrated")
+    try:
+        check_output(model, out)
+    except CalibrationError as err:
+        _fail(str(err))
     if model.suffix == ".safetensors" and _checkpoint_method(model) in ("cosface", "csdn"):
         _fail(f"{model}: a face-recognition checkpoint gives embeddings, not liveness scores; nothing to calibrate")
     try:
