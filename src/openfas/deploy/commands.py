@@ -333,11 +333,12 @@ def predict(
 
 
 def _checkpoint_method(checkpoint: Path) -> str | None:
+    """The method named in a checkpoint's header, to route it (the tensors are read and verified by the loader)."""
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
-    from openfas.io.checkpoint import CheckpointError, load_checkpoint
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint_meta
 
     try:
-        return load_checkpoint(checkpoint)["meta"].get("method")
+        return load_checkpoint_meta(checkpoint).get("method")
     except CheckpointError:
         return None  # Predictor.from_checkpoint reports the problem
 
