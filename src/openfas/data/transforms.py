@@ -38,6 +38,8 @@ import cv2
 import numpy as np
 
 RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight", "light")
+RESIZE_ONLY_RECIPES = ("none", "rfmeta", "light")  # training crops keep the stored crop's geometry
+LIGHT_RECIPES = ("relight", "light")  # each crop's light is drawn independently of its label (RandomRelight)
 
 
 def augment_recipe(value: bool | str) -> str:
@@ -114,7 +116,7 @@ def build_color_transform(train: bool, recipe: str = "openfas", crop_scale: floa
         return None
     if recipe == "anrl":
         return A.Compose([A.HueSaturationValue(p=0.1)])
-    if recipe in ("relight", "light"):
+    if recipe in LIGHT_RECIPES:
         return A.Compose([RandomRelight(centre=face_fraction(crop_scale))])
     if recipe == "real":
         return A.Compose([

@@ -25,6 +25,7 @@ from openfas.config import Config, ConfigError
 from openfas.data.cache import CropCacheReader
 from openfas.data.light import light_shortcuts, shortcut_lines
 from openfas.data.sample import LIVE
+from openfas.data.transforms import LIGHT_RECIPES, augment_recipe
 
 
 def _synthetic_names(cfg: Config) -> set[str]:
@@ -94,7 +95,7 @@ def light_shortcut_warnings(cfg: Config, cache_dir: Path, per_split: int = 500) 
     A split with no crops, or too few of a class, yields no report and so no warning."""
     d = cfg.data
     input_code = cfg.model.kwargs().get("input_code")
-    if d.augment in ("relight", "light") or input_code == "lbp" or "rgb" not in d.modalities:
+    if augment_recipe(d.augment) in LIGHT_RECIPES or input_code == "lbp" or "rgb" not in d.modalities:
         return []
     splits = None if d.train_split == "all" else [d.train_split]  # "all": the run trains on every split
     reports = light_shortcuts(CropCacheReader(cache_dir), splits, per_split=per_split)

@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
+from openfas.data.transforms import RESIZE_ONLY_RECIPES, augment_recipe
 from openfas.eval.cam import class_activation_maps, load_cam_cache, save_cam_cache
 from openfas.losses.triplet import BatchHardTripletLoss
 from openfas.methods.base import (
@@ -91,7 +92,7 @@ class LDCNetMethod(Method):
         if stage.name != "main" or self.params.attention_weight == 0.0:
             return
         cfg = self.cfg
-        if cfg.data.augment not in (False, "none", "rfmeta", "light"):  # recipes that leave the crop's geometry
+        if augment_recipe(cfg.data.augment) not in RESIZE_ONLY_RECIPES:
             log.warning("ldcnet: the CAM targets are computed on un-augmented crops; data.augment=true moves the "
                         "training crops (flip/affine) away from them (the official code trains without augmentation)")
         train_set = trainer.dataset(cfg.data.train_split, cfg.data.train_domains, train=False)
