@@ -216,3 +216,39 @@ def test_runs_saved_before_the_identities_section_still_resume(tiny_cache: Path,
     Trainer(cfg, resume=old, run_dir=tmp_path / "resumed", progress=False)  # accepted: defaults fill the gap
     with pytest.raises(ConfigError, match=r"train.epochs: 10 → 3"):
         Trainer(load_config(None, [*tiny, "train.epochs=3"]), resume=old, run_dir=tmp_path / "r2", progress=False)
+
+
+def test_eval_flip_sums_the_mirror_embedding_before_the_cosine(ids_root: Path, teacher_ckpt: Path,
+                                                               tmp_path: Path) -> None:
+    """``eval --flip``: pair score = cos(e(a) + e(mirror a), e(b) + e(mirror b)), recomputed here by hand."""
+    import csv
+
+    from openfas.recognition.data import load_face
+    from openfas.recognition.pairs import read_pairs, resolve_image
+
+    pairs = ids_root / "test" / "pairs.txt"
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--flip", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "f" / "metrics.json").read_text())["flip"] is True
+    with open(tmp_path / "f" / "scores_pairs.csv", newline="") as f:
+        got = [float(r["score"]) for r in csv.DictReader(f)]
+
+    model, info = build_model_from_checkpoint(teacher_ckpt)
+    model.eval()
+    pl = read_pairs(pairs)
+
+    def emb(rel: str, mirror: bool) -> torch.Tensor:
+        x = load_face(resolve_image(pairs.parent, rel, pl), 32, 0.5, 0.5)[None]
+        with torch.no_grad():
+            e = info["method"].embed(model, torch.flip(x, dims=[3]) if mirror else x)[0][0]
+        return e
+
+    def cos(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a @ b) / (a.norm() * b.norm()))
+
+    sides = list(zip(pl.left, pl.right, strict=True))
+    want = [cos(emb(a, False) + emb(a, True), emb(b, False) + emb(b, True)) for a, b in sides]
+    plain = [cos(emb(a, False), emb(b, False)) for a, b in sides]
+    assert got == pytest.approx(want, abs=1e-5)
+    assert max(abs(g - p) for g, p in zip(got, plain, strict=True)) > 1e-3  # the mirror really changed the scores

@@ -7,7 +7,8 @@
 # Trains on DATA/train (the end-of-training verification is SPLIT's one-masked list), then `openfas eval` on
 # SPLIT's clean and both-masked lists. RUN_PREFIX (e.g. "flock /tmp/openfas-cpu.lock nice -n 5") wraps the whole
 # run (training and its two evaluations) once, so a shared lock is taken once per run and released after it.
-# A run whose evals exist is skipped.
+# A run whose evals exist is skipped. EVAL_FLAGS (e.g. "--flip") is passed to the two `openfas eval` calls; for the
+# same mirror averaging in the training-end verification add the override data.identities.flip=true.
 set -euo pipefail
 if [ -n "${RUN_PREFIX:-}" ]; then
   PRE=$RUN_PREFIX; RUN_PREFIX=
@@ -26,5 +27,5 @@ if [ ! -f "$RUN/checkpoints/final.safetensors" ]; then
 fi
 for p in clean both_masked; do
   $OPENFAS eval "$RUN/checkpoints/final.safetensors" --pairs "$D/$SPLIT/pairs_$p.txt" --root "$D/$SPLIT" \
-    --pairs-format mlfw --out "$RUN/eval-$p"
+    --pairs-format mlfw ${EVAL_FLAGS:-} --out "$RUN/eval-$p"
 done
