@@ -252,3 +252,15 @@ def test_eval_flip_sums_the_mirror_embedding_before_the_cosine(ids_root: Path, t
     plain = [cos(emb(a, False), emb(b, False)) for a, b in sides]
     assert got == pytest.approx(want, abs=1e-5)
     assert max(abs(g - p) for g, p in zip(got, plain, strict=True)) > 1e-3  # the mirror really changed the scores
+
+    # without the flag the checkpoint's own data.identities.flip decides; --no-flip overrides it
+    run = tmp_path / "flipcfg"
+    _train("recognition/teacher_synth.yaml", ids_root, run, "data.identities.flip=true")
+    ckpt = run / "checkpoints" / "final.safetensors"
+    for flags, want_flip in (([], True), (["--no-flip"], False), (["--flip"], True)):
+        out = tmp_path / f"cfg{len(flags)}{want_flip}"
+        res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(pairs), *flags, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert json.loads((out / "metrics.json").read_text())["flip"] is want_flip
+    res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--out", str(tmp_path / "plain")])
+    assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["flip"] is False

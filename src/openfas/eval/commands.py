@@ -47,7 +47,9 @@ def evaluate(
     pairs_format: Annotated[str, typer.Option(help="Recognition: auto, lfw, mfr2 or mlfw.")] = "auto",
     ext: Annotated[str | None, typer.Option(
         help="Recognition: image suffix of lfw/mfr2 pair lines (default .jpg for lfw, .png for mfr2).")] = None,
-    flip: Annotated[bool, typer.Option("--flip", help="Recognition: add the mirrored image's embedding.")] = False,
+    flip: Annotated[bool | None, typer.Option(
+        "--flip/--no-flip", help="Recognition: add the mirrored image's embedding before the cosine "
+                                 "(default: the config's data.identities.flip).")] = None,
 ) -> None:
     """Score a split with a trained checkpoint; write per-frame scores, ``metrics.json`` and a report.
 
@@ -133,8 +135,8 @@ def evaluate(
 
 
 def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | None, root: Path | None,  # noqa: ANN001
-                          pairs_format: str, ext: str | None, flip: bool, out: Path | None, device: str | None,
-                          batch_size: int | None) -> None:
+                          pairs_format: str, ext: str | None, flip: bool | None, out: Path | None,
+                          device: str | None, batch_size: int | None) -> None:
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine import distributed as D
     from openfas.recognition.evaluate import evaluate_pairs
@@ -151,7 +153,9 @@ def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | No
         pairs, root = paths.get("pairs"), root or paths.get("pairs_root")
         if pairs is None:
             _fail(f"{checkpoint}: no pairs file in the training config; pass --pairs")
-        pairs_format, ext, flip = d.pairs_format, ext or d.pairs_ext, flip or d.flip
+        pairs_format, ext = d.pairs_format, ext or d.pairs_ext
+    if flip is None:  # the checkpoint's own evaluation protocol, with or without --pairs
+        flip = cfg.data.identities.flip
     out_dir = out or checkpoint.parent.parent / f"eval-{Path(pairs).stem}"
     try:
         result = evaluate_pairs(model, method, pairs, root, cfg.data.image_size, cfg.data.mean, cfg.data.std,
