@@ -40,9 +40,30 @@ def test_rows_and_seed_mean_leave_out_an_unfinished_run(tmp_path: Path, capsys: 
             make_run(tmp_path, "g-s2", None, None, None, "")]
     tool.main([str(r) for r in runs])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2] == "| g-s0 | 98.00 | 92.00 | 93.00 | 3.5 min |"
-    assert lines[3] == "| g-s1 | 98.40 | 92.60 | 92.40 | 3.6 min |"
-    assert lines[4] == "| g-s2 | – | – | – | – |"
+    assert lines[2] == "| g-s0 | 98.00 | 92.00 | 93.00 | no | – | – | 3.5 min |"
+    assert lines[3] == "| g-s1 | 98.40 | 92.60 | 92.40 | no | – | – | 3.6 min |"
+    assert lines[4] == "| g-s2 | – | – | – | – | – | – | – |"
     # two finished seeds: mean and sample sd written out by hand (sd of {a, b} = |a − b| / √2)
-    assert lines[5] == "| **g: mean ± sd over 2 seeds** | 98.20 ± 0.28 | 92.30 ± 0.42 | 92.70 ± 0.42 | |"
+    assert lines[5] == "| **g: mean ± sd over 2 seeds** | 98.20 ± 0.28 | 92.30 ± 0.42 | 92.70 ± 0.42 | | | | |"
     assert len(lines) == 6
+
+
+def test_a_rescored_one_masked_list_wins_and_flip_and_quality_are_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run re-scored with ``openfas eval`` on the one-masked list (here with mirror averaging) is read from
+    ``eval-one_masked``, not from the end-of-training ``metrics.json``; C(X) numbers come from that list."""
+    tool = load_tool()
+    run = make_run(tmp_path, "r-s0", 0.97, 0.90, 0.93, None)
+    for sub in ("eval-clean", "eval-both_masked"):
+        (run / sub / "metrics.json").write_text(json.dumps({"accuracy": 0.97 if "clean" in sub else 0.93,
+                                                            "flip": True}))
+    (run / "eval-one_masked").mkdir()
+    (run / "eval-one_masked" / "metrics.json").write_text(json.dumps({
+        "accuracy": 0.942, "flip": True, "quality_vs_coverage": {"spearman_all": -0.184},
+        "quality_vs_errors": {"auc_wrong_by_low_quality": 0.6149}}))
+    mixed = make_run(tmp_path, "m", 0.98, 0.92, 0.93, "60")
+    (mixed / "eval-clean" / "metrics.json").write_text(json.dumps({"accuracy": 0.98, "flip": True}))
+    tool.main([str(run), str(mixed)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| r-s0 | 97.00 | 94.20 | 93.00 | yes | -0.18 | 0.61 | – |"
+    assert lines[3] == "| m | 98.00 | 92.00 | 93.00 | mixed | – | – | 1.0 min |"
