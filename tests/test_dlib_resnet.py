@@ -314,7 +314,8 @@ def test_dlib_chip_route_prepares_initialises_and_trains(tmp_path: Path) -> None
         Trainer(cfg, run_dir=tmp_path / run, progress=False).fit()
         return json.loads((tmp_path / run / "metrics.json").read_text())
 
-    assert one_step("recognition/csdn_lfw_dlibinit.yaml", "run")["pairs"] == 4
+    first = one_step("recognition/csdn_lfw_dlibinit.yaml", "run")
+    assert first["pairs"] == 4 and first["flip"] is True  # the packaged route scores with mirror averaging
 
     # the CosFace baseline: one decision on the same start (dlib's embedding), centres from the table, one step
     single = create_model("dlib-face", num_classes=2).eval()
