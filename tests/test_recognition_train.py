@@ -264,3 +264,16 @@ def test_eval_flip_sums_the_mirror_embedding_before_the_cosine(ids_root: Path, t
         assert json.loads((out / "metrics.json").read_text())["flip"] is want_flip
     res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--out", str(tmp_path / "plain")])
     assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["flip"] is False
+
+    # predict --embed gives the same embedding as eval for that checkpoint: the normalised mirror sum
+    model, info = build_model_from_checkpoint(ckpt)
+    model.eval()
+    img = resolve_image(pairs.parent, pl.left[0], pl)
+    res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    x = load_face(img, 32, 0.5, 0.5)[None]
+    with torch.no_grad():
+        e = info["method"].embed(model, x)[0][0] + info["method"].embed(model, torch.flip(x, dims=[3]))[0][0]
+    assert out["flip"] is True
+    assert out["results"][0]["embedding"] == pytest.approx((e / e.norm()).tolist(), abs=1e-5)

@@ -345,18 +345,18 @@ def _checkpoint_method(checkpoint: Path) -> str | None:
 
 def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
                         device: str, recursive: bool = False) -> None:
-    """``predict --embed``: one row per image with its embedding and quality score."""
+    """``predict --embed``: one row per image with its embedding and quality score (embedded as ``openfas eval``
+    does for this checkpoint: mirror-averaged when its config sets ``data.identities.flip``)."""
     import csv
     import json
     import math
-
-    import torch
 
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
     from openfas.methods.restore import build_model_from_checkpoint
     from openfas.recognition.data import load_face
+    from openfas.recognition.evaluate import embed_batch
 
     try:
         model, info = build_model_from_checkpoint(checkpoint)
@@ -381,8 +381,8 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
             continue
-        emb, q, w = method.embed(model, x)
-        e = torch.nn.functional.normalize(emb.float(), dim=1)[0].cpu().tolist()
+        emb, q, w = embed_batch(model, method, x, cfg.data.identities.flip)
+        e = emb[0].cpu().tolist()
         qv = float(q[0])
         rows.append({"file": str(path), "quality": None if math.isnan(qv) else round(qv, 6),
                      "weights": [round(float(v), 4) for v in w[0]], "embedding": [round(v, 6) for v in e]})
@@ -390,7 +390,8 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
     try:
         if output_format == "json":
             json.dump({"model": str(checkpoint), "method": cfg.method.name, "quality": "C(X) in [0, 1], higher = "
-                       "more consistent sub-decisions (csdn only)", "results": rows}, stream)
+                       "more consistent sub-decisions (csdn only)", "flip": cfg.data.identities.flip,
+                       "results": rows}, stream)
             stream.write("\n")
         else:
             dim = max((len(r.get("embedding", [])) for r in rows), default=0)

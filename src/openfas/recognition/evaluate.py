@@ -26,6 +26,17 @@ from openfas.recognition.verification import stratified_folds, verification_repo
 
 
 @torch.no_grad()
+def embed_batch(model: torch.nn.Module, method: Any, x: torch.Tensor, flip: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N×D L2-normalised embeddings, N C(X), N×n weights) of a batch; with ``flip`` the embedding of each face
+    and of its left–right mirror are summed before normalising (C(X) and the weights are the unmirrored face's)."""
+    e, q, w = method.embed(model, x)
+    if flip:
+        e = e + method.embed(model, torch.flip(x, dims=[3]))[0]
+    return F.normalize(e.float(), dim=1), q.float(), w.float()
+
+
+@torch.no_grad()
 def embed_files(model: torch.nn.Module, method: Any, files: list[Path], image_size: int, mean: float, std: float,
                 device: torch.device, batch_size: int = 64, flip: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,12 +45,10 @@ def embed_files(model: torch.nn.Module, method: Any, files: list[Path], image_si
     embs, quals, weights = [], [], []
     for k in range(0, len(files), batch_size):
         x = torch.stack([load_face(f, image_size, mean, std) for f in files[k:k + batch_size]]).to(device)
-        e, q, w = method.embed(model, x)
-        if flip:
-            e = e + method.embed(model, torch.flip(x, dims=[3]))[0]
-        embs.append(F.normalize(e.float(), dim=1).cpu())
-        quals.append(q.float().cpu())
-        weights.append(w.float().cpu())
+        e, q, w = embed_batch(model, method, x, flip)
+        embs.append(e.cpu())
+        quals.append(q.cpu())
+        weights.append(w.cpu())
     return torch.cat(embs).numpy(), torch.cat(quals).numpy(), torch.cat(weights).numpy()
 
 
