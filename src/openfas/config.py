@@ -85,7 +85,7 @@ class IdentityDataConfig(_Strict):
     pairs_root: str | None = None  # image root of the pairs; default: the pairs file's folder
     pairs_format: Literal["auto", "lfw", "mfr2", "mlfw"] = "auto"
     pairs_ext: str | None = None  # image suffix of lfw/mfr2 pair lines (default .jpg for lfw, .png for mfr2)
-    flip: bool = False  # evaluation: sum the embeddings of the image and its mirror (insightface)
+    flip: bool = False  # eval / predict --embed: sum the embeddings of the image and its mirror (insightface)
     synth: IdentitySynthConfig = Field(default_factory=IdentitySynthConfig)
 
 
