@@ -395,6 +395,98 @@ def test_hmac_key_signs_and_is_required_while_set(tmp_path: Path, monkeypatch) -
         "pixelnet"
 
 
+def test_a_key_refuses_legacy_files_even_with_allow_unsigned(tiny_cache: Path, tmp_path: Path,
+                                                             tmp_path_factory: pytest.TempPathFactory,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import cv2
+    from deploy_fixtures import synth_face, tiny_checkpoint
+
+    from openfas.deploy.export import export_onnx
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
+    # an attacker relabels a file as the legacy format: threshold -1000, checksum removed
+    forged = _edit_header(ckpt, tmp_path / "forged_legacy.safetensors",
+                          lambda h: (_to_legacy(h), h["meta"].__setitem__("threshold", -1000.0)))
+    good_onnx = tmp_path / "good.onnx"
+    export_onnx(ckpt, good_onnx, verify=False)
+    proto = onnx.load(str(good_onnx))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.pop("openfas_integrity")
+    meta = json.loads(props["openfas"])
+    meta.update(format="openfas-onnx/1", threshold=-1000.0)
+    props["openfas"] = json.dumps(meta)
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        e = proto.metadata_props.add()
+        e.key, e.value = k, v
+    forged_onnx = tmp_path / "forged_legacy.onnx"
+    onnx.save(proto, str(forged_onnx))
+    assert load_checkpoint(forged, allow_unsigned=True)["meta"]["threshold"] == -1000.0  # no key: the opt-in loads it
+    assert Predictor.from_checkpoint(forged_onnx, allow_unsigned=True).threshold == -1000.0
+
+    monkeypatch.setenv("OPENFAS_CHECKPOINT_KEY", "k")
+    for path in (forged, forged_onnx):
+        with pytest.raises(CheckpointIntegrityError, match="refused while OPENFAS_CHECKPOINT_KEY is set"):
+            Predictor.from_checkpoint(path, allow_unsigned=True)
+    with pytest.raises(CheckpointIntegrityError, match="refused while OPENFAS_CHECKPOINT_KEY is set"):
+        load_checkpoint(forged, allow_unsigned=True)
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), synth_face())
+    runner = CliRunner()
+    for path in (forged, forged_onnx):
+        res = runner.invoke(app, ["--allow-unsigned", "predict", str(path), str(img)])
+        assert res.exit_code == 2 and "refused while OPENFAS_CHECKPOINT_KEY is set" in res.output, res.output
+        _assert_clean(res.output, path, tmp_path / "no_marker")
+    monkeypatch.setenv("OPENFAS_ALLOW_UNSIGNED", "1")
+    res = runner.invoke(app, ["predict", str(forged), str(img)])
+    assert res.exit_code == 2 and "refused while OPENFAS_CHECKPOINT_KEY is set" in res.output, res.output
+
+
+def test_signing_under_a_key_verifies_what_it_signs_and_says_what_it_trusted(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from openfas.io.checkpoint import CheckpointIntegrityError, load_checkpoint
+
+    def forge(h: dict) -> None:  # an edited threshold with a recomputed plain SHA-256
+        h["meta"]["threshold"] = -1000.0
+        body = {k: v for k, v in h.items() if k != "integrity"}
+        h["integrity"] = {"alg": "sha256", "digest": hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()}
+
+    plain = _small_checkpoint(tmp_path / "plain.safetensors")
+    forged = _edit_header(plain, tmp_path / "forged.safetensors", forge)
+    monkeypatch.setenv("OPENFAS_CHECKPOINT_KEY", "k")
+    runner = CliRunner()
+    out = tmp_path / "out.safetensors"
+    res = runner.invoke(app, ["checkpoint", "sign", str(forged), "--out", str(out)])
+    assert res.exit_code == 2 and "not signed with OPENFAS_CHECKPOINT_KEY" in res.output, res.output
+    assert "--trust-unkeyed" in res.output and not out.exists()
+    _assert_clean(res.output, forged, tmp_path / "no_marker")
+    res = runner.invoke(app, ["--allow-unsigned", "checkpoint", "sign", str(forged), "--out", str(out)])
+    assert res.exit_code == 2 and not out.exists(), res.output  # --allow-unsigned is not that statement
+    # a file signed with the key is verified by its signature, then re-signed
+    keyed = _small_checkpoint(tmp_path / "keyed.safetensors")
+    res = runner.invoke(app, ["checkpoint", "sign", str(keyed), "--out", str(out)])
+    assert res.exit_code == 0 and "trusted: its HMAC-SHA256 signature under OPENFAS_CHECKPOINT_KEY (verified)" in \
+        res.output, res.output
+    edited = _edit_header(keyed, tmp_path / "edited.safetensors", lambda h: h["meta"].__setitem__("threshold", -1.0))
+    res = runner.invoke(app, ["checkpoint", "sign", str(edited), "--out", str(tmp_path / "o2.safetensors")])
+    assert res.exit_code == 2 and "wrong key, or the file was altered" in res.output, res.output
+    # the explicit statement of trust signs it, and says that only the plain digest was checked
+    res = runner.invoke(app, ["checkpoint", "sign", "--trust-unkeyed", str(plain), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "trusted: its plain SHA-256 digest (verified: rules out corruption, not deliberate edits), on your word " \
+           "(--trust-unkeyed)" in res.output
+    assert load_checkpoint(out)["meta"]["threshold"] == 0.25
+    with pytest.raises(CheckpointIntegrityError):
+        load_checkpoint(forged)
+
+
 def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_path: Path,
                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
     onnx = pytest.importorskip("onnx")

@@ -138,31 +138,53 @@ def demo(
 def checkpoint_sign(
     src: Annotated[Path, typer.Argument(help="Checkpoint to rewrite (e.g. a legacy openfas-checkpoint/1 file).")],
     out: Annotated[Path | None, typer.Option(help="Output file (default: replace SRC).")] = None,
+    trust_unkeyed: Annotated[bool, typer.Option(
+        "--trust-unkeyed", help="With OPENFAS_CHECKPOINT_KEY set: also sign a file that is not signed with that key "
+                                "(plain SHA-256 or legacy), on your word that you trust where it came from. Its plain "
+                                "digest only rules out corruption: anyone who edits the file can recompute it.")
+    ] = False,
 ) -> None:
     """Rewrite a checkpoint you trust in the current format with a fresh integrity digest (HMAC-signed when
-    OPENFAS_CHECKPOINT_KEY is set). Legacy files need the global --allow-unsigned, which states that trust."""
+    OPENFAS_CHECKPOINT_KEY is set) and say what vouched for its content. Without a key the file's own digest is
+    verified (legacy files need the global --allow-unsigned). With a key, a file signed with that key is verified
+    by its signature; any other file is refused unless --trust-unkeyed states that you trust it."""
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.io.checkpoint import (
         KEY_ENV,
+        LEGACY_FORMATS,
         CheckpointError,
         CheckpointIntegrityError,
         load_checkpoint,
+        read_header,
         save_checkpoint,
     )
 
+    keyed = bool(os.environ.get(KEY_ENV))
     try:
-        try:  # an existing digest must still verify: under the key if set, else (first signing) as plain SHA-256
-            ck = load_checkpoint(src)
-        except CheckpointIntegrityError:
-            if not os.environ.get(KEY_ENV):
-                raise
-            ck = load_checkpoint(src, key=b"")
+        header = read_header(src)
+        legacy = header.get("format") in LEGACY_FORMATS
+        record = header.get("integrity")
+        hmac_signed = isinstance(record, dict) and record.get("alg") == "hmac-sha256"
+        if keyed and hmac_signed:
+            ck = load_checkpoint(src)  # verified under the key: a wrong key or an edit is refused
+            trusted = f"its HMAC-SHA256 signature under {KEY_ENV} (verified)"
+        elif keyed and not trust_unkeyed:
+            raise CheckpointIntegrityError(
+                f"{src}: not signed with {KEY_ENV} ({'legacy file, no digest' if legacy else 'plain SHA-256'}), "
+                "and anyone who edits a file can recompute a plain digest, so signing it would vouch for content "
+                "nobody verified; if you trust where it came from, add --trust-unkeyed")
+        else:
+            ck = load_checkpoint(src, key=b"")  # its own plain digest (legacy: tensor checksum, needs the opt-in)
+            what = "no digest, only the per-tensor checksum (--allow-unsigned)" if legacy else \
+                "its plain SHA-256 digest (verified: rules out corruption, not deliberate edits)"
+            trusted = f"{what}, on your word (--trust-unkeyed)" if keyed else what
         path = save_checkpoint(out or src, model_state=ck["model"], meta=ck["meta"], optimizer_state=ck["optimizer"],
                                scheduler_state=ck["scheduler"], extra_state=ck["extra"])
     except CheckpointError as err:
         _fail(str(err))
         return
-    typer.echo(f"signed checkpoint written to {path}")
+    typer.echo(f"signed checkpoint written to {path} ({'HMAC-SHA256 under ' + KEY_ENV if keyed else 'SHA-256, no key'}"
+               f"); trusted: {trusted}")
 
 
 from openfas.deploy.commands import register as _register_deploy  # noqa: E402

@@ -11,10 +11,11 @@ Integrity: the header carries ``integrity`` = SHA-256 of the canonical JSON of e
 name or config, altered weights, or a removed checksum are all refused. That protects against accidental
 corruption and naive edits, not against someone who recomputes the hash. For that, set the environment variable
 ``OPENFAS_CHECKPOINT_KEY`` (or pass ``key=``) when saving and loading: the digest becomes an HMAC-SHA256 under
-that key, and while a key is set only files signed with it load. Files written before this scheme
-(``openfas-checkpoint/1``) carry no integrity digest and load only with an explicit opt-in
-(``allow_unsigned=True``, ``openfas --allow-unsigned …`` or ``OPENFAS_ALLOW_UNSIGNED=1``); ``openfas checkpoint
-sign`` rewrites such a file in the current format once you trust it.
+that key, and while a key is set only files signed with it load (``key=b""`` turns the key off for one call).
+Files written before this scheme (``openfas-checkpoint/1``) carry no integrity digest and load only with an
+explicit opt-in (``allow_unsigned=True``, ``openfas --allow-unsigned …`` or ``OPENFAS_ALLOW_UNSIGNED=1``), and
+never while a key is set; ``openfas checkpoint sign`` rewrites such a file in the current format once you trust
+it.
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ def verify_sealed_bytes(data: bytes, value: str | None, source: str, *, allow_un
         allow_unsigned = _allow_unsigned_default()
     key = _resolve_key(key)
     if legacy:
+        if key:
+            raise CheckpointIntegrityError(
+                f"{source}: legacy model file without an integrity digest, refused while {KEY_ENV} is set (only "
+                "files signed with that key load, --allow-unsigned included); export it again with the key set")
         if not allow_unsigned:
             raise CheckpointIntegrityError(
                 f"{source}: legacy model file without an integrity digest; if you trust it, load it with "
@@ -161,6 +166,11 @@ def verify_header(header: dict[str, Any], tensors: dict[str, torch.Tensor], sour
     fmt = header.get("format")
     digest = header.get("sha256")
     if fmt in LEGACY_FORMATS:
+        if key:
+            raise CheckpointIntegrityError(
+                f"{source}: legacy checkpoint ({fmt}) without an integrity digest, refused while {KEY_ENV} is set "
+                "(only files signed with that key load, --allow-unsigned included); if you trust the file, sign it "
+                "with `openfas --allow-unsigned checkpoint sign --trust-unkeyed FILE`")
         if not allow_unsigned:
             raise CheckpointIntegrityError(
                 f"{source}: legacy checkpoint ({fmt}) without an integrity digest; if you trust the file, load it "
