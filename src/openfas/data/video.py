@@ -11,6 +11,10 @@ the container's display matrix (:func:`apply_display_rotation`; OpenCV's reader 
 
 Frame indices are 0-based decode order (the n-th decoded frame), the same numbering the datasets' own
 face-location files use once read by :func:`openfas.data.face.read_face_locations`.
+
+A **frame folder** (a video already extracted to images, ``<video>/frame_00177.jpg`` …) is read like a video:
+:func:`count_frames` counts its images, :func:`read_frames` picks them by position in frame order, and each
+frame keeps the number in its file name (its index in the original video), so face-location files still match.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,6 +127,36 @@ def apply_display_rotation(image: np.ndarray, degrees: float) -> np.ndarray:
 
 def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+_FRAME_NUMBER = re.compile(r"(\d+)$")
+
+
+def frame_folder_files(folder: str | Path) -> list[tuple[int, Path]]:
+    """``[(frame number, image path)]`` of a frame folder, in frame order. The number is the last run of digits
+    in the file name (``frame_00177.jpg`` → 177); a folder whose images lack numbers or repeat one is an error
+    naming the folder, as is a folder without images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MediaError(f"{folder}: not a frame folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_file(p))
+    if not files:
+        raise MediaError(f"{folder}: a frame folder with no image files")
+    numbered: dict[int, Path] = {}
+    for p in files:
+        m = _FRAME_NUMBER.search(p.stem)
+        if m is None:
+            raise MediaError(f"{p}: a frame file name must end in its frame number (e.g. frame_00012.jpg)")
+        n = int(m.group(1))
+        if n in numbered:
+            raise MediaError(f"{folder}: {numbered[n].name} and {p.name} both claim frame {n}")
+        numbered[n] = p
+    return sorted(numbered.items())
+
+
+def is_frame_folder(path: str | Path) -> bool:
+    """True for a folder (a video extracted to numbered images); see :func:`frame_folder_files`."""
+    return Path(path).is_dir()
 
 
 def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
@@ -272,8 +307,10 @@ def _backends(backend: str) -> list[str]:
 
 
 def count_frames(path: str | Path, backend: str = "auto") -> int:
-    """Number of frames of a video (1 for a still image)."""
+    """Number of frames of a video (1 for a still image; the number of images of a frame folder)."""
     path = Path(path)
+    if is_frame_folder(path):
+        return len(frame_folder_files(path))
     _check_file(path)
     if is_image_file(path):
         read_image(path)
@@ -299,9 +336,15 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None,
     Frames are decoded sequentially (exact, unlike seeking) up to the largest wanted index. Indices past the
     end of the video are silently absent from the result (the header's frame count can overstate it); a
     video that yields no frame at all, or fails before the first wanted one, raises :class:`MediaError`.
-    A still image is frame 0.
+    A still image is frame 0. For a frame folder, ``indices`` are positions in frame order (0 … count-1) and
+    each returned index is the frame's own number from its file name.
     """
     path = Path(path)
+    if is_frame_folder(path):
+        files = frame_folder_files(path)
+        chosen = range(len(files)) if indices is None else sorted({int(i) for i in indices
+                                                                    if 0 <= int(i) < len(files)})
+        return [(files[i][0], read_image(files[i][1])) for i in chosen]
     _check_file(path)
     if is_image_file(path):
         if indices is not None and 0 not in indices:

@@ -11,10 +11,16 @@ with the detector; ``faces="whole"`` means the files already are face crops. The
 first sub-folder under ``live/`` or ``spoof/<attack>/`` (so ``live/alice/1.jpg`` is subject ``alice``), or
 the file's own name when it lies directly there. An unknown folder under ``spoof/`` (or next to
 ``live``/``spoof``) is an error naming it; ``extra["pai"]`` is the attack folder name.
+
+``identity_split="60/20/20"`` splits a tree without split folders into ``train`` / ``dev`` / ``test`` by subject
+(percentages): each subject goes wholly to one split, chosen by its name alone (:func:`identity_split_of`, a
+SHA-256 of the name), so the split is fixed, reproducible on any machine, and a subject's live and attack
+media always land together.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from openfas.data.datasets.base import (
@@ -31,18 +37,47 @@ _SPLITS = ("train", "dev", "test")
 _SPOOF_TYPES = tuple(a for a in ATTACK_TYPES if a != "live")
 
 
+def parse_identity_split(spec: str) -> tuple[float, float, float]:
+    """``"60/20/20"`` → the train, dev and test fractions (three non-negative numbers with a positive sum)."""
+    parts = str(spec).replace(",", "/").split("/")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) != 3 or min(nums) < 0 or sum(nums) <= 0:
+        raise ValueError(f"identity_split must be three percentages train/dev/test such as 60/20/20, got {spec!r}")
+    total = sum(nums)
+    return nums[0] / total, nums[1] / total, nums[2] / total
+
+
+def identity_split_of(subject: str, fractions: tuple[float, float, float]) -> str:
+    """The split of ``subject``: the first 8 bytes of SHA-256 of its UTF-8 name, read as a number in [0, 1),
+    compared with the cumulative train / dev fractions."""
+    u = int.from_bytes(hashlib.sha256(subject.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+    if u < fractions[0]:
+        return "train"
+    return "dev" if u < fractions[0] + fractions[1] else "test"
+
+
 @register_dataset("folder", aliases=("custom",))
 class FolderDataset(DatasetAdapter):
     """``live/`` + ``spoof/<attack>/`` trees, optionally under train/dev/test; one protocol."""
 
-    def __init__(self, root: str | Path, faces: str = "detect", domain: str = "folder") -> None:
+    def __init__(self, root: str | Path, faces: str = "detect", domain: str = "folder",
+                 identity_split: str | None = None) -> None:
         if faces not in ("detect", "whole"):
             raise ValueError(f"faces must be 'detect' or 'whole', got {faces!r}")
         if not domain or "/" in domain:
             raise ValueError(f"domain must be a non-empty name without '/', got {domain!r}")
         self.faces = faces
         self.domain = domain
+        self.identity_fractions = None if identity_split is None else parse_identity_split(identity_split)
         super().__init__(root)
+        if self.identity_fractions is not None:
+            if self.splits != ("all",):
+                raise DatasetError(f"{self.root}: identity_split splits a tree without train/ dev/ test/ folders; "
+                                   f"this one has {', '.join(self.splits)}")
+            self.splits = _SPLITS
 
     def _check_root(self) -> None:
         root = self.root
@@ -77,7 +112,13 @@ class FolderDataset(DatasetAdapter):
                                        f"{', '.join(_SPOOF_TYPES)}")
 
     def _list(self, split: str, protocol: str) -> list[MediaItem]:
-        base = self.root if split == "all" else self.root / split
+        if self.identity_fractions is not None:
+            fractions = self.identity_fractions
+            return [it for it in self._list_tree(self.root, split)
+                    if identity_split_of(it.subject, fractions) == split]
+        return self._list_tree(self.root if split == "all" else self.root / split, split)
+
+    def _list_tree(self, base: Path, split: str) -> list[MediaItem]:
         groups: list[tuple[Path, str]] = [(base / "live", "live")]
         groups += [(base / "spoof" / a, a) for a in _SPOOF_TYPES]
         items: list[MediaItem] = []

@@ -7,12 +7,17 @@
     ROOT/face-locations/<same relative path>.face      (per-frame ``frame x y w h``; face_format "replay")
     ROOT/enroll/…                                      (enrolment videos: ignored)
 
-Splits ``train``, ``dev`` (folder ``devel``), ``test``. Attack type from the file name:
+Each video may instead be a folder of its extracted frames with the video's name (``…/real/client001_…_1/``
+holding ``frame_00177.jpg`` …, the number being the frame's index in the video, so ``.face`` files still
+match); both kinds may be mixed, and a video with both a file and a folder is read from the file.
+
+Splits ``train``, ``dev`` (folder ``devel``), ``test`` (clients 1-60 are split 15 / 15 / 20 and disjoint).
+Attack type from the file name:
 ``attack_print_…`` = print (a printed photo, ``pai="print"``); ``attack_mobile_…`` (iPhone screen) and
 ``attack_highdef_…`` (iPad screen) = replay, for photos shown on the screen as well as videos (the usual
 PAD convention: the medium is a display; ``pai`` = ``mobile_photo``, ``mobile_video``, ``highdef_photo``,
 ``highdef_video``). ``extra``: ``support`` (fixed/hand, "" for real), ``device`` (print/mobile/highdef,
-"webcam" for real), ``light`` (controlled/adverse).
+"webcam" for real), ``medium`` (photo/video, "" for real), ``light`` (controlled/adverse).
 
 Protocols (as in bob.db.replay): ``grandtest`` (all), ``print``, ``mobile``, ``highdef`` (live + that
 attack device), ``photo`` (live + print + displayed photos), ``video`` (live + displayed videos).
@@ -25,7 +30,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from openfas.data.datasets.base import DatasetAdapter, DatasetError, log, nested, register_dataset, walk_files
+from openfas.data.datasets.base import (
+    IMAGE_EXTS,
+    DatasetAdapter,
+    DatasetError,
+    log,
+    nested,
+    register_dataset,
+    walk_files,
+)
 from openfas.data.sample import LIVE, SPOOF, MediaItem
 
 REPLAY_PROTOCOLS: tuple[str, ...] = ("grandtest", "print", "mobile", "highdef", "photo", "video")
@@ -52,6 +65,20 @@ def parse_replay_name(stem: str) -> dict[str, str]:
                 "light": light, "source": source, "medium": medium}
     raise ValueError(f"{stem!r} is not a Replay-Attack file name (client…_session…_webcam_… or attack_<print|"
                      "mobile|highdef>_client…)")
+
+
+def _videos_and_frame_folders(folder: Path) -> list[Path]:
+    """Video files under ``folder`` and the folders holding extracted frames (a video present as both is taken
+    from its file), sorted; names are checked by the caller."""
+    if not folder.is_dir():
+        return []
+    videos = walk_files(folder, _EXTS)
+    have = {v.with_suffix("") for v in videos}
+    frame_dirs: list[Path] = []
+    for d in sorted(p.parent for p in walk_files(folder, IMAGE_EXTS)):
+        if d not in have and (not frame_dirs or frame_dirs[-1] != d):
+            frame_dirs.append(d)
+    return sorted(videos + frame_dirs)
 
 
 def _in_protocol(info: dict[str, str], protocol: str) -> bool:
@@ -96,14 +123,14 @@ class ReplayAttack(DatasetAdapter):
             raise DatasetError(f"{sdir}: no attack/ folder (Replay-Attack {split} split)")
         if self.face_dir is None:
             log.info("%s: no face-locations/ folder; the face detector will be used", self.root)
-        files = walk_files(sdir / "real", _EXTS)
+        files = _videos_and_frame_folders(sdir / "real")
         for support in ("fixed", "hand"):
-            files += walk_files(sdir / "attack" / support, _EXTS)
+            files += _videos_and_frame_folders(sdir / "attack" / support)
         items: list[MediaItem] = []
         for path in files:
-            rel = path.relative_to(self.root).with_suffix("")
+            rel = path.relative_to(self.root).with_suffix("") if path.is_file() else path.relative_to(self.root)
             try:
-                info = parse_replay_name(path.stem)
+                info = parse_replay_name(path.stem if path.is_file() else path.name)
             except ValueError as err:
                 raise DatasetError(f"{path}: {err}") from None
             in_real = rel.parts[1] == "real"
@@ -118,7 +145,7 @@ class ReplayAttack(DatasetAdapter):
                 face = cand if cand.is_file() else None
             support = "" if in_real else rel.parts[2]
             extra = {"pai": info["pai"], "support": support, "device": info["device"], "light": info["light"],
-                     "session": info["session"], "protocol": protocol}
+                     "medium": info.get("medium", ""), "session": info["session"], "protocol": protocol}
             if face is not None:
                 extra["face_format"] = "replay"
             items.append(MediaItem(
