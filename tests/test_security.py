@@ -9,6 +9,7 @@ that the crafted files really are malicious: loaded the unsafe way, they create 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pickle
@@ -858,3 +859,194 @@ def test_rebuilding_a_checkpoint_reads_no_file_its_config_names(tmp_path: Path, 
     _pickle_file(evil, marker)
     build_model_from_checkpoint(path)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------ decode bombs, slow clients
+def _png_declaring(width: int, height: int, bit_depth: int = 8, color_type: int = 0) -> bytes:
+    """A small PNG whose header declares ``width``×``height`` pixels (its data is a few zero rows)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 4096))
+            + chunk(b"IEND", b""))
+
+
+def test_a_decode_bomb_is_refused_before_decoding_by_prepare_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    import cv2
+    import numpy as np
+
+    from openfas.data.cache import CropCacheReader
+    from openfas.data.video import MediaError, read_image
+
+    root = tmp_path / "faces"
+    for sub in ("live/alice", "spoof/print/alice"):
+        (root / sub).mkdir(parents=True)
+        cv2.imwrite(str(root / sub / "ok.png"), np.full((64, 64, 3), 128, np.uint8))
+    bomb = root / "live" / "alice" / "bomb.png"
+    bomb.write_bytes(_png_declaring(20000, 20000))
+    decoded: list[int] = []
+    real_imdecode = cv2.imdecode
+
+    def watching_imdecode(buf, flags):  # noqa: ANN001, ANN202 - never lets the bomb allocate its pixels
+        if bytes(np.asarray(buf)[:8]) == b"\x89PNG\r\n\x1a\n" and int.from_bytes(bytes(np.asarray(buf)[16:20]),
+                                                                                   "big") == 20000:
+            decoded.append(1)
+            return None
+        return real_imdecode(buf, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", watching_imdecode)
+    with pytest.raises(MediaError, match=r"bomb.png: image is too large|bomb.png: image has 400000000 pixels"):
+        read_image(bomb)
+    out = tmp_path / "cache"
+    res = CliRunner().invoke(app, ["data", "prepare", "folder", str(root), str(out), "-o", "faces=whole",
+                                   "--size", "32"])
+    assert res.exit_code == 0, res.output
+    assert not decoded, "the decoder was handed the 20000×20000 image"
+    status = CropCacheReader(out).media_status()
+    (why,) = [v["skipped"] for k, v in status.items() if "bomb" in k]
+    assert "too large" in why or "pixels" in why, why
+    assert sum(1 for v in status.values() if not v.get("skipped")) == 2  # the good files are cached
+
+
+@contextlib.contextmanager
+def _live_service(predictor, settings):  # noqa: ANN001, ANN202
+    """The real service (serve()'s own uvicorn settings) on 127.0.0.1 in a thread; yields (host, port)."""
+    import socket
+    import threading
+    import time
+    from unittest import mock
+
+    import uvicorn
+
+    from openfas.deploy import server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    captured: dict = {}
+    with mock.patch.object(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw)):
+        server.serve(predictor, "127.0.0.1", port, settings)
+    application = captured.pop("app")
+    real = uvicorn.Server(uvicorn.Config(application, **{**captured, "log_level": "warning"}))
+    thread = threading.Thread(target=real.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 20
+        while not real.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert real.started
+        yield "127.0.0.1", port
+    finally:
+        real.should_exit = True
+        thread.join(10)
+        real.force_exit = True
+        thread.join(10)
+
+
+def test_service_refuses_16_bit_images_and_frees_a_worker_after_its_time(served_predictor) -> None:  # noqa: ANN001
+    import time
+
+    import cv2
+    import httpx
+    import numpy as np
+
+    from openfas.deploy.predictor import Predictor
+    from openfas.deploy.server import ServeSettings
+
+    sixteen = cv2.imencode(".png", np.full((1024, 1024), 30000, np.uint16))[1].tobytes()
+    with _live_service(served_predictor, ServeSettings(max_concurrency=1, max_queue=0)) as (host, port):
+        res = httpx.post(f"http://{host}:{port}/v1/liveness", files={"image": ("a.png", sixteen)}, timeout=30)
+        assert res.status_code == 415 and res.json()["error"]["code"] == "unsupported_bit_depth", res.text
+
+    class SlowDetector:  # an image whose detection takes longer than the service allows
+        def detect(self, image):  # noqa: ANN001, ANN202
+            time.sleep(1.5)
+            return [served_predictor.detect(image)[0]] if served_predictor.detect(image) else []
+
+    class CountingBackend:
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            self.inner, self.name, self.calls = inner, inner.name, 0
+
+        def run(self, batch):  # noqa: ANN001, ANN202
+            self.calls += 1
+            return self.inner.run(batch)
+
+    slow = Predictor(CountingBackend(served_predictor.backend), served_predictor.meta, detector=SlowDetector())
+    with _live_service(slow, ServeSettings(max_concurrency=1, max_queue=0, work_timeout_s=0.5)) as (host, port):
+        t0 = time.monotonic()
+        res = httpx.post(f"http://{host}:{port}/v1/liveness", files={"image": ("a.png", _face_png())}, timeout=30)
+        assert res.status_code == 503 and res.json()["error"]["code"] == "timeout", res.text
+        assert time.monotonic() - t0 < 5
+        assert slow.backend.calls == 0  # stopped after detection: the worker did not go on to the model
+        assert httpx.get(f"http://{host}:{port}/healthz", timeout=10).json()["in_flight"] == 0
+
+
+def test_framework_errors_use_the_documented_error_body(served_predictor) -> None:  # noqa: ANN001
+    import httpx
+
+    from openfas.deploy.server import ServeSettings
+
+    many = "&".join(f"f{i}=x" for i in range(1200))
+    fields = "".join(f"--b\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n" for i in range(1200))
+    cases = {
+        "no boundary": (b"--b\r\n", "multipart/form-data"),
+        "invalid multipart": (b"--b\r\nnot a part header\r\n\r\n\r\n--b--\r\n", "multipart/form-data; boundary=b"),
+        "over 1000 fields": ((fields + "--b--\r\n").encode(), "multipart/form-data; boundary=b"),
+        "over 1000 urlencoded fields": (many.encode(), "application/x-www-form-urlencoded"),
+    }
+    with _live_service(served_predictor, ServeSettings()) as (host, port):
+        for name, (body, ctype) in cases.items():
+            res = httpx.post(f"http://{host}:{port}/v1/liveness", content=body, headers={"content-type": ctype},
+                             timeout=30)
+            assert res.status_code == 400, (name, res.text)
+            assert "detail" not in res.json() and res.json()["error"]["code"] == "bad_request", (name, res.text)
+
+
+def test_slow_clients_are_cut_off_while_good_requests_are_served(served_predictor) -> None:  # noqa: ANN001
+    import socket
+    import time
+
+    import httpx
+
+    from openfas.deploy.server import ServeSettings
+
+    settings = ServeSettings(header_timeout_s=1.0, body_timeout_s=1.0)
+    with _live_service(served_predictor, settings) as (host, port):
+        slow_headers, slow_bodies = [], []
+        for _ in range(20):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"POST /v1/liveness HTTP/1.1\r\nHost: x\r\n")
+            slow_headers.append(s)
+        for _ in range(10):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"POST /v1/liveness HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                      b"Content-Length: 100000\r\n\r\n--b\r\n")
+            slow_bodies.append(s)
+        ok = httpx.post(f"http://{host}:{port}/v1/liveness", files={"image": ("a.png", _face_png())}, timeout=30)
+        assert ok.status_code == 200
+        t0 = time.monotonic()
+        for s in slow_headers + slow_bodies:  # each keeps trickling one byte a while
+            try:
+                s.sendall(b"X")
+            except OSError:
+                pass
+        answers = []
+        for s in slow_headers + slow_bodies:
+            data = b""
+            try:
+                while chunk := s.recv(65536):  # returns b"" once the server closed the connection
+                    data += chunk
+                    if time.monotonic() - t0 > 8:
+                        break
+            except OSError:
+                pass
+            answers.append(data)
+            s.close()
+        assert time.monotonic() - t0 < 8, "slow connections were not closed"
+        assert all(a == b"" for a in answers[:20]), answers[:20]
+        assert all(a.startswith(b"HTTP/1.1 408") and b"request_timeout" in a for a in answers[20:]), answers[20:]

@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.data.image_check import DATA_LIMITS, ImageInputError, check_image_header
 from openfas.errors import OpenFASError
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,12 @@ def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise MediaError(f"{path}: cannot read file ({err})") from err
+    try:  # the size from the header, before the decoder allocates the pixels (decompression bombs)
+        check_image_header(data.tobytes(), DATA_LIMITS, str(path))
+    except ImageInputError as err:
+        unreadable = err.code == "not_an_image"
+        raise MediaError(f"{path}: not a readable image (corrupt or unsupported format)" if unreadable
+                         else str(err)) from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise MediaError(f"{path}: not a readable image (corrupt or unsupported format)")

@@ -333,10 +333,12 @@ class Predictor:
         bgr = self.load_image(image, color)
         return self.predict_bgr(bgr)
 
-    def predict_bgr(self, bgr: np.ndarray) -> ImageResult:
-        """:meth:`predict` on an already decoded H×W×3 uint8 BGR array."""
+    def predict_bgr(self, bgr: np.ndarray, boxes: list[Box] | None = None) -> ImageResult:
+        """:meth:`predict` on an already decoded H×W×3 uint8 BGR array (``boxes``: the faces when already
+        detected with :meth:`detect`)."""
         h, w = bgr.shape[:2]
-        boxes = self.detect(bgr)
+        if boxes is None:
+            boxes = self.detect(bgr)
         if not boxes:
             return ImageResult([], w, h, self.threshold)
         scores, maps = self.score_crops([self.crop(bgr, b) for b in boxes])

@@ -38,12 +38,14 @@ from typing import Any
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openfas import _version
 from openfas.deploy.predictor import Predictor
 from openfas.deploy.uploads import ImageInputError, ImageLimits, check_image_bytes, decode_image_bytes
 
 _MULTIPART_OVERHEAD = 64 * 1024
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "file_too_large"}
 
 
 @dataclass(frozen=True)
@@ -57,16 +59,21 @@ class ServeSettings:
     max_queue: int = 8
     return_map: bool = True
     docs: bool = False  # Swagger UI at /docs (its JS/CSS come from a public CDN: off by default)
+    max_bit_depth: int = 8  # 16-bit images cost several times an 8-bit one to decode and convert: 415
+    work_timeout_s: float = 10.0  # most seconds one image may hold a worker (checked between stages): 503
+    header_timeout_s: float = 10.0  # most seconds a client may take to send a request's headers
+    body_timeout_s: float = 30.0  # most seconds a client may take to send a request's body
 
     def limits(self) -> ImageLimits:
-        return ImageLimits(self.max_upload_bytes, self.max_side, self.max_pixels)
+        return ImageLimits(self.max_upload_bytes, self.max_side, self.max_pixels, self.max_bit_depth)
 
 
 class _BodyLimit:
-    """Pure ASGI middleware: 413 as soon as a request body exceeds ``limit`` bytes (declared or streamed)."""
+    """Pure ASGI middleware: 413 as soon as a request body exceeds ``limit`` bytes (declared or streamed), 408
+    (and the connection closed) when the whole body has not arrived within ``timeout_s`` seconds."""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, timeout_s: float = 30.0) -> None:
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -79,13 +86,18 @@ class _BodyLimit:
                               f"request body is {int(declared)} bytes; the upload limit is {self.limit} bytes")
             return
         seen = 0
-        exceeded = started = False
+        exceeded = started = slow = False
+        deadline = time.monotonic() + self.timeout_s
 
         async def limited_receive() -> dict:
-            nonlocal seen, exceeded
-            if exceeded:
+            nonlocal seen, exceeded, slow
+            if exceeded or slow:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                slow = True
+                raise _TooLarge() from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
@@ -95,7 +107,7 @@ class _BodyLimit:
 
         async def guarded_send(message: dict) -> None:
             nonlocal started
-            if exceeded:  # the app's own reaction to the cut-off body (FastAPI answers 400 "error parsing the body")
+            if exceeded or slow:  # the app's reaction to the cut-off body (FastAPI answers 400 "error parsing …")
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -103,22 +115,26 @@ class _BodyLimit:
         try:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
-            if not exceeded:
+            if not (exceeded or slow):
                 raise
         if exceeded and not started:
             await _send_error(send, 413, "file_too_large", f"request body exceeds {self.limit} bytes")
+        elif slow and not started:
+            await _send_error(send, 408, "request_timeout", f"the request body did not arrive within "
+                              f"{self.timeout_s:g} s", close=True)
 
 
 class _TooLarge(Exception):
     pass
 
 
-async def _send_error(send: Any, status: int, code: str, message: str) -> None:
+async def _send_error(send: Any, status: int, code: str, message: str, close: bool = False) -> None:
     import json
 
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": headers + ([(b"connection", b"close")] if close else [])})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -207,6 +223,16 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     async def _bad_image(_: Request, err: ImageInputError) -> JSONResponse:
         return JSONResponse({"error": {"code": err.code, "message": str(err)}}, status_code=err.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        # the framework's own refusals (unparsable multipart body, too many fields, unknown path) in the same
+        # {"error": …} shape as every other answer, never its {"detail": …}
+        code = _HTTP_CODES.get(err.status_code, "http_error")
+        message = f"the multipart body could not be parsed ({err.detail})" if err.status_code == 400 else \
+            str(err.detail)
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, err: RequestValidationError) -> JSONResponse:
         fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in err.errors())
@@ -227,10 +253,19 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     async def home() -> HTMLResponse:
         return HTMLResponse(page)
 
+    def _in_time(deadline: float, stage: str) -> None:
+        if time.monotonic() > deadline:
+            raise ImageInputError(f"upload: scoring the image took longer than {settings.work_timeout_s:g} s "
+                                  f"(stopped after {stage})", 503, "timeout")
+
     def _work(data: bytes, include_map: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
+        deadline = time.monotonic() + settings.work_timeout_s
         bgr = decode_image_bytes(data, predictor.limits, "upload")
-        result = predictor.predict_bgr(bgr).to_dict(include_map)
+        _in_time(deadline, "decoding")
+        boxes = predictor.detect(bgr)
+        _in_time(deadline, "face detection")
+        result = predictor.predict_bgr(bgr, boxes).to_dict(include_map)
         result["model"] = predictor.model_name
         result["elapsed_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         return result
@@ -254,16 +289,30 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
                                            f"({settings.max_concurrency} running + {settings.max_queue} queued); "
                                            "retry shortly"}}, status_code=503, headers={"Retry-After": "1"})
         try:
-            async with adm.sem:
-                loop = asyncio.get_running_loop()
-                want_map = settings.return_map if include_map is None else include_map
-                result = await loop.run_in_executor(pool, _work, data, want_map)
-        finally:
+            await adm.sem.acquire()
+        except BaseException:
             adm.leave()
+            raise
+
+        def finished(fut: asyncio.Future) -> None:  # the slot is held until the worker is free again
+            adm.sem.release()
+            adm.leave()
+            if not fut.cancelled():
+                fut.exception()  # retrieved: a late failure after a timeout answer is not logged as unhandled
+
+        want_map = settings.return_map if include_map is None else include_map
+        fut = asyncio.get_running_loop().run_in_executor(pool, _work, data, want_map)
+        fut.add_done_callback(finished)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), settings.work_timeout_s + 1.0)
+        except asyncio.TimeoutError:
+            raise ImageInputError(f"upload: scoring the image took longer than {settings.work_timeout_s:g} s",
+                                  503, "timeout") from None
         state["served"] += 1
         return JSONResponse(result)
 
-    app.add_middleware(_BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_OVERHEAD)
+    app.add_middleware(_BodyLimit, limit=settings.max_upload_bytes + _MULTIPART_OVERHEAD,
+                       timeout_s=settings.body_timeout_s)
     app.add_middleware(_SecurityHeaders, page_csp=page_csp(page),
                        exempt=("/docs", "/docs/oauth2-redirect") if settings.docs else ())
     app.state.predictor = predictor
@@ -272,12 +321,52 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     return app
 
 
+def header_timeout_protocol(timeout_s: float) -> type:
+    """uvicorn's h11 protocol with a deadline on each request's headers: a connection that has not completed a
+    request's headers ``timeout_s`` seconds after it opened (or after the previous response) is closed, however
+    slowly it keeps sending (uvicorn itself waits for headers forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):
+        header_timeout_s = timeout_s
+
+        def _arm_header_timer(self) -> None:
+            cycle = self.cycle
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow, cycle)
+
+        def _headers_too_slow(self, cycle: Any) -> None:
+            if self.cycle is cycle and not self.transport.is_closing():  # no new request since the timer started
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            timer = getattr(self, "_header_timer", None)
+            if timer is not None:
+                timer.cancel()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_header_timer()
+
+    return HeaderTimeoutH11Protocol
+
+
 def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None,
           log_level: str = "info") -> None:
     """Run the service with uvicorn (blocks)."""
     import uvicorn
 
-    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level, server_header=False)
+    settings = settings or ServeSettings()
+    uvicorn.run(create_app(predictor, settings), host=host, port=port, log_level=log_level, server_header=False,
+                http=header_timeout_protocol(settings.header_timeout_s), timeout_keep_alive=5)
 
 
-__all__ = ["ServeSettings", "create_app", "index_html", "page_csp", "serve"]
+__all__ = ["ServeSettings", "create_app", "header_timeout_protocol", "index_html", "page_csp", "serve"]
