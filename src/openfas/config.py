@@ -102,7 +102,11 @@ class DataConfig(_Strict):
     mean: float = 0.5
     std: float = Field(0.5, gt=0.0)
     batch_size: int = Field(8, ge=1)
-    num_workers: int = Field(0, ge=0)
+    # DataLoader worker processes: an int, or "auto" (from the cores per process and the device, see
+    # openfas.data.loading.resolve_num_workers); batches are the same for any number
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 0
+    persistent_workers: bool = True  # keep the training workers between epochs (with num_workers > 0)
+    prefetch_factor: int | None = Field(default=None, ge=1)  # batches loaded ahead per worker (None: torch's 2)
     sampler: Literal["random", "domain_balanced"] = "random"
     # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
     # ("rfmeta", "anrl", "cdcn"), "real" (strong light/colour/blur/JPEG changes for small real-face sets) or

@@ -106,10 +106,18 @@ _READ_ENVS: dict[tuple[int, str], lmdb.Environment] = {}
 
 
 def _open_readonly(path: Path) -> lmdb.Environment:
-    """One read-only environment per (process, path): LMDB forbids opening a file twice in a process."""
-    key = (os.getpid(), str(path.resolve()))
+    """One read-only environment per (process, path): LMDB forbids opening a file twice in a process.
+
+    A forked child (a DataLoader worker) inherits its parent's open environments, which LMDB must not use
+    across a fork and which py-lmdb still counts as open; the child closes its copies of them (the parent's
+    stay open) before opening its own.
+    """
+    pid = os.getpid()
+    key = (pid, str(path.resolve()))
     env = _READ_ENVS.get(key)
     if env is None:
+        for inherited in [k for k in _READ_ENVS if k[0] != pid]:
+            _READ_ENVS.pop(inherited).close()
         env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, subdir=True)
         _READ_ENVS[key] = env
     return env

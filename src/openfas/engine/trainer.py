@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from openfas import _version
 from openfas.config import Config, ConfigError, apply_overrides, config_from_dict
 from openfas.data.dataset import FaceCropDataset
+from openfas.data.loading import resolve_num_workers, train_loader
 from openfas.data.samplers import DomainBalancedBatchSampler, EpochShuffleBatchSampler
 from openfas.engine import distributed as D
 from openfas.engine.data_check import adapt_to_cache, check_dev_split, light_shortcut_warnings
@@ -104,6 +105,7 @@ class Trainer:
             log.info("%s", note)
         self.dist, self.device = D.init_distributed(cfg.train.device)
         self.cfg = cfg
+        self.num_workers = resolve_num_workers(cfg.data.num_workers, self.device.type)  # per rank
         self.progress = progress and self.dist.is_main
         self.state = TrainState()
         self._resume_ckpt: dict[str, Any] | None = None
@@ -205,12 +207,11 @@ class Trainer:
         else:
             sampler = EpochShuffleBatchSampler(len(dataset), bs, seed=self.cfg.experiment.seed,
                                                rank=self.dist.rank, world_size=self.dist.world_size)
-        # The loader gets its own generator: iterating a DataLoader draws a worker base seed from its generator,
-        # and drawing it from the global RNG (the default) would shift every later global draw (dropout) after
-        # a mid-epoch resume restored the RNG state. Batches and augmentation are seeded by the sampler/dataset.
-        generator = torch.Generator().manual_seed(self.cfg.experiment.seed + self.dist.rank)
-        loader = DataLoader(dataset, batch_sampler=sampler, num_workers=self.cfg.data.num_workers,
-                            pin_memory=self.device.type == "cuda", generator=generator)
+        # Batches and augmentation are seeded by the sampler/dataset: any number of workers gives the same ones.
+        d = self.cfg.data
+        loader = train_loader(dataset, sampler, self.num_workers, seed=self.cfg.experiment.seed + self.dist.rank,
+                              pin_memory=self.device.type == "cuda", persistent_workers=d.persistent_workers,
+                              prefetch_factor=d.prefetch_factor)
         return loader, sampler
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -469,7 +470,7 @@ class Trainer:
     def score_split(self, split: str, domains: list[str] | None) -> ScoreTable:
         """Score every frame of a split (on rank 0's model; all ranks hold the same weights)."""
         return score_cache(self.model, self.method, self._crop_cache(), split, domains, self.device,
-                           self.cfg.data.batch_size, num_workers=self.cfg.data.num_workers,
+                           self.cfg.data.batch_size, num_workers=self.num_workers,
                            amp_dtype=self.amp_dtype)
 
     def pad_dev_metrics(self) -> dict[str, float]:

@@ -10,11 +10,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
 
 from openfas.config import Config
 from openfas.data.cache import CacheError, CropCacheReader
 from openfas.data.dataset import FaceCropDataset
+from openfas.data.loading import eval_loader
 from openfas.eval.scores import ScoreTable
 
 
@@ -39,8 +39,7 @@ def _dataset(method: Scorer, cache_dir: str | Path, split: str | None, domains: 
 def _run(model: nn.Module, method: Scorer, ds: FaceCropDataset, device: str | torch.device, batch_size: int,
          num_workers: int, amp_dtype: torch.dtype | None, keep_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
     device = torch.device(device)
-    loader = DataLoader(ds, batch_size=max(1, batch_size), shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = eval_loader(ds, batch_size, num_workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.to(device).eval()
     scores: list[torch.Tensor] = []

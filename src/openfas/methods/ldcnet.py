@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
+from openfas.data.loading import resolve_num_workers
 from openfas.data.transforms import RESIZE_ONLY_RECIPES, augment_recipe
 from openfas.eval.cam import class_activation_maps, load_cam_cache, save_cam_cache
 from openfas.losses.triplet import BatchHardTripletLoss
@@ -109,7 +110,8 @@ class LDCNetMethod(Method):
                 maps = class_activation_maps(
                     net, train_set, net.backbone.layer4[-1], logits_fn=lambda out: out["logits"],
                     device=trainer.device, batch_size=self.params.cam_batch_size or cfg.data.batch_size,
-                    out_size=cfg.data.map_size, scale=self.params.cam_scale, num_workers=cfg.data.num_workers)
+                    out_size=cfg.data.map_size, scale=self.params.cam_scale,
+                    num_workers=resolve_num_workers(cfg.data.num_workers, trainer.device.type))
                 save_cam_cache(path, ids, maps, {"layer": "backbone.layer4.1", "scale": self.params.cam_scale,
                                                  "image_size": cfg.data.image_size})
                 log.info("ldcnet: wrote CAM targets of %d training crops to %s", len(ids), path)
