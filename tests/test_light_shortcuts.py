@@ -43,17 +43,17 @@ def test_light_statistics_by_hand() -> None:
 
 
 def _cache(path: Path, live_light: tuple[float, tuple, float], attack_light: tuple[float, tuple, float],
-           n: int = 24) -> Path:
+           n: int = 24, domain: str = "d") -> Path:
     rng = np.random.default_rng(0)
     with CropCacheWriter(path, info={"prepare": {"scale": 1.5}}) as w:
         for i in range(2 * n):
             live = i % 2 == 0
             level, cast, noise = live_light if live else attack_light
-            rec = CropRecord(sample_id=f"s{i}", media_id=f"m{i}", label=1 if live else 0,
-                             attack="none" if live else "print", domain="d", subject=f"p{i % 5}", video=f"v{i}",
+            rec = CropRecord(sample_id=f"{domain}s{i}", media_id=f"{domain}m{i}", label=1 if live else 0,
+                             attack="none" if live else "print", domain=domain, subject=f"p{i % 5}", video=f"v{i}",
                              frame=0, split="train" if i < n else "dev" if i < 3 * n // 2 else "test")
             level = level * rng.uniform(0.9, 1.1)
-            w.add_media(f"m{i}", [(rec, {"rgb": _crop(rng, level, cast, noise)}, None)])
+            w.add_media(f"{domain}m{i}", [(rec, {"rgb": _crop(rng, level, cast, noise)}, None)])
     return path
 
 
@@ -115,3 +115,32 @@ def test_training_on_a_light_shortcut_logs_a_warning(tmp_path: Path) -> None:
     same = (120.0, (1.0, 1.0, 1.0), 2.0)
     fair = _cache(tmp_path / "f", live_light=same, attack_light=same, n=120)
     assert light_shortcut_warnings(load_config(None, [f"data.cache={fair}"]), fair) == []
+    # the texture model (model lbp, no augmentation by design) is not told to relight
+    assert light_shortcut_warnings(load_config("cross/lbp_is_n.yaml", [f"data.cache={path}",
+                                                                       "data.train_domains=null"]), path) == []
+
+
+def test_several_datasets_are_measured_one_domain_at_a_time(tmp_path: Path) -> None:
+    """Dataset a's light tells its labels, b's does not: the report names a's splits only, per domain."""
+    from openfas.config import load_config
+    from openfas.engine.data_check import light_shortcut_warnings
+
+    path = tmp_path / "c"
+    _cache(path, live_light=(70, (0.8, 1.0, 1.3), 4.0), attack_light=(150, (1.2, 1.0, 0.8), 1.0), domain="a")
+    same = (120.0, (1.0, 1.0, 1.0), 2.0)
+    _cache(path, live_light=same, attack_light=same, n=120, domain="b")
+    reports = light_shortcuts(CropCacheReader(path))
+    assert {r.split for r in reports} == {f"{d}/{s}" for d in "ab" for s in ("train", "dev", "test")}
+    reader = CropCacheReader(path)
+    recs = [r for r in reader.records() if r.split == "train" and r.domain == "a"]
+    bright = [light_statistics(reader.image(r.sample_id), 1.5)["brightness"][0] for r in recs]
+    by = {(r.split, r.statistic): r.auc for r in reports}
+    assert by[("a/train", "brightness")] == pytest.approx(roc_auc_score([r.label for r in recs], bright))
+    warned = {ln.split("'")[1] for ln in shortcut_lines(reports) if ln.startswith("WARNING")}
+    assert warned == {"a/train", "a/dev", "a/test"}
+    only_b = light_shortcuts(CropCacheReader(path), ["train"], domains=["b"])
+    assert {r.split for r in only_b} == {"train"} and all(r.strength < 0.6 for r in only_b)
+    cfg = load_config(None, [f"data.cache={path}", "data.augment=real", "data.train_domains=[b]"])
+    assert light_shortcut_warnings(cfg, path) == []
+    cfg = load_config(None, [f"data.cache={path}", "data.augment=real", "data.train_domains=[a, b]"])
+    assert [w.split("'")[1] for w in light_shortcut_warnings(cfg, path)] == ["a/train"]

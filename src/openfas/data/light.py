@@ -95,26 +95,33 @@ def shortcut_aucs(features: dict[str, np.ndarray], labels: np.ndarray, split: st
 
 
 def light_shortcuts(reader: CropCacheReader, splits: Sequence[str] | None = None, per_split: int = 2000,
-                    seed: int = 0, records: Sequence[CropRecord] | None = None) -> list[ShortcutReport]:
+                    seed: int = 0, records: Sequence[CropRecord] | None = None,
+                    domains: Sequence[str] | None = None) -> list[ShortcutReport]:
     """Light-statistic AUCs per split of a cache (at most ``per_split`` crops per split, drawn with ``seed``).
 
-    ``records``: the cache's records when the caller has already read them (else they are read here)."""
+    A cache that holds several domains (datasets) is measured per domain and split (reported as
+    ``domain/split``): a statistic that tells live from attack inside each dataset is the shortcut, whatever
+    it does across them. ``domains``: only these (default: all). ``records``: the cache's records when the
+    caller has already read them (else they are read here)."""
     scale = float(crop_geometry(reader.cache_dir).get("scale") or 1.5)
     if records is None:
         records = reader.records()
+    if domains is not None:
+        records = [r for r in records if r.domain in set(domains)]
     chosen = sorted({r.split for r in records}) if splits is None else list(splits)
+    several = len({r.domain for r in records}) > 1
+    groups = sorted({(r.domain if several else "", r.split) for r in records if r.split in chosen},
+                    key=lambda g: (chosen.index(g[1]), g[0]))
     rng = np.random.default_rng(seed)
     reports: list[ShortcutReport] = []
-    for split in chosen:
-        recs = [r for r in records if r.split == split]
+    for domain, split in groups:
+        recs = [r for r in records if r.split == split and (not several or r.domain == domain)]
         if len(recs) > per_split:
             recs = [recs[i] for i in sorted(rng.choice(len(recs), per_split, replace=False))]
-        if not recs:
-            continue
         stats = [light_statistics(reader.image(r.sample_id, "rgb"), scale) for r in recs]
         feats = {k: np.stack([s[k] for s in stats]) for k in STATISTICS}
         labels = np.array([1 if r.label == LIVE else 0 for r in recs])
-        reports += shortcut_aucs(feats, labels, split)
+        reports += shortcut_aucs(feats, labels, f"{domain}/{split}" if several else split)
     return reports
 
 
@@ -124,8 +131,8 @@ def shortcut_lines(reports: Sequence[ShortcutReport], warn_at: float = 0.8) -> l
         return ["light shortcuts: not measured (a split needs at least 5 live and 5 attack crops)"]
     lines = ["light shortcuts (AUC of one light statistic of the face alone, live vs attack; 0.5 = none, "
              "< 0.5 = live lower):",
-             f"  {'split':8s} {'statistic':18s} {'AUC':>6s}"]
-    lines += [f"  {r.split:8s} {r.statistic:18s} {r.auc:6.3f}" for r in reports]
+             f"  {'split':10s} {'statistic':18s} {'AUC':>6s}"]
+    lines += [f"  {r.split:10s} {r.statistic:18s} {r.auc:6.3f}" for r in reports]
     for split in dict.fromkeys(r.split for r in reports):
         strong = [r for r in reports if r.split == split and r.strength >= warn_at]
         if strong:

@@ -95,8 +95,9 @@ def light_shortcut_warnings(cfg: Config, cache_dir: Path, per_split: int = 500) 
     A split with no crops, or too few of a class, yields no report and so no warning."""
     d = cfg.data
     input_code = cfg.model.kwargs().get("input_code")
-    if augment_recipe(d.augment) in LIGHT_RECIPES or input_code == "lbp" or "rgb" not in d.modalities:
+    texture_only = input_code == "lbp" or cfg.model.name == "lbp"  # LBP codes ignore brightness and gain
+    if augment_recipe(d.augment) in LIGHT_RECIPES or texture_only or "rgb" not in d.modalities:
         return []
     splits = None if d.train_split == "all" else [d.train_split]  # "all": the run trains on every split
-    reports = light_shortcuts(CropCacheReader(cache_dir), splits, per_split=per_split)
+    reports = light_shortcuts(CropCacheReader(cache_dir), splits, per_split=per_split, domains=d.train_domains)
     return [ln for ln in shortcut_lines(reports) if ln.startswith("WARNING")]

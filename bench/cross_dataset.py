@@ -1,0 +1,111 @@
+"""Real cross-dataset benchmark: train the packaged ``cross/`` configs on one prepared N / I / S cache and print
+the model x protocol table (target AUC, HTER and ACER at the source-dev threshold, source-dev AUC, train time),
+mean ± sd over seeds. Runs already finished in OUT are reused, so an interrupted benchmark resumes.
+
+    python bench/cross_dataset.py --cache data/cache/nis --out runs/cross \
+        --models lbp,minifasnet --protocols is_n,ns_i,ni_s,replay --seeds 0,1,2
+    python bench/cross_dataset.py --out runs/cross --table-only          # the table of what OUT holds
+
+Protocols: ``is_n`` = [I, S] -> N, ``ns_i`` = [N, S] -> I, ``ni_s`` = [N, I] -> S (leave one dataset out; the
+sources' dev splits pick the epoch and the threshold), ``replay`` = Replay-Attack train -> test with the devel
+threshold. The cache is made by the three ``openfas data prepare`` lines in ``configs/cross/_data.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROTOCOL_TITLES = {"is_n": "[I,S]→N", "ns_i": "[N,S]→I", "ni_s": "[N,I]→S", "replay": "I→I (intra)"}
+
+
+def run_one(cache: str, out: Path, model: str, protocol: str, seed: int, extra: list[str]) -> Path:
+    """Train one packaged config (skipped when the run folder already holds its metrics) and return its folder."""
+    run = out / f"{model}_{protocol}_s{seed}"
+    if (run / "metrics.json").is_file():
+        return run
+    openfas = str(Path(sys.executable).with_name("openfas"))
+    cmd = [openfas, "train", "-c", f"cross/{model}_{protocol}.yaml", f"data.cache={cache}",
+           f"experiment.seed={seed}", "eval.report=false", *extra, "--run-dir", str(run), "--no-progress"]
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=os.environ.copy())
+    (run / "train_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    return run
+
+
+def run_metrics(run: Path) -> dict[str, float]:
+    """Target AUC / HTER / ACER (frame level) at the stored threshold, source-dev AUC, train minutes."""
+    m = json.loads((run / "metrics.json").read_text())
+    frame = m.get("frame", m)
+    out = {"auc": float(frame["auc"]), "hter": float(frame["hter"]), "acer": float(frame["acer"])}
+    dev = m.get("dev", {}).get("frame", m.get("dev", {}))
+    if "auc" in dev:
+        out["dev_auc"] = float(dev["auc"])
+    secs = run / "train_seconds.txt"
+    if secs.is_file():
+        out["minutes"] = float(secs.read_text()) / 60
+    return out
+
+
+def _fmt(values: list[float], pct: bool = False) -> str:
+    if not values:
+        return "–"
+    k = 100.0 if pct else 1.0
+    mean = statistics.mean(values) * k
+    if len(values) == 1:
+        return f"{mean:.1f}" if pct else f"{mean:.3f}"
+    sd = statistics.stdev(values) * k
+    return f"{mean:.1f} ± {sd:.1f}" if pct else f"{mean:.3f} ± {sd:.3f}"
+
+
+def table(out: Path) -> str:
+    """Markdown table of every finished run in ``out`` (groups differ only in the ``_s<seed>`` tag)."""
+    groups: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for run in sorted(out.glob("*_s*")):
+        if not (run / "metrics.json").is_file():
+            continue
+        stem = run.name.rsplit("_s", 1)[0]
+        protocol = next((p for p in PROTOCOL_TITLES if stem.endswith("_" + p)), None)
+        if protocol is None:
+            continue
+        groups.setdefault((stem[: -len(protocol) - 1], protocol), []).append(run_metrics(run))
+    lines = ["| model | protocol | seeds | target AUC | HTER % | ACER % | source-dev AUC | train min |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = list(PROTOCOL_TITLES)
+    for (model, protocol), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        col = {k: [r[k] for r in rows if k in r] for k in ("auc", "hter", "acer", "dev_auc", "minutes")}
+        minutes = f"{statistics.mean(col['minutes']):.1f}" if col["minutes"] else "–"
+        lines.append(f"| {model} | {PROTOCOL_TITLES[protocol]} | {len(rows)} | {_fmt(col['auc'])} | "
+                     f"{_fmt(col['hter'], True)} | {_fmt(col['acer'], True)} | {_fmt(col['dev_auc'])} | {minutes} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache", default="data/cache/nis", help="the prepared N / I / S cache")
+    ap.add_argument("--out", type=Path, default=Path("runs/cross"), help="folder of the run folders")
+    ap.add_argument("--models", default="lbp,minifasnet", help="comma-separated: names of configs/cross/_<model>")
+    ap.add_argument("--protocols", default="is_n,ns_i,ni_s", help="comma-separated: is_n, ns_i, ni_s, replay")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--table-only", action="store_true", help="print the table of OUT without training")
+    ap.add_argument("overrides", nargs="*", help="dotted config overrides passed to every run")
+    args = ap.parse_args()
+    if not args.table_only:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for model in args.models.split(","):
+                for protocol in args.protocols.split(","):
+                    if protocol not in PROTOCOL_TITLES:
+                        ap.error(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOL_TITLES)}")
+                    run_one(args.cache, args.out, model, protocol, seed, args.overrides)
+    print(table(args.out))
+
+
+if __name__ == "__main__":
+    main()
