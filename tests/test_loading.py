@@ -1,5 +1,7 @@
 """Data loading in worker processes: the same batches as one process (fork and spawn, persistent workers, across
-epochs and after an epoch cut short), worker seeding, ``num_workers: auto``, and a training run with 2 workers."""
+epochs and after an epoch cut short), worker seeding, ``num_workers: auto``, and a training run with 2 workers;
+the fast item path (decoded crops in memory, zero targets not transformed, relight by table) against the plain
+computation."""
 
 from __future__ import annotations
 
@@ -8,15 +10,27 @@ import random
 from pathlib import Path
 from typing import Any
 
+import albumentations as A
+import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_cache
 from torch.utils.data import Dataset
 
 from openfas.config import load_config
-from openfas.data.dataset import FaceCropDataset
+from openfas.data.dataset import FaceCropDataset, center_fraction
 from openfas.data.loading import resolve_num_workers, train_loader
 from openfas.data.samplers import EpochShuffleBatchSampler
+from openfas.data.transforms import (
+    RandomRelight,
+    build_color_transform,
+    build_transform,
+    central_window,
+    face_fraction,
+    relight,
+    to_chw_float,
+)
 from openfas.engine.trainer import Trainer
 
 TINY = ["data.image_size=32", "data.map_size=8", "model.width=8", "data.batch_size=4", "optim.lr=0.003",
@@ -139,3 +153,101 @@ def test_training_with_two_workers_matches_one_process(tiny_cache: Path, tmp_pat
     assert h0 == h2
     assert r0 == r2 and m0 == m2
     assert all(torch.equal(w0[k], w2[k]) for k in w0)
+
+
+# ---------------------------------------------------------------- the fast item path gives today's items
+def _relight_as_before(image: np.ndarray, brightness: float, chroma: Any = (0.0, 0.0, 0.0), gamma: float = 1.0,
+                       noise_std: float = 0.0, rng: np.random.Generator | None = None,
+                       centre: float = 0.5) -> np.ndarray:
+    """:func:`openfas.data.transforms.relight` written as the formula reads: per-pixel power, gen.normal noise."""
+    x = (image.astype(np.float32) / 255.0) ** np.float32(gamma)
+    mean = x[central_window(x.shape[0], centre), central_window(x.shape[1], centre)].reshape(-1, 3).mean(0)
+    u = np.asarray(chroma, np.float32)
+    goal = np.float32(brightness / 255.0) * np.exp(u - u.mean())
+    x = x * (goal / np.maximum(mean, 1.0 / 255.0))
+    if noise_std > 0:
+        assert rng is not None
+        x = x + rng.normal(0.0, noise_std / 255.0, size=x.shape).astype(np.float32)
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+class _RelightAsBefore(RandomRelight):
+    def apply(self, img: np.ndarray, brightness: float = 128.0, chroma: Any = (0.0, 0.0, 0.0), gamma: float = 1.0,
+              noise_std: float = 0.0, noise_seed: int = 0, **params: object) -> np.ndarray:
+        return _relight_as_before(img, brightness, chroma, gamma, noise_std, np.random.default_rng(noise_seed),
+                                  self.centre)
+
+
+def _reference_item(ds: FaceCropDataset, index: int, recipe: str) -> dict[str, np.ndarray]:
+    """An item computed the plain way: decode from the cache, zero target for spoof, every transform on every
+    target, the relight formula as written."""
+    rec = ds.records[index]
+    images = {m: ds.reader.image(rec.sample_id, m) for m in ds.modalities}
+    h, w = images[ds.modalities[0]].shape[:2]
+    stored = ds.reader.target(rec.sample_id) if rec.label == 1 else None
+    target = stored if stored is not None else np.zeros((h, w), np.uint8)
+    if target.shape != (h, w):
+        target = cv2.resize(target, (w, h), interpolation=cv2.INTER_LINEAR)
+    if ds.crop_fraction < 1.0:
+        images = {m: center_fraction(im, ds.crop_fraction) for m, im in images.items()}
+        target = center_fraction(target, ds.crop_fraction)
+    geometric = build_transform(ds.image_size, ds.train, ds.modalities, recipe)
+    color = build_color_transform(ds.train, recipe)
+    if recipe in ("relight", "light"):
+        color = A.Compose([_RelightAsBefore(centre=face_fraction(1.5))])
+    seed = ds._seed_for(index)
+    if ds.train:
+        geometric.set_random_seed(seed)
+    out = geometric(image=images[ds.modalities[0]], mask=target, **{m: images[m] for m in ds.modalities[1:]})
+    if color is not None and "rgb" in ds.modalities:
+        key = "image" if ds.modalities[0] == "rgb" else "rgb"
+        color.set_random_seed(seed + 1)
+        out[key] = color(image=out[key])["image"]
+    chans = [to_chw_float(out["image"], ds.mean, ds.std)]
+    chans += [to_chw_float(out[m], ds.mean, ds.std) for m in ds.modalities[1:]]
+    tmap = cv2.resize(out["mask"], (ds.map_size, ds.map_size), interpolation=cv2.INTER_AREA)
+    return {"image": np.concatenate(chans, axis=0), "target": tmap.astype(np.float32) / 255.0}
+
+
+@pytest.fixture(scope="module")
+def two_modality_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_cache(tmp_path_factory.mktemp("mm") / "cache", per_group=2, domains=("da",),
+                            modalities=("rgb", "depth"))
+
+
+@pytest.mark.parametrize("recipe", ["openfas", "relight", "light", "cdcn", "real", "anrl", "none"])
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_items_equal_the_plain_computation(tiny_cache: Path, recipe: str, in_memory: bool) -> None:
+    ds = FaceCropDataset(tiny_cache, split="train", image_size=28, map_size=6, train=True, augment=recipe,
+                         seed=3, in_memory=in_memory, crop_fraction=0.9 if recipe == "openfas" else 1.0)
+    assert ds.in_memory == in_memory
+    labels = set()
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            item, ref = ds[i], _reference_item(ds, i, recipe)
+            labels.add(int(item["label"]))
+            assert np.array_equal(item["image"].numpy(), ref["image"]), (recipe, epoch, i)
+            assert np.array_equal(item["target"].numpy(), ref["target"]), (recipe, epoch, i)
+    assert labels == {0, 1}
+
+
+def test_items_equal_the_plain_computation_with_two_modalities(two_modality_cache: Path) -> None:
+    ds = FaceCropDataset(two_modality_cache, modalities=["rgb", "depth"], image_size=24, map_size=8, train=True,
+                         augment="real", in_memory="auto")
+    assert ds.in_memory
+    for i in range(len(ds)):
+        item, ref = ds[i], _reference_item(ds, i, "real")
+        assert item["image"].shape == (6, 24, 24)
+        assert np.array_equal(item["image"].numpy(), ref["image"])
+        assert np.array_equal(item["target"].numpy(), ref["target"])
+
+
+def test_relight_equals_its_formula() -> None:
+    rng = np.random.default_rng(0)
+    for i in range(200):
+        image = rng.integers(0, 256, (int(rng.integers(4, 90)), int(rng.integers(4, 90)), 3)).astype(np.uint8)
+        args = (float(rng.uniform(40, 200)), list(rng.uniform(-0.3, 0.3, 3)),
+                float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))), float(rng.uniform(0, 6)))
+        assert np.array_equal(relight(image, *args, rng=np.random.default_rng(i)),
+                              _relight_as_before(image, *args, rng=np.random.default_rng(i)))

@@ -107,6 +107,9 @@ class DataConfig(_Strict):
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 0
     persistent_workers: bool = True  # keep the training workers between epochs (with num_workers > 0)
     prefetch_factor: int | None = Field(default=None, ge=1)  # batches loaded ahead per worker (None: torch's 2)
+    # decode the training crops once and keep them in memory (shared with forked workers); "auto": when they
+    # take at most 1 GiB. Batches are the same either way
+    in_memory: bool | Literal["auto"] = "auto"
     sampler: Literal["random", "domain_balanced"] = "random"
     # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
     # ("rfmeta", "anrl", "cdcn"), "real" (strong light/colour/blur/JPEG changes for small real-face sets) or

@@ -26,6 +26,9 @@ def center_fraction(image: np.ndarray, fraction: float) -> np.ndarray:
     return image[y:y + ch, x:x + cw]
 
 
+IN_MEMORY_AUTO_BYTES = 1 << 30  # in_memory="auto": keep the decoded crops when they take at most this
+
+
 class FaceCropDataset(Dataset):
     """Face crops with labels and pixel-wise targets.
 
@@ -33,7 +36,10 @@ class FaceCropDataset(Dataset):
     given, 3 channels each), ``target`` (map_size×map_size float in [0, 1]: the stored live mask/depth, zeros
     for spoof), ``label`` (1 live, 0 spoof), ``attack`` (index into ``ATTACK_TYPES``), ``domain`` (index into
     :attr:`domains`) and ``index``. Augmentation is seeded by (seed, epoch, index) so runs are repeatable and
-    a resumed run sees exactly the same augmented batches.
+    a resumed run sees exactly the same augmented batches, whichever process reads them.
+
+    ``in_memory``: decode every crop once, here, and keep the arrays (``"auto"``: when they take at most
+    ``IN_MEMORY_AUTO_BYTES``); forked DataLoader workers share them. Items are the same either way.
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class FaceCropDataset(Dataset):
         records: Sequence[CropRecord] | None = None,
         augment: bool | str = "openfas",
         crop_fraction: float = 1.0,
+        in_memory: bool | str = False,
     ) -> None:
         self.reader = CropCacheReader(cache_dir)
         recs = list(records) if records is not None else self.reader.records()
@@ -81,6 +88,44 @@ class FaceCropDataset(Dataset):
         self.geometric = build_transform(image_size, train, self.modalities, augment_recipe(augment))
         seen_scale = float(crop_geometry(self.reader.cache_dir, crop_fraction).get("scale") or 1.5)
         self.color = build_color_transform(train, augment_recipe(augment), crop_scale=seen_scale)
+        self._images: dict[str, list[np.ndarray]] | None = None
+        self._targets: list[np.ndarray | None] | None = None
+        if in_memory not in (True, False, "auto"):
+            raise ValueError(f"in_memory must be true, false or 'auto', got {in_memory!r}")
+        if in_memory is True or (in_memory == "auto" and self.decoded_bytes() <= IN_MEMORY_AUTO_BYTES):
+            self._preload()
+
+    def decoded_bytes(self) -> int:
+        """Memory the decoded crops would take (from the first crop's size)."""
+        rec = self.records[0]
+        h, w = self.reader.image(rec.sample_id, self.modalities[0]).shape[:2]
+        return len(self.records) * h * w * (3 * len(self.modalities) + 1)
+
+    def _preload(self) -> None:
+        images: dict[str, list[np.ndarray]] = {m: [] for m in self.modalities}
+        targets: list[np.ndarray | None] = []
+        for rec in self.records:
+            decoded, target = self._decode(rec)
+            for m in self.modalities:
+                decoded[m].flags.writeable = False  # shared by every item that reads it
+                images[m].append(decoded[m])
+            if target is not None:
+                target.flags.writeable = False
+            targets.append(target)
+        self._images, self._targets = images, targets
+
+    def _decode(self, rec: CropRecord) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """The stored crops and the live target at the crop's size (``None``: an all-zero target)."""
+        images = {m: self.reader.image(rec.sample_id, m) for m in self.modalities}
+        h, w = images[self.modalities[0]].shape[:2]
+        target = self.reader.target(rec.sample_id) if rec.label == LIVE else None
+        if target is not None and target.shape != (h, w):
+            target = cv2.resize(target, (w, h), interpolation=cv2.INTER_LINEAR)
+        return images, target
+
+    @property
+    def in_memory(self) -> bool:
+        return self._images is not None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -102,19 +147,20 @@ class FaceCropDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
-        images = {m: self.reader.image(rec.sample_id, m) for m in self.modalities}
-        h, w = images[self.modalities[0]].shape[:2]
-        stored = self.reader.target(rec.sample_id) if rec.label == LIVE else None
-        target = stored if stored is not None else np.zeros((h, w), np.uint8)
-        if target.shape != (h, w):
-            target = cv2.resize(target, (w, h), interpolation=cv2.INTER_LINEAR)
+        if self._images is not None and self._targets is not None:
+            images = {m: self._images[m][index] for m in self.modalities}
+            target = self._targets[index]
+        else:
+            images, target = self._decode(rec)
         if self.crop_fraction < 1.0:  # the centre of the stored crop: a tighter crop scale, same centre
             images = {m: center_fraction(im, self.crop_fraction) for m, im in images.items()}
-            target = center_fraction(target, self.crop_fraction)
+            target = None if target is None else center_fraction(target, self.crop_fraction)
         seed = self._seed_for(index)
         if self.train:
             self.geometric.set_random_seed(seed)
-        kwargs = {"image": images[self.modalities[0]], "mask": target}
+        kwargs = {"image": images[self.modalities[0]]}
+        if target is not None:  # an all-zero target stays zero through every transform: not computed
+            kwargs["mask"] = target
         kwargs.update({m: images[m] for m in self.modalities[1:]})
         out = self.geometric(**kwargs)
         if self.color is not None and "rgb" in self.modalities:
@@ -123,10 +169,14 @@ class FaceCropDataset(Dataset):
             out[key] = self.color(image=out[key])["image"]
         chans = [to_chw_float(out["image"], self.mean, self.std)]
         chans += [to_chw_float(out[m], self.mean, self.std) for m in self.modalities[1:]]
-        tmap = cv2.resize(out["mask"], (self.map_size, self.map_size), interpolation=cv2.INTER_AREA)
+        if target is not None:
+            tmap = cv2.resize(out["mask"], (self.map_size, self.map_size), interpolation=cv2.INTER_AREA)
+            tmap = tmap.astype(np.float32) / 255.0
+        else:
+            tmap = np.zeros((self.map_size, self.map_size), np.float32)
         return {
             "image": torch.from_numpy(np.concatenate(chans, axis=0)),
-            "target": torch.from_numpy(tmap.astype(np.float32) / 255.0),
+            "target": torch.from_numpy(tmap),
             "label": torch.tensor(rec.label, dtype=torch.long),
             "attack": torch.tensor(attack_index(rec.attack), dtype=torch.long),
             "domain": torch.tensor(self.domains.index(rec.domain), dtype=torch.long),

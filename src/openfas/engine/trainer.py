@@ -194,7 +194,8 @@ class Trainer:
         return FaceCropDataset(self._crop_cache(), split=_split_filter(split), domains=domains,
                                modalities=d.modalities, image_size=d.image_size, map_size=d.map_size,
                                train=train and d.augment is not False, augment=d.augment, mean=d.mean, std=d.std,
-                               seed=self.cfg.experiment.seed, crop_fraction=d.crop_fraction)
+                               seed=self.cfg.experiment.seed, crop_fraction=d.crop_fraction,
+                               in_memory=d.in_memory if train else False)
 
     def _train_loader(self, dataset: Any) -> tuple[DataLoader, EpochShuffleBatchSampler]:
         kind = self.method.sampler or self.cfg.data.sampler
