@@ -11,6 +11,7 @@ import pytest
 
 from openfas.data.detectors import (
     CascadeDetector,
+    DetectorError,
     SlimeFaceDetector,
     build_detector,
     cascade_available,
@@ -123,7 +124,7 @@ def test_largest_face_and_detector_factory(tmp_path: Path) -> None:
     assert largest_face([Box(0, 0, 5, 5, 9), Box(0, 0, 10, 10, 1)]) == Box(0, 0, 10, 10, 1)
     with pytest.raises(ValueError, match="unknown face detector"):
         build_detector("mtcnn")
-    with pytest.raises(FileNotFoundError, match="model.onnx"):
+    with pytest.raises(DetectorError, match="model.onnx: YuNet model file not found"):
         build_detector(f"yunet:{tmp_path / 'model.onnx'}")
 
     class Mine:

@@ -533,7 +533,7 @@ def test_exported_onnx_is_sealed_and_edits_are_refused(tiny_cache: Path, tmp_pat
 
 
 # ------------------------------------------------------------------------------------------ CLI errors (item 3)
-def _bad_cli_cases(tmp: Path, tiny_cache: Path) -> list[tuple[list[str], str]]:
+def _bad_cli_cases(tmp: Path, tiny_cache: Path, ckpt: Path) -> list[tuple[list[str], str]]:
     import cv2
     import numpy as np
 
@@ -569,15 +569,73 @@ def _bad_cli_cases(tmp: Path, tiny_cache: Path) -> list[tuple[list[str], str]]:
         (["report", str(missing)], "missing"),
         (["compare", str(missing)], "missing"),
         (["checkpoint", "sign", str(missing / "m.safetensors")], "checkpoint not found"),
+        *_more_bad_cli_cases(tmp, tiny_cache, ckpt),
+    ]
+
+
+def _more_bad_cli_cases(tmp: Path, tiny_cache: Path, ckpt: Path) -> list[tuple[list[str], str]]:
+    """Output folders that are files, devices and models that cannot exist, unloadable detectors and teachers,
+    values that are not numbers: each a one-line error, exit 2."""
+    import cv2
+    import numpy as np
+
+    img = tmp / "faces" / "live" / "a.png"
+    clip = tmp / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 64))
+    for _ in range(3):
+        writer.write(np.full((64, 64, 3), 128, np.uint8))
+    writer.release()
+    not_onnx = tmp / "not_a_model.onnx"
+    not_onnx.write_text("hello, I am not an ONNX graph")
+    bad_teacher = tmp / "teacher.safetensors"
+    bad_teacher.write_text("hello, not a checkpoint")
+    tampered = _edit_header(ckpt, tmp / "tampered_teacher.safetensors",
+                            lambda h: h["meta"].__setitem__("threshold", -1000.0))
+    file = tmp / "out_file"
+    run = [f"data.cache={tiny_cache}", "data.image_size=32", "data.map_size=8", "model.width=8", "train.epochs=1",
+           "train.device=cpu", f"experiment.output_dir={tmp / 'runs'}"]
+    distill = ["-c", "light/minifasnet_distill_nuaa.yaml", *run[:3], "model.image_size=32", *run[4:]]
+    return [
+        (["train", *run, f"experiment.output_dir={file}"], "out_file: it exists and is not a folder"),
+        (["train", *run, f"experiment.output_dir={file / 'runs'}"], "out_file exists and is not a folder"),
+        (["train", *run, "--run-dir", str(file)], "--run-dir"),
+        (["train", *run, "--run-dir", str(file / "run")], "out_file exists and is not a folder"),
+        (["train", *run, "train.device=cuda:7"], "train.device='cuda:7'"),
+        (["train", *run, "model.width=-4"], "model 'pixelnet' cannot be built with"),
+        (["train", *distill, f"method.teacher={bad_teacher}"], "teacher.safetensors"),
+        (["train", *distill, f"method.teacher={tampered}"], "integrity checksum"),
+        (["predict", str(ckpt), str(img), "--device", "cuda:7"], "cuda:7"),
+        (["predict", str(ckpt), str(img), "--out", str(file / "p.json")], "--out"),
+        (["predict", str(ckpt), str(img), "--out", str(tmp)], "is a folder"),
+        (["predict", str(ckpt), str(clip), "--every", "0"], "--every must be >= 1"),
+        (["predict", str(ckpt), str(img), "--threshold", "nan"], "--threshold must be a finite number"),
+        (["predict", str(ckpt), str(img), "--detector", f"yunet:{tmp / 'missing' / 'y.onnx'}"],
+         "YuNet model file not found"),
+        (["predict", str(ckpt), str(img), "--detector", f"yunet:{not_onnx}"], "cannot load it as a YuNet"),
+        (["export", str(ckpt), "--onnx", str(file / "m.onnx")], "--onnx"),
+        (["export", str(ckpt), "--onnx", str(tmp)], "is a folder"),
+        (["serve", str(ckpt), "--port", "70000"], "--port must be in 0..65535"),
+        (["serve", str(ckpt), "--max-upload-mb", "-1"], "--max-upload-mb must be a positive number"),
+        (["serve", str(ckpt), "--detector", f"yunet:{not_onnx}"], "cannot load it as a YuNet"),
     ]
 
 
 def test_bad_configurations_and_paths_give_one_line_errors(tiny_cache: Path, tmp_path: Path,
+                                                          tmp_path_factory: pytest.TempPathFactory,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from deploy_fixtures import tiny_checkpoint
+
     monkeypatch.chdir(tmp_path)  # a command that wrongly starts training writes its run folder here
+    uvicorn = pytest.importorskip("uvicorn")
+
+    def service_started(*args, **kwargs) -> None:  # noqa: ANN002, ANN003 - a serve row that starts is a failure
+        raise RuntimeError("the service started")
+
+    monkeypatch.setattr(uvicorn, "run", service_started)
+    ckpt = tiny_checkpoint(tmp_path_factory.getbasetemp(), tiny_cache)
     runner = CliRunner()
     failures = []
-    for args, expected in _bad_cli_cases(tmp_path, tiny_cache):
+    for args, expected in _bad_cli_cases(tmp_path, tiny_cache, ckpt):
         res = runner.invoke(app, args)
         lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
         ok = (res.exit_code == 2 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output
@@ -1050,3 +1108,18 @@ def test_slow_clients_are_cut_off_while_good_requests_are_served(served_predicto
         assert time.monotonic() - t0 < 8, "slow connections were not closed"
         assert all(a == b"" for a in answers[:20]), answers[:20]
         assert all(a.startswith(b"HTTP/1.1 408") and b"request_timeout" in a for a in answers[20:]), answers[20:]
+
+
+def test_packaged_configs_do_not_offer_code_formats_as_teachers() -> None:
+    import re
+
+    import openfas
+
+    bad = []
+    configs = sorted((Path(openfas.__file__).parent / "configs").rglob("*.yaml"))
+    assert any(p.name == "csdn_synth.yaml" for p in configs)
+    for path in configs:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if "teacher" in line and re.search(r"\.pt2?\b|TorchScript", line) and "refused" not in line:
+                bad.append(f"{path.name}:{n}: {line.strip()}")
+    assert not bad, "\n".join(bad)

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from openfas.cli_common import check_folder_target
 from openfas.cli_common import fail as _fail
 from openfas.data.commands import register as _register_data
 from openfas.errors import OpenFASError
@@ -85,6 +86,10 @@ def train(
             return
     else:
         cfg = _load(config, overrides)
+    if run_dir is not None:
+        check_folder_target(run_dir, "--run-dir")
+    elif resume is None:
+        check_folder_target(Path(cfg.experiment.output_dir), "experiment.output_dir")
     try:
         trainer = Trainer(cfg, run_dir=run_dir, resume=resume, progress=not no_progress,
                           allow_config_change=allow_override)

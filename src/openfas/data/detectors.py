@@ -30,6 +30,11 @@ import cv2
 import numpy as np
 
 from openfas.data.face import Box
+from openfas.errors import OpenFASError
+
+
+class DetectorError(OpenFASError, ValueError):
+    """A face detector cannot be built (a missing or unloadable model file); the message names the file."""
 
 
 def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -281,10 +286,18 @@ class YuNetDetector:
     def __init__(self, model_path: str | Path, score_threshold: float = 0.6, nms_threshold: float = 0.3) -> None:
         self.path = Path(model_path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: YuNet model file not found (openfas does not download it; "
-                                    "pass the path of face_detection_yunet_*.onnx from the OpenCV model zoo)")
+            raise DetectorError(f"{self.path}: YuNet model file not found (openfas does not download it; "
+                                "pass the path of face_detection_yunet_*.onnx from the OpenCV model zoo)")
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
-        self._net: cv2.FaceDetectorYN | None = None  # built on first use (not picklable)
+        self._net: cv2.FaceDetectorYN | None = self._create((320, 320))  # fails now, not on every image
+
+    def _create(self, size: tuple[int, int]) -> cv2.FaceDetectorYN:
+        try:
+            return cv2.FaceDetectorYN.create(str(self.path), "", size, self.score_threshold, self.nms_threshold)
+        except cv2.error as err:
+            lines = [ln for ln in str(err).splitlines() if ln.strip()]
+            raise DetectorError(f"{self.path}: OpenCV cannot load it as a YuNet ONNX model "
+                                f"({lines[-1].strip()[:200] if lines else 'cv2.error'})") from None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -293,9 +306,8 @@ class YuNetDetector:
 
     def detect(self, image_bgr: np.ndarray) -> list[Box]:
         h, w = image_bgr.shape[:2]
-        if self._net is None:
-            self._net = cv2.FaceDetectorYN.create(str(self.path), "", (w, h), self.score_threshold,
-                                                  self.nms_threshold)
+        if self._net is None:  # after unpickling in a worker process
+            self._net = self._create((w, h))
         self._net.setInputSize((w, h))
         _, faces = self._net.detect(image_bgr)
         if faces is None:

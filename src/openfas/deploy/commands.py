@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from openfas.cli_common import check_file_target, check_finite
 from openfas.cli_common import fail as _fail
 from openfas.errors import OpenFASError
 
@@ -166,6 +167,8 @@ def calibrate(
 
     if not 0.0 <= target_bpcer < 1.0:
         _fail(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
+    if every < 1:
+        _fail(f"--every must be >= 1 (score every k-th video frame), got {every}")
     try:
         check_output(model, out)
     except CalibrationError as err:
@@ -266,6 +269,11 @@ def predict(
 
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
+    if every < 1:
+        _fail(f"--every must be >= 1 (score every k-th video frame), got {every}")
+    check_finite(threshold, "--threshold")
+    if out is not None:
+        check_file_target(out, "--out")
     if embed:
         _predict_embeddings(checkpoint, inputs, output_format, out, device, recursive)
         return
@@ -430,6 +438,9 @@ def export(
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.deploy.export import export_onnx
 
+    check_file_target(onnx, "--onnx")
+    if int8 is not None:
+        check_file_target(int8, "--int8")
     if int8 is not None and calibrate is None:
         _fail("--int8 needs --calibrate <crop cache> (the crops that set the int8 activation ranges)")
     if int8 is not None and calibration_samples < 1:
@@ -479,6 +490,14 @@ def serve(
                                                  "core available, each running decode, detector and model on "
                                                  "one thread.")] = 0,
     max_queue: Annotated[int, typer.Option(help="Requests allowed to wait; beyond → 503.")] = 8,
+    max_bit_depth: Annotated[int, typer.Option(help="Most bits per sample of an upload; 16-bit images → 415 "
+                                               "(they cost several times an 8-bit one).")] = 8,
+    work_timeout: Annotated[float, typer.Option(help="Most seconds one image may hold a worker (checked after "
+                                                "decoding and after detection); longer → 503.")] = 10.0,
+    header_timeout: Annotated[float, typer.Option(help="Most seconds a client may take to send a request's "
+                                                  "headers; then the connection is closed.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(help="Most seconds a client may take to send a request's body; "
+                                                "then 408 and the connection is closed.")] = 30.0,
     no_map: Annotated[bool, typer.Option("--no-map", help="Do not return the predicted maps by default.")] = False,
     docs: Annotated[bool, typer.Option("--docs", help="Serve Swagger UI at /docs (its JavaScript and CSS load "
                                                       "from a public CDN; off by default).")] = False,
@@ -498,6 +517,15 @@ def serve(
 
     if max_concurrency < 0 or max_queue < 0:
         _fail("--max-concurrency must be >= 0 (0 = one per core) and --max-queue >= 0")
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be in 0..65535, got {port}")
+    for name, value in (("--max-upload-mb", max_upload_mb), ("--work-timeout", work_timeout),
+                        ("--header-timeout", header_timeout), ("--body-timeout", body_timeout)):
+        if not (math.isfinite(value) and value > 0):
+            _fail(f"{name} must be a positive number, got {value}")
+    for name, count in (("--max-side", max_side), ("--max-pixels", max_pixels), ("--max-bit-depth", max_bit_depth)):
+        if count < 1:
+            _fail(f"{name} must be >= 1, got {count}")
     if max_concurrency == 0:
         max_concurrency = machine_threads()
     if device == "cpu":
@@ -511,5 +539,7 @@ def serve(
         return
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_side=max_side,
                              max_pixels=max_pixels, max_concurrency=max_concurrency, max_queue=max_queue,
-                             return_map=not no_map, docs=docs)
+                             return_map=not no_map, docs=docs, max_bit_depth=max_bit_depth,
+                             work_timeout_s=work_timeout, header_timeout_s=header_timeout,
+                             body_timeout_s=body_timeout)
     run_server(predictor, host, port, settings)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from openfas.config import ConfigError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -35,9 +37,14 @@ def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(spec)
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"train.device={spec!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={spec!r} but CUDA is not available on this machine")
+        raise ConfigError(f"train.device={spec!r} but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={spec!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

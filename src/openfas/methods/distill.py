@@ -52,7 +52,7 @@ class FrozenTeacher:
         try:
             self.model, info = build_model_from_checkpoint(path)
         except (CheckpointError, KeyError, ValueError) as err:
-            raise ValueError(f"method.teacher={path}: cannot load the teacher ({err})") from None
+            raise ConfigError(f"method.teacher={path}: cannot load the teacher ({err})") from None
         self.method = info["method"]
         meta = info["meta"]
         pre = meta["preprocess"]
@@ -61,7 +61,7 @@ class FrozenTeacher:
         self.s_mean, self.s_std = student_mean, student_std
         thr = meta.get("threshold")
         if thr is None:
-            raise ValueError(f"method.teacher={path}: the teacher stores no threshold; train it with a dev split")
+            raise ConfigError(f"method.teacher={path}: the teacher stores no threshold; train it with a dev split")
         self.threshold = float(thr)
         t_scale = (pre.get("crop") or {}).get("scale")
         self.crop_fraction = 1.0

@@ -14,6 +14,9 @@ from typing import Any
 
 import torch.nn as nn
 
+from openfas.config import ConfigError
+from openfas.errors import OpenFASError
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -75,4 +78,11 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model: ``create_model("cdcn++", theta=0.7)``."""
     check_model_kwargs(name, kwargs)
-    return model_factory(name)(**kwargs)
+    try:
+        return model_factory(name)(**kwargs)
+    except OpenFASError:
+        raise
+    except (RuntimeError, ValueError) as err:  # e.g. a negative width: torch refuses the layer
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(f"model {name!r} cannot be built with {shown or 'its defaults'}: "
+                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
