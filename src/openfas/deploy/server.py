@@ -63,6 +63,7 @@ class ServeSettings:
     work_timeout_s: float = 10.0  # most seconds one image may hold a worker (checked between stages): 503
     header_timeout_s: float = 10.0  # most seconds a client may take to send a request's headers
     body_timeout_s: float = 30.0  # most seconds a client may take to send a request's body
+    large_pixels: int = 4_194_304  # images over this many pixels are scored one at a time (more at once: 503)
 
     def limits(self) -> ImageLimits:
         return ImageLimits(self.max_upload_bytes, self.max_side, self.max_pixels, self.max_bit_depth)
@@ -207,7 +208,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     predictor.limits = settings.limits()
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="openfas-infer")
     page = index_html()
-    state: dict[str, Any] = {"admission": None, "served": 0}
+    state: dict[str, Any] = {"admission": None, "served": 0, "large": 0}
 
     app = FastAPI(title="openfas liveness", version=_version.__version__,
                   description="Face anti-spoofing (presentation attack detection). Scores: higher = more live; "
@@ -282,21 +283,29 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             raise ImageInputError("upload: empty file (0 bytes)", 400, "empty_file")
         if len(data) > settings.max_upload_bytes:
             raise ImageInputError(f"upload: file exceeds {settings.max_upload_bytes} bytes", 413, "file_too_large")
-        check_image_bytes(data, predictor.limits, "upload")  # format, dimensions, truncation: before a slot
+        _, width, height, _ = check_image_bytes(data, predictor.limits, "upload")  # before a slot
+        large = width * height > settings.large_pixels
+        if large and state["large"]:  # one decode-heavy image at a time, so they never take every worker
+            return JSONResponse({"error": {"code": "busy", "message": f"another image over {settings.large_pixels} "
+                                           "pixels is being scored; retry shortly"}}, status_code=503,
+                                headers={"Retry-After": "1"})
         adm = admission()
         if not adm.try_enter():
             return JSONResponse({"error": {"code": "busy", "message": "the service is at capacity "
                                            f"({settings.max_concurrency} running + {settings.max_queue} queued); "
                                            "retry shortly"}}, status_code=503, headers={"Retry-After": "1"})
+        state["large"] += large
         try:
             await adm.sem.acquire()
         except BaseException:
             adm.leave()
+            state["large"] -= large
             raise
 
         def finished(fut: asyncio.Future) -> None:  # the slot is held until the worker is free again
             adm.sem.release()
             adm.leave()
+            state["large"] -= large
             if not fut.cancelled():
                 fut.exception()  # retrieved: a late failure after a timeout answer is not logged as unhandled
 
