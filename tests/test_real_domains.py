@@ -223,3 +223,40 @@ def test_shared_celeba_spoof_identity_split_counts() -> None:
     subjects = {s: {m.subject for m in ds.list_media(s)} for s in ds.splits}
     assert not (subjects["train"] & subjects["dev"] or subjects["train"] & subjects["test"] or
                 subjects["dev"] & subjects["test"])
+
+
+# ------------------------------------------------------------------------------------- packaged protocols
+
+
+def _cross_configs() -> list[str]:
+    from openfas.config import list_packaged_configs
+
+    return [n for n in list_packaged_configs() if n.startswith("cross/")]
+
+
+def test_every_cross_config_is_a_leave_one_dataset_out_or_intra_protocol() -> None:
+    """Sources train and choose (their dev split: epoch and threshold); the target is never trained or chosen on."""
+    from openfas.config import load_config
+
+    protocols = {"is_n": (["I", "S"], ["N"]), "ns_i": (["N", "S"], ["I"]), "ni_s": (["N", "I"], ["S"]),
+                 "replay": (["I"], ["I"])}
+    names = _cross_configs()
+    seen = Counter()
+    for name in names:
+        cfg = load_config(name)
+        proto = next(p for p in protocols if name.endswith(f"_{p}.yaml"))
+        seen[proto] += 1
+        assert (cfg.data.train_domains, cfg.data.test_domains) == protocols[proto], name
+        assert (cfg.data.train_split, cfg.data.dev_split, cfg.data.test_split) == ("train", "dev", "test"), name
+        assert cfg.eval.threshold == "dev_eer" and cfg.train.select == "auc", name
+        assert cfg.experiment.name == Path(name).stem, name
+        if proto != "replay":
+            assert not set(cfg.data.train_domains) & set(cfg.data.test_domains), name
+    # every model on the three leave-one-out protocols; the meta-learners also as plain aggregation
+    assert seen["is_n"] == seen["ns_i"] == seen["ni_s"] == 10
+    for base in ("rfmeta", "anrl"):
+        for proto in ("is_n", "ns_i", "ni_s"):
+            meta = load_config(f"cross/{base}_{proto}.yaml")
+            agg = load_config(f"cross/{base}_agg_{proto}.yaml")
+            assert (meta.method.kwargs()["meta"], agg.method.kwargs()["meta"]) == (True, False)
+            assert meta.model == agg.model and meta.data == agg.data and meta.optim == agg.optim
