@@ -282,3 +282,47 @@ def test_predict_cli_json_and_csv(ckpt: Path, tmp_path: Path) -> None:
     assert len(table) == 2 and {"file", "x", "y", "w", "h", "score", "live"} <= set(table[0])
     res = runner.invoke(app, ["predict", str(tmp_path / "nope.safetensors"), str(folder)])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+class MeanBackend:
+    """Scores a crop by the mean of its preprocessed pixels: different crops, different scores."""
+
+    name = "mean"
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, None]:
+        return batch.reshape(len(batch), -1).mean(axis=1), None
+
+
+def test_prepare_and_predict_keep_the_same_face_of_a_frame(ckpt: Path, tmp_path: Path) -> None:
+    from openfas.deploy.calibrate import score_files
+
+    frame = faces_scene(2, 96)  # 192×302, faces at x = 20 and x = 151
+    hand = Box(10.0, 10.0, 280.0, 170.0, 60.0)  # large, low confidence (the hand holding a print)
+    face = Box(151.0, 48.0, 96.0, 96.0, 95.0)  # smaller, confident
+    src = tmp_path / "frame.png"
+    cv2.imwrite(str(src), frame)
+    item = MediaItem("m0", {"rgb": src}, 1, "live", "d", "s", "v", "test", kind="image")
+    prepare_media([item], tmp_path / "cache", crop_size=40, scale=1.5, detector=FixedDetector([hand, face]),
+                  progress=False)
+    cached = CropCacheReader(tmp_path / "cache").image("m0/00000")
+    meta = load_checkpoint(ckpt)["meta"]
+    meta["preprocess"]["crop"] = {"source": "prepared", "crop_size": 40, "scale": 1.5, "detector": "cascade"}
+    backend = MeanBackend()  # a crop's score tells which pixels it holds
+    pred = Predictor(backend, meta, detector=FixedDetector([hand, face]))
+    whole = Predictor(backend, meta, detector="whole")
+    prepared_score = whole.predict(cached).faces[0].score  # the score of exactly the crop prepare kept
+
+    res = pred.predict(frame)
+    assert len(res.faces) == 2  # every face is still scored
+    main = res.main_face()
+    assert main is not None and main.box == face
+    assert np.array_equal(pred.crop(frame, main.box), cached)
+    other = next(f for f in res.faces if f.box == hand)
+    assert abs(other.score - prepared_score) > 0.01  # the two boxes score apart: the choice is visible
+
+    clip = tmp_path / "clip.mkv"
+    _write_video(clip, [frame, frame])
+    video = pred.predict_video(clip)
+    assert video.frame_scores == pytest.approx([prepared_score] * 2, abs=1e-5)
+    assert video.mean_score == pytest.approx(prepared_score, abs=1e-5)
+    assert score_files(pred, [src, clip]).scores == pytest.approx([prepared_score] * 2, abs=1e-5)

@@ -57,8 +57,8 @@ def rejected_share(scores: np.ndarray, threshold: float) -> float:
 
 @dataclass
 class ScoredInputs:
-    """Decision-level scores of a set of files (an image: its largest face; a video: the mean over frames of
-    the largest face, the score ``openfas predict`` decides on), and what could not be scored."""
+    """Decision-level scores of a set of files (an image: its main, most confident face; a video: the mean over
+    frames of the main face, the score ``openfas predict`` decides on), and what could not be scored."""
 
     scores: list[float] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -82,8 +82,8 @@ def score_files(predictor: Any, files: Sequence[Path], every: int = 10,
     for path in files:
         try:
             if is_image_file(path):
-                faces = predictor.predict(path).faces
-                score = max(faces, key=lambda f: f.box.area).score if faces else None
+                face = predictor.predict(path).main_face()
+                score = None if face is None else face.score
             else:
                 score = predictor.predict_video(path, every=every).mean_score
         except (ImageInputError, OSError) as err:

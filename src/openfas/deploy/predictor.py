@@ -9,7 +9,8 @@ The pipeline reproduces how training crops were made (:mod:`openfas.data.prepare
 
 1. decode the image to H×W×3 uint8 BGR exactly as ``prepare`` does (:func:`openfas.data.video.to_bgr_uint8`:
    alpha dropped, gray → 3 channels, 16-bit min-max scaled);
-2. detect faces (every face is scored, not only the largest);
+2. detect faces (every face is scored; where one face stands for the frame, as in a video's mean, it is the most
+   confident box, :func:`openfas.data.detectors.main_face`, the face ``prepare`` cropped for training);
 3. per face: the square of side ``scale · max(w, h)`` centred on the box (:func:`~openfas.data.face.square_region`),
    zero-padded at the borders, resized to ``crop_size`` (:func:`~openfas.data.face.crop_region`);
 4. the dataset's eval transform: resize to ``image_size`` (bilinear), BGR → RGB, ``(x/255 − mean)/std``;
@@ -40,7 +41,7 @@ import numpy as np
 
 from openfas import _version
 from openfas.config import ConfigError
-from openfas.data.detectors import FaceDetector, build_detector
+from openfas.data.detectors import FaceDetector, build_detector, main_face
 from openfas.data.face import Box, crop_region, square_region
 from openfas.data.video import MediaError, count_frames, read_frames, sample_frame_indices
 from openfas.deploy.uploads import ImageInputError, ImageLimits, to_bgr_image
@@ -85,6 +86,12 @@ class ImageResult:
     height: int
     threshold: float | None
 
+    def main_face(self) -> FaceResult | None:
+        """The face the image is about: the most confident box (:func:`openfas.data.detectors.main_face`, the
+        face ``openfas data prepare`` crops), or ``None`` without a face."""
+        box = main_face([f.box for f in self.faces])
+        return next((f for f in self.faces if f.box is box), None)
+
     def to_dict(self, include_map: bool = False) -> dict[str, Any]:
         return {"width": self.width, "height": self.height, "threshold": self.threshold,
                 "faces": [f.to_dict(include_map) for f in self.faces]}
@@ -92,8 +99,8 @@ class ImageResult:
 
 @dataclass
 class VideoResult:
-    """Per-frame results and the aggregate: ``frame_scores[i]`` is the score of the largest face of
-    ``frames[i]`` (``None`` without a face); ``mean_score`` their mean over frames with a face."""
+    """Per-frame results and the aggregate: ``frame_scores[i]`` is the score of the main (most confident) face
+    of ``frames[i]`` (``None`` without a face); ``mean_score`` their mean over frames with a face."""
 
     frame_indices: list[int]
     frames: list[ImageResult]
@@ -356,7 +363,7 @@ class Predictor:
 
     def predict_video(self, path: str | Path, every: int = 1, max_frames: int | None = None) -> VideoResult:
         """Score every ``every``-th frame (at most ``max_frames``); aggregate = mean of the per-frame scores
-        of the largest face, over frames where a face was found."""
+        of the main face (:meth:`ImageResult.main_face`), over frames where a face was found."""
         try:
             n = count_frames(path)
             indices = sample_frame_indices(n, every=every)
@@ -371,7 +378,7 @@ class Predictor:
             res = self.predict_bgr(frame)
             idx.append(i)
             results.append(res)
-            best = max(res.faces, key=lambda f: f.box.area, default=None)
+            best = res.main_face()
             per_frame.append(None if best is None else best.score)
         valid = [s for s in per_frame if s is not None]
         mean = float(np.mean(valid)) if valid else None
