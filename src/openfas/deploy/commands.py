@@ -53,6 +53,25 @@ def _expand(inputs: list[Path], recursive: bool = False) -> tuple[list[Path], li
     return files, missing
 
 
+def _no_media_message(inputs: list[Path], what: str, recursive: bool, images_only: bool = False) -> str:
+    """Why no file was found in ``inputs``, counting the media in sub-folders that ``--recursive`` would read."""
+    kinds = "image" if images_only else "image or video"
+    message = f"no {kinds} files in {what}"
+    if recursive:
+        return message
+    nested = _expand(inputs, recursive=True)[0]
+    if images_only:
+        # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+        from openfas.data.video import IMAGE_SUFFIXES
+
+        nested = [f for f in nested if f.suffix.lower() in IMAGE_SUFFIXES]
+    if nested:
+        noun = "image" if images_only else "media"
+        message = (f"no {kinds} files directly in {what}; their sub-folders hold {len(nested)} {noun} file(s): "
+                   "add --recursive to read them")
+    return message
+
+
 def _rows(path: Path, result: Any, video: bool) -> list[dict[str, Any]]:
     rows = []
     frames = zip(result.frame_indices, result.frames, strict=True) if video else [(0, result)]
@@ -141,13 +160,14 @@ def calibrate(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take media files in sub-folders of "
                                             "the given folders.")] = False,
     device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar (off a terminal: "
+                                              "the progress lines).")] = False,
 ) -> None:
     """Re-pick the decision threshold on your own bona fide faces and write a calibrated copy of the model.
 
     A threshold chosen on a dataset's dev split rarely survives a new camera or light. The new threshold is the
     k-th lowest live score, k = floor(target_bpcer x n live faces), so at most that share of these faces is
-    rejected. Each image counts with its largest face, each video with its mean score (as `openfas predict`
+    rejected. Each image counts with its most confident face, each video with its mean score (as `openfas predict`
     decides). Attack inputs are only measured (APCER). The copy records the rule, the counts and the previous
     threshold; `openfas predict --explain` shows them.
     """
@@ -187,19 +207,15 @@ def calibrate(
         if missing:
             _fail(f"{name} input(s) not found: {', '.join(missing)}")
         if paths and not files:
-            _fail(f"no image or video files in the {name} input(s): {', '.join(map(str, paths))}")
+            _fail(_no_media_message(paths, f"the {name} input(s) {', '.join(map(str, paths))}", recursive))
         found[name] = files
-    bar = None
-    total = sum(len(f) for f in found.values())
-    if not no_progress and total > 1:
-        from tqdm.auto import tqdm
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.progress import Progress
 
-        bar = tqdm(total=total, unit="file", desc="calibrate", file=sys.stderr, disable=None)
-    tick = bar.update if bar is not None else None
-    live_scores = score_files(predictor, found["live"], every, tick)
-    attack_scores = score_files(predictor, found["attack"], every, tick) if found["attack"] else None
-    if bar is not None:
-        bar.close()
+    total = sum(len(f) for f in found.values())
+    with Progress(total, "calibrate", "file", enabled=not no_progress and total > 1) as bar:
+        live_scores = score_files(predictor, found["live"], every, bar.update)
+        attack_scores = score_files(predictor, found["attack"], every, bar.update) if found["attack"] else None
     typer.echo(live_scores.summary("live"))
     if attack_scores is not None:
         typer.echo(attack_scores.summary("attack"))
@@ -241,7 +257,8 @@ def predict(
     detector: Annotated[str | None, typer.Option(help=_DETECTOR_HELP)] = None,
     threshold: Annotated[float | None, typer.Option(help="Override the checkpoint's decision threshold.")] = None,
     device: Annotated[str, typer.Option(help="PyTorch device for checkpoints: cpu, cuda, auto.")] = "cpu",
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Disable the progress bar (off a terminal: "
+                                              "the progress lines).")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take media files in sub-folders of "
                                             "the given folders (default: only those directly inside).")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Say on stderr how the decision threshold was chosen "
@@ -253,10 +270,11 @@ def predict(
 ) -> None:
     """Score face images or videos (liveness score, higher = more live).
 
-    One row per face (``frame`` 0 for images); videos add a ``mean`` row (mean over frames of the largest face's
-    score). Folders contribute the images and videos directly inside them (``--recursive``: also sub-folders).
-    Unreadable or missing files become rows with an ``error``, images without a face a row with error "no face
-    found"; a summary line goes to stderr, and the exit code is 1 when any input could not be scored.
+    One row per face (``frame`` 0 for images); videos add a ``mean`` row (mean over frames of the most confident
+    face's score, the face ``data prepare`` crops). Folders contribute the images and videos directly inside them
+    (``--recursive``: also sub-folders). Unreadable or missing files become rows with an ``error``, images
+    without a face a row with error "no face found"; a summary line goes to stderr, and the exit code is 1 when
+    any input could not be scored. CSV rows are written (and flushed) as each input is scored.
     """
     import csv
     import json
@@ -279,6 +297,9 @@ def predict(
         return
     if checkpoint.suffix == ".safetensors" and _checkpoint_method(checkpoint) in ("cosface", "csdn"):
         _fail(f"{checkpoint}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
+    files, missing = _expand(inputs, recursive)
+    if not files and not missing:
+        _fail(_no_media_message(inputs, "the given inputs", recursive))
     try:
         predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector, threshold=threshold)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
@@ -290,46 +311,54 @@ def predict(
             typer.echo(f"explain: {line}", err=True)
         for line in warns:
             typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
-    files, missing = _expand(inputs, recursive)
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
-    if not files and not missing:
-        _fail("no image or video files in the given inputs")
-    bar = None
-    if not no_progress and len(files) > 1:
-        from tqdm.auto import tqdm
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.progress import Progress
 
-        bar = tqdm(total=len(files), unit="file", desc="predict", file=sys.stderr, disable=None)
+    bar = Progress(len(files), "predict", "file", enabled=not no_progress and len(files) > 1)
     failed = no_face = 0
-    for path in files:
-        try:
-            if is_image_file(path):
-                result = predictor.predict(path)
-                rows += _rows(path, result, video=False)
-                no_face += not result.faces
-            else:
-                video = predictor.predict_video(path, every=every)
-                rows += _rows(path, video, video=True)
-                no_face += video.mean_score is None
-        except (ImageInputError, OSError) as err:
-            failed += 1
-            rows.append({"file": str(path), "error": str(err)})
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
+    # CSV rows go out as each input is scored, so that an interrupted run keeps them; JSON is one document
+    stream = open(out, "w", newline="") if out and output_format == "csv" else sys.stdout  # noqa: SIM115
+    writer = csv.DictWriter(stream, fieldnames=_FIELDS, extrasaction="ignore") if output_format == "csv" else None
+
+    def emit(new_rows: list[dict[str, Any]]) -> None:
+        rows.extend(new_rows)
+        if writer is not None:
+            writer.writerows(new_rows)
+            stream.flush()
+
     try:
-        if output_format == "json":
+        if writer is not None:
+            writer.writeheader()
+            writer.writerows(rows)  # the inputs not found
+            stream.flush()
+        for n, path in enumerate(files, 1):
+            try:
+                if is_image_file(path):
+                    result = predictor.predict(path)
+                    emit(_rows(path, result, video=False))
+                    no_face += not result.faces
+                else:
+                    video = predictor.predict_video(path, every=every)
+                    emit(_rows(path, video, video=True))
+                    no_face += video.mean_score is None
+            except (ImageInputError, OSError) as err:
+                failed += 1
+                emit([{"file": str(path), "error": str(err)}])
+            bar.update(1, scored=n - failed - no_face, no_face=no_face, unreadable=failed)
+    finally:
+        bar.close()
+        if stream is not sys.stdout:
+            stream.close()
+    if output_format == "json":
+        stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
+        try:
             json.dump({"model": str(checkpoint), "threshold": predictor.threshold,
                        "threshold_info": predictor.meta.get("threshold_info"), "results": rows}, stream, indent=2)
             stream.write("\n")
-        else:
-            writer = csv.DictWriter(stream, fieldnames=_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-    finally:
-        if out:
-            stream.close()
+        finally:
+            if out:
+                stream.close()
     total = len(files) + len(missing)
     scored = len(files) - failed - no_face
     summary = (f"predict: {total} input(s): {scored} scored, {no_face} without a face, {failed} unreadable, "
@@ -380,7 +409,7 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
     files = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
     if not files and not missing:
-        _fail("no image files in the given inputs")
+        _fail(_no_media_message(inputs, "the given inputs", recursive, images_only=True))
     failed = len(missing)
     for path in files:
         try:
