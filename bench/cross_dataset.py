@@ -45,9 +45,9 @@ def run_metrics(run: Path) -> dict[str, float]:
     m = json.loads((run / "metrics.json").read_text())
     frame = m.get("frame", m)
     out = {"auc": float(frame["auc"]), "hter": float(frame["hter"]), "acer": float(frame["acer"])}
-    dev = m.get("dev", {}).get("frame", m.get("dev", {}))
-    if "auc" in dev:
-        out["dev_auc"] = float(dev["auc"])
+    chosen = m.get("checkpoint_selection", {})
+    if chosen.get("metric") == "auc" and chosen.get("split") == "dev":
+        out["dev_auc"] = float(chosen["value"])  # the source-dev AUC of the epoch kept
     secs = run / "train_seconds.txt"
     if secs.is_file():
         out["minutes"] = float(secs.read_text()) / 60
