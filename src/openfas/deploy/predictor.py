@@ -1,8 +1,9 @@
 """Liveness prediction on face images and videos from a trained checkpoint or an exported ONNX model.
 
+``Predictor()`` scores with the model bundled in the package (:mod:`openfas.deploy.bundled`);
 ``Predictor.from_checkpoint("final.safetensors")`` (PyTorch) or ``Predictor.from_checkpoint("model.onnx")``
-(ONNX Runtime, CPU by default). Everything needed comes from the file itself: the model name and options, the
-preprocessing (image size, normalisation, crop geometry), the decision threshold and the openfas version.
+(ONNX Runtime, CPU by default) with your own. Everything needed comes from the file itself: the model name and
+options, the preprocessing (image size, normalisation, crop geometry), the decision threshold and the openfas version.
 
 The pipeline reproduces how training crops were made (:mod:`openfas.data.prepare` then
 :class:`openfas.data.dataset.FaceCropDataset` in eval mode):
@@ -44,6 +45,7 @@ from openfas.config import ConfigError
 from openfas.data.detectors import FaceDetector, build_detector, main_face
 from openfas.data.face import Box, crop_region, square_region
 from openfas.data.video import MediaError, count_frames, read_frames, sample_frame_indices
+from openfas.deploy.bundled import resolve_model
 from openfas.deploy.uploads import ImageInputError, ImageLimits, to_bgr_image
 
 ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.io.checkpoint)
@@ -212,10 +214,20 @@ class Predictor:
     """Detect faces, crop them as training did, score them. Thread-safe: detectors built from a spec
     string are created per thread; the PyTorch model / ONNX session is shared (read-only)."""
 
-    def __init__(self, backend: _Backend, meta: dict[str, Any], *, detector: str | FaceDetector | None = None,
-                 threshold: float | None = None, limits: ImageLimits | None = None,
-                 crop_scale: float | None = None, crop_size: int | None = None, source: str = "<model>") -> None:
+    def __init__(self, backend: _Backend | None = None, meta: dict[str, Any] | None = None, *,
+                 detector: str | FaceDetector | None = None, threshold: float | None = None,
+                 limits: ImageLimits | None = None, crop_scale: float | None = None, crop_size: int | None = None,
+                 source: str = "<model>", identity: dict[str, str] | None = None) -> None:
+        """``Predictor()``: the default bundled model (ONNX Runtime on CPU). ``backend`` and ``meta``: a loaded
+        model and its metadata (as :meth:`from_checkpoint` builds them)."""
+        if backend is None or meta is None:
+            if backend is not None or meta is not None:
+                raise ValueError("give both backend and meta, or neither (the bundled model)")
+            path, identity = resolve_model(None)
+            session, meta = load_onnx_session(path)
+            backend, source = OnnxBackend(session), str(path)
         check_meta(meta, source)
+        self.identity = identity or {"name": Path(source).name, "version": "user file", "sha256": ""}
         self.backend = backend
         self.meta = meta
         self.source = source
@@ -244,22 +256,22 @@ class Predictor:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", detector: str | FaceDetector | None = None,
+    def from_checkpoint(cls, path: str | Path | None = None, *, device: str = "cpu",
+                        detector: str | FaceDetector | None = None,
                         threshold: float | None = None, limits: ImageLimits | None = None,
                         providers: Sequence[str] | None = None, intra_op_threads: int | None = None,
                         crop_scale: float | None = None, crop_size: int | None = None,
                         allow_unsigned: bool | None = None) -> Predictor:
         """Load a ``.safetensors`` checkpoint (PyTorch on ``device``) or an exported ``.onnx`` (ONNX Runtime,
-        ``providers`` default CPU). Incompatible or tampered files raise ``CheckpointError``; legacy checkpoints
-        without an integrity digest need ``allow_unsigned=True`` (see :mod:`openfas.io.checkpoint`)."""
+        ``providers`` default CPU); None or a bundled model's name: that bundled model. Incompatible or tampered
+        files raise ``CheckpointError``; legacy checkpoints without an integrity digest need
+        ``allow_unsigned=True`` (see :mod:`openfas.io.checkpoint`)."""
         # deferred: importing the predictor (the ONNX path) loads neither torch nor albumentations
         from openfas.io.checkpoint import CheckpointError, load_checkpoint_meta
 
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: model file not found")
+        path, identity = resolve_model(path)
         kw: dict[str, Any] = dict(detector=detector, threshold=threshold, limits=limits, crop_scale=crop_scale,
-                                  crop_size=crop_size, source=str(path))
+                                  crop_size=crop_size, source=str(path), identity=identity)
         with open(path, "rb") as f:
             head = f.read(16)
         if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and path.suffix.lower() != ".safetensors"):
@@ -387,7 +399,8 @@ class Predictor:
 
     def info(self) -> dict[str, Any]:
         """What the service reports at ``/healthz``."""
-        return {"model": self.model_name, "backend": self.backend_name, "threshold": self.threshold,
+        return {"model": self.model_name, "model_file": dict(self.identity), "backend": self.backend_name,
+                "threshold": self.threshold,
                 "openfas_version": self.meta.get("openfas_version"), "image_size": self.image_size,
                 "crop_size": self.crop_size, "crop_scale": self.crop_scale, "detector": self.detector_spec}
 

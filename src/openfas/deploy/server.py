@@ -268,6 +268,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         _in_time(deadline, "face detection")
         result = predictor.predict_bgr(bgr, boxes).to_dict(include_map)
         result["model"] = predictor.model_name
+        result["model_file"] = dict(predictor.identity)  # name, version and SHA-256 of the model that scored
         result["elapsed_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         return result
 
