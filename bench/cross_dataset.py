@@ -5,6 +5,7 @@ mean ± sd over seeds. Runs already finished in OUT are reused, so an interrupte
     python bench/cross_dataset.py --cache data/cache/nis --out runs/cross \
         --models lbp,minifasnet --protocols is_n,ns_i,ni_s,replay --seeds 0,1,2
     python bench/cross_dataset.py --out runs/cross --table-only          # the table of what OUT holds
+    python bench/cross_dataset.py --models minifasnet --tag=-real data.augment=real   # a variant, by overrides
 
 Protocols: ``is_n`` = [I, S] -> N, ``ns_i`` = [N, S] -> I, ``ni_s`` = [N, I] -> S (leave one dataset out; the
 sources' dev splits pick the epoch and the threshold), ``replay`` = Replay-Attack train -> test with the devel
@@ -25,9 +26,9 @@ from pathlib import Path
 PROTOCOL_TITLES = {"is_n": "[I,S]→N", "ns_i": "[N,S]→I", "ni_s": "[N,I]→S", "replay": "I→I (intra)"}
 
 
-def run_one(cache: str, out: Path, model: str, protocol: str, seed: int, extra: list[str]) -> Path:
+def run_one(cache: str, out: Path, model: str, protocol: str, seed: int, extra: list[str], tag: str = "") -> Path:
     """Train one packaged config (skipped when the run folder already holds its metrics) and return its folder."""
-    run = out / f"{model}_{protocol}_s{seed}"
+    run = out / f"{model}{tag}_{protocol}_s{seed}"
     if (run / "metrics.json").is_file():
         return run
     openfas = str(Path(sys.executable).with_name("openfas"))
@@ -95,6 +96,8 @@ def main() -> None:
     ap.add_argument("--protocols", default="is_n,ns_i,ni_s", help="comma-separated: is_n, ns_i, ni_s, replay")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--table-only", action="store_true", help="print the table of OUT without training")
+    ap.add_argument("--tag", default="", help="suffix of the model name in run folders (for a variant given by "
+                                              "overrides, e.g. --tag=-real data.augment=real)")
     ap.add_argument("overrides", nargs="*", help="dotted config overrides passed to every run")
     args = ap.parse_args()
     if not args.table_only:
@@ -103,7 +106,7 @@ def main() -> None:
                 for protocol in args.protocols.split(","):
                     if protocol not in PROTOCOL_TITLES:
                         ap.error(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOL_TITLES)}")
-                    run_one(args.cache, args.out, model, protocol, seed, args.overrides)
+                    run_one(args.cache, args.out, model, protocol, seed, args.overrides, args.tag)
     print(table(args.out))
 
 
