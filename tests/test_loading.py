@@ -251,3 +251,30 @@ def test_relight_equals_its_formula() -> None:
                 float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))), float(rng.uniform(0, 6)))
         assert np.array_equal(relight(image, *args, rng=np.random.default_rng(i)),
                               _relight_as_before(image, *args, rng=np.random.default_rng(i)))
+
+
+DDP_SCRIPT = """
+import os, sys, torch
+from safetensors.torch import save_file
+from openfas.config import load_config
+from openfas.engine.trainer import Trainer
+cfg = load_config(None, sys.argv[2:])
+t = Trainer(cfg, run_dir=sys.argv[1], progress=False)
+t.fit()
+save_file({k: v.contiguous() for k, v in t.model.state_dict().items()},
+          f"{sys.argv[1]}/rank{os.environ['RANK']}-w{t.num_workers}.safetensors")
+"""
+
+
+@pytest.mark.slow
+def test_ddp_ranks_with_their_own_workers_match_ranks_without(tiny_cache: Path, tmp_path: Path) -> None:
+    from conftest import run_torchrun
+    from safetensors.torch import load_file
+
+    for workers in (0, 1):
+        run_torchrun(DDP_SCRIPT, tmp_path, [str(tmp_path / f"ddp{workers}"), f"data.cache={tiny_cache}", *TINY,
+                                            "train.epochs=2", f"data.num_workers={workers}"])
+    files = [load_file(str(tmp_path / f"ddp{w}" / f"rank{r}-w{w}.safetensors")) for r in (0, 1) for w in (0, 1)]
+    for other in files[1:]:
+        assert files[0].keys() == other.keys()
+        assert all(torch.equal(files[0][k], other[k]) for k in files[0])
