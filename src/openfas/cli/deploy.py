@@ -1,4 +1,4 @@
-"""``openfas predict`` / ``export`` / ``serve``: registered on the main CLI by :func:`register`.
+"""``openfas predict`` / ``calibrate`` / ``export`` / ``serve``: registered on the main CLI by :func:`register`.
 
 Heavy imports stay inside the command functions so that ``openfas --help`` is fast.
 """
@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from openfas.cli_common import check_file_target, check_finite
-from openfas.cli_common import fail as _fail
+from openfas.cli.common import check_file_target, check_finite
+from openfas.cli.common import fail as _fail
 from openfas.deploy.bundled import is_bundled_name, resolve_model
 from openfas.errors import OpenFASError
 

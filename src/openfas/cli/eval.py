@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from openfas.cli_common import fail as _fail
+from openfas.cli.common import fail as _fail
 from openfas.errors import OpenFASError
 
 

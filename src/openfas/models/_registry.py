@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
+from pydantic import TypeAdapter, ValidationError
+from pydantic.errors import PydanticUserError
 
 from openfas.config import ConfigError
 from openfas.errors import OpenFASError
@@ -48,9 +50,6 @@ def model_factory(name: str) -> Callable[..., nn.Module]:
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming any key that the model's factory does not accept, or whose value does not fit
     the factory's type annotation (``theta="abc"`` for a ``float``)."""
-    from pydantic import TypeAdapter, ValidationError
-    from pydantic.errors import PydanticUserError
-
     fn = model_factory(name)
     try:
         sig = inspect.signature(fn, eval_str=True)
