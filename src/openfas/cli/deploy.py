@@ -35,6 +35,19 @@ _FIELDS = ["file", "frame", "face", "x", "y", "w", "h", "score", "live", "error"
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
+def _given_as_model(first: Path, n_inputs: int) -> bool:
+    """``predict MODEL INPUTS…``: the first input is the model when it has a model file's suffix, or when more
+    inputs follow and it is a file that is neither an image nor a video (it is then refused or loaded as a model,
+    never scored as media)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.data.video import IMAGE_SUFFIXES
+
+    suffix = first.suffix.lower()
+    if suffix in MODEL_SUFFIXES:
+        return True
+    return n_inputs > 1 and first.is_file() and suffix not in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
+
+
 def _expand(inputs: list[Path], recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Files given, plus the images and videos directly inside given folders (sorted; with ``recursive`` also
     those in their sub-folders); missing inputs are reported."""
@@ -258,7 +271,8 @@ def calibrate(
 
 def predict(
     inputs: Annotated[list[Path], typer.Argument(
-        help="Images, videos or folders. A model file given first (.safetensors or .onnx) is taken as --model.")],
+        help="Images, videos or folders. A model file given first (.safetensors, .onnx, or any file that is not an "
+             "image or a video, followed by inputs) is taken as --model.")],
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="A bundled model's name (openfas models) or your checkpoint (.safetensors) or "
                               "exported .onnx; default: the bundled model.")] = None,
@@ -301,7 +315,7 @@ def predict(
     from openfas.deploy.uploads import ImageInputError
     from openfas.io.checkpoint import CheckpointError
 
-    if model is None and inputs and inputs[0].suffix.lower() in MODEL_SUFFIXES:
+    if model is None and inputs and _given_as_model(inputs[0], len(inputs)):
         model, inputs = str(inputs[0]), inputs[1:]  # the form `predict MODEL INPUTS…`
         if not inputs:
             _fail(f"no images, videos or folders to score after the model {model}")
