@@ -1,6 +1,6 @@
 """Training throughput: openfas's in-epoch steps/s against a bare loop, and the data loading alone, side by side.
 
-    python bench/bench_trainer.py [--models minifasnet,pixelnet,cdcn] [--workers 0,1] [--blocks 4] [--block 5]
+    python bench/bench_trainer.py [--models minifasnet,pixelnet,cdcn] [--workers 0,1] [--blocks 5] [--block 3]
                                   [--threads N] [--cache PREPARED_CACHE]
 
 For each model (its packaged NUAA config: ``light/minifasnet_nuaa.yaml`` batch 32 at 80 px, ``nuaa/pixelnet_nuaa.yaml``
@@ -17,7 +17,7 @@ shared machine slow every variant alike:
 
 Rates are one over the median time per step (a few steps slowed down by other jobs do not move a median). Also
 printed: the training loader alone with the chosen workers (batches/s, before the epoch) and the epoch-end cost
-(dev scoring and checkpoint writing, s). The data is the synthetic set (``data.synth``: 8 subjects per domain,
+(dev scoring and checkpoint writing, s). The data is the synthetic set (``data.synth``: 24 subjects per domain,
 8 frames per video, 96 px crops, generated once under ~/.cache/openfas/synth) unless ``--cache`` names a prepared
 cache.
 """
@@ -35,7 +35,7 @@ import torch
 
 MODELS = {"minifasnet": "light/minifasnet_nuaa.yaml", "pixelnet": "nuaa/pixelnet_nuaa.yaml",
           "cdcn": "nuaa/cdcn_nuaa.yaml"}
-SYNTH = ["data.synth.subjects_per_domain=8", "data.synth.frames_per_video=8", "data.synth.size=96"]
+SYNTH = ["data.synth.subjects_per_domain=24", "data.synth.frames_per_video=8", "data.synth.size=96"]
 
 
 def _config(model: str, cache: str | None, workers: str, steps: int, out: Path) -> Any:
@@ -95,6 +95,7 @@ def measure(cfg: Any, blocks: int, block: int, run_dir: Path) -> dict[str, float
     bare = BareLoop(cfg)
     skip = 2  # openfas steps not counted after an interruption (the workers' prefetched batches)
     times: dict[str, list[float]] = {"openfas": [], "bare": [], "data": []}
+    ratios: list[float] = []  # per block: median bare step / median openfas step of the block before it
     spent = {"dev": 0.0, "checkpoint": 0.0}
     state = {"calls": 0, "last": None}
     train_set = method.train_dataset(trainer)  # the data-only batches: the same items, made here
@@ -102,10 +103,11 @@ def measure(cfg: Any, blocks: int, block: int, run_dir: Path) -> dict[str, float
     bs = cfg.data.batch_size
 
     def interleave() -> None:
-        for i in range(block):  # the first bare step after openfas's is not counted (caches, workers)
-            dt = bare.step()
-            if i:
-                times["bare"].append(dt)
+        bare_block = [bare.step() for _ in range(block + 1)][1:]  # the first one is not counted (caches, workers)
+        times["bare"] += bare_block
+        mine = times["openfas"][len(times["openfas"]) - (block - 1):]
+        if mine:
+            ratios.append(statistics.median(bare_block) / statistics.median(mine))
         for _ in range(2):
             start = (len(times["data"]) * bs) % max(1, len(order) - bs)
             t = time.perf_counter()
@@ -153,6 +155,7 @@ def measure(cfg: Any, blocks: int, block: int, run_dir: Path) -> dict[str, float
     if steps < blocks * (block + skip):
         raise SystemExit(f"only {steps} training steps ran: the training split is too small for --blocks/--block")
     return {"openfas": _median_rate(times["openfas"]), "bare": _median_rate(times["bare"]),
+            "ratio": statistics.median(ratios),
             "data_ms": statistics.median(times["data"]) * 1000,
             "loader": _median_rate([b - a for a, b in zip(stamps[2:], stamps[3:], strict=False)]),
             "dev_s": spent["dev"], "ckpt_s": spent["checkpoint"], "workers": trainer.num_workers}
@@ -162,8 +165,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="minifasnet,pixelnet,cdcn")
     ap.add_argument("--workers", default="0,1", help="data.num_workers values to compare (ints or auto)")
-    ap.add_argument("--blocks", type=int, default=4, help="openfas blocks, each followed by a bare block")
-    ap.add_argument("--block", type=int, default=5, help="steps counted per block")
+    ap.add_argument("--blocks", type=int, default=5, help="openfas blocks, each followed by a bare block")
+    ap.add_argument("--block", type=int, default=3, help="steps counted per block")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     ap.add_argument("--cache", default=None, help="a prepared crop cache (default: the synthetic set)")
     args = ap.parse_args()
@@ -185,13 +188,14 @@ def main() -> None:
                 r = measure(cfg, args.blocks, args.block, Path(tmp) / f"{model}-{workers}")
                 d = cfg.data
                 print(f"{model:<11} {d.batch_size:>5} {d.image_size:>4} {workers + '=' + str(r['workers']):>7} | "
-                      f"{r['bare']:>7.2f} {r['openfas']:>9.2f} {r['openfas'] / r['bare']:>5.2f}x | "
+                      f"{r['bare']:>7.2f} {r['openfas']:>9.2f} {r['ratio']:>5.2f}x | "
                       f"{r['data_ms']:>7.1f} {r['data_ms'] * r['bare'] / 1000:>9.1%} | {r['loader']:>8.1f} | "
                       f"{r['dev_s']:>6.2f} {r['ckpt_s']:>6.2f}", flush=True)
     print("workers: data.num_workers as given = as resolved. bare/s, openfas/s: training steps per second (openfas: "
-          "in-epoch; ratio = openfas/bare). data ms: one training batch made in the main process; data/bare: that "
-          "over a bare step. loader/s: batches per second of the training loader alone with those workers. dev s, "
-          "ckpt s: epoch-end dev scoring and checkpoint writing.")
+          "in-epoch); ratio: the median over blocks of openfas's speed over the bare loop's in the block after it. "
+          "data ms: one training batch made in the main process; data/bare: that over a bare step. loader/s: "
+          "batches per second of the training loader alone with those workers. dev s, ckpt s: epoch-end dev "
+          "scoring and checkpoint writing.")
 
 
 if __name__ == "__main__":
