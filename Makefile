@@ -3,7 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean nis-cache model
+
+# Real data for the cross-dataset configs and the bundled model (NUAA, Replay-Attack, CelebA-Spoof: non-commercial
+# research only). DATA holds nuaa/, replayattack/ and celeba_spoof_subset/ in their own layouts.
+DATA ?= data
+NIS_CACHE ?= data/cache/nis
+MODEL_RUN ?= runs/bundled/openfas-light
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +33,18 @@ test: install lint
 
 bench: install
 	$(PY) bench/run_all.py
+
+nis-cache: install
+	$(VENV)/bin/openfas data prepare nuaa $(DATA)/nuaa $(NIS_CACHE) --size 128 --scale 1.1
+	$(VENV)/bin/openfas data prepare replay-attack $(DATA)/replayattack $(NIS_CACHE) --size 128 --scale 1.1
+	$(VENV)/bin/openfas data prepare folder $(DATA)/celeba_spoof_subset $(NIS_CACHE) --size 128 --scale 1.1 \
+		-o domain=S -o identity_split=60/20/20
+
+# Retrain the bundled light model (docs/model_card.md), export it and put it into the package.
+model: nis-cache
+	$(VENV)/bin/openfas train -c bundled/openfas_light.yaml data.cache=$(NIS_CACHE) --run-dir $(MODEL_RUN)
+	$(VENV)/bin/openfas export $(MODEL_RUN)/checkpoints/final.safetensors --onnx $(MODEL_RUN)/openfas-light.onnx
+	$(PY) tools/bundle_model.py $(MODEL_RUN)/openfas-light.onnx --name openfas-light --version 1.0 --default
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache

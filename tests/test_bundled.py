@@ -187,7 +187,7 @@ def test_the_retrain_command_is_the_one_the_card_names() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert model.retrain == "make model" and "\nmodel:" in makefile
     recipe = makefile.split("\nmodel:", 1)[1].split("\n\n", 1)[0]
-    config = recipe.split("-c ", 1)[1].split()[0]
+    config = recipe.split(" -c ", 1)[1].split()[0]
     cfg = load_config(config)  # packaged
     assert cfg.model.name == "minifasnet" and sorted(cfg.data.train_domains or []) == ["I", "N", "S"]
     assert config in card
