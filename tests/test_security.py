@@ -724,6 +724,29 @@ def test_resume_after_a_crash_cleans_temp_files_and_does_not_log_steps_twice(tin
     assert csv_steps == [int(line.split(",")[2]) for line in (full / "scalars.csv").read_text().splitlines()]
 
 
+def test_resume_of_a_run_killed_during_its_first_checkpoint_write(tmp_path: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+    from openfas.io.checkpoint import CheckpointError
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(load_config(None, TINY_RUN).to_dict()))
+    (run / "metrics.jsonl").write_text('{"phase": "train", "step": 1, "loss": 0.5}\n')
+    partial = run / "checkpoints" / "last.safetensors.k3j9x_q1.tmp"
+    partial.write_bytes(b"")  # the kill came before save_file wrote anything
+    res = CliRunner().invoke(app, ["train", "--resume", str(run), "--no-progress"])
+    assert res.exit_code == 2
+    out = " ".join(res.output.split())  # the message may be wrapped
+    assert "checkpoint not found" not in out
+    assert "no complete checkpoint" in out and "first checkpoint write was interrupted" in out
+    assert partial.name in out and not partial.exists()
+    assert f"openfas train -c {run / 'config.json'}" in out
+    assert sorted(p.name for p in run.rglob("*")) == ["checkpoints", "config.json", "metrics.jsonl"]
+    with pytest.raises(CheckpointError, match=r"no checkpoint to resume from .*stopped before its first checkpoint"):
+        Trainer(load_config(None, TINY_RUN), resume=run, progress=False)  # a second try: nothing left to remove
+
+
 def test_logs_of_checkpoints_without_row_counts_are_cut_at_the_step(tmp_path: Path) -> None:
     from openfas.engine.logger import RunLogger
 
@@ -735,6 +758,19 @@ def test_logs_of_checkpoints_without_row_counts_are_cut_at_the_step(tmp_path: Pa
     assert [ln.split(",")[2] for ln in (tmp_path / "scalars.csv").read_text().splitlines()] == ["1", "2", "3", "4",
                                                                                                  "5"]
     assert logger.rows == {"metrics.jsonl": 5, "scalars.csv": 5}
+
+
+@pytest.mark.parametrize("rows", [None, {"scalars.csv": 5}])
+def test_resume_keeps_the_kept_scalars_rows_byte_for_byte(tmp_path: Path, rows: dict[str, int] | None) -> None:
+    from openfas.engine.logger import RunLogger
+
+    crlf = [f"1700000000.{s},train,{s},loss,{1.0 / s}\r\n".encode() for s in range(1, 9)]  # csv.writer's rows
+    (tmp_path / "scalars.csv").write_bytes(b"".join(crlf))
+    logger = RunLogger(tmp_path, tensorboard=False, resume={"step": 5, "rows": rows})
+    assert (tmp_path / "scalars.csv").read_bytes() == b"".join(crlf[:5])
+    assert logger.rows["scalars.csv"] == 5
+    logger.scalars(6, {"loss": 0.25})
+    assert (tmp_path / "scalars.csv").read_bytes().startswith(b"".join(crlf[:5]) + b"1")  # appended after them
 
 
 # ------------------------------------------------------------------------------------------ HTTP service (6-9)

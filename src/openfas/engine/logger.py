@@ -53,7 +53,7 @@ class RunLogger:
             self._truncate(int(resume["step"]), resume.get("rows"))
         for name in self.FILES:
             p = self.run_dir / name
-            self.rows[name] = len(p.read_text().splitlines()) if p.exists() else 0
+            self.rows[name] = len(p.read_bytes().splitlines()) if p.exists() else 0
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -64,16 +64,18 @@ class RunLogger:
                 log.warning("tensorboard not installed; TensorBoard logging disabled")
 
     def _truncate(self, step: int, rows: dict[str, int] | None) -> None:
-        def step_of(name: str, line: str) -> int:
+        def step_of(name: str, line: bytes) -> int:
             try:
-                return int(json.loads(line)["step"]) if name.endswith(".jsonl") else int(next(csv.reader([line]))[2])
-            except (ValueError, KeyError, IndexError, TypeError):
+                text = line.decode()
+                return int(json.loads(text)["step"]) if name.endswith(".jsonl") else int(next(csv.reader([text]))[2])
+            except (ValueError, KeyError, IndexError, TypeError, StopIteration):
                 return step + 1  # an unreadable (half-written) line goes
         for name in self.FILES:
             p = self.run_dir / name
             if not p.exists():
                 continue
-            lines = p.read_text().splitlines(keepends=True)
+            # bytes: the kept rows are written back exactly as they were (csv ends its rows with \r\n)
+            lines = p.read_bytes().splitlines(keepends=True)
             if rows is not None and name in rows:
                 keep = lines[:int(rows[name])]
             else:
@@ -81,7 +83,7 @@ class RunLogger:
             if len(keep) != len(lines):
                 log.info("%s: dropping %d rows logged after the checkpoint (step %d)", p, len(lines) - len(keep), step)
                 tmp = p.with_name(p.name + ".tmp")
-                tmp.write_text("".join(keep))
+                tmp.write_bytes(b"".join(keep))
                 os.replace(tmp, p)
 
     def scalars(self, step: int, values: dict[str, float], phase: str = "train", **context: Any) -> None:

@@ -519,9 +519,24 @@ class Trainer:
 
 
 def resume_checkpoint_path(resume: str | Path) -> Path:
-    """The checkpoint ``--resume`` continues from: ``<run>/checkpoints/last.safetensors`` for a run folder."""
+    """The checkpoint ``--resume`` continues from: ``<run>/checkpoints/last.safetensors`` for a run folder.
+    A run folder without that file is an error that says why: when a kill interrupted the run's first checkpoint
+    write, the temporary file it left is removed and named."""
     p = Path(resume)
-    return p / "checkpoints" / "last.safetensors" if p.is_dir() else p
+    if not p.is_dir():
+        return p
+    path = p / "checkpoints" / "last.safetensors"
+    if path.is_file():
+        return path
+    removed = _remove_stale_temp_files(p)
+    again = (f"start it again with `openfas train -c {p / 'config.json'}`" if (p / "config.json").is_file()
+             else "start it again")
+    if removed:
+        names = ", ".join(str(t) for t in removed)
+        raise CheckpointError(f"{p}: the run has no complete checkpoint to resume from: its first checkpoint write "
+                              f"was interrupted (removed the partial file {names}); {again}")
+    raise CheckpointError(f"{p}: the run has no checkpoint to resume from ({path} not found): it stopped before "
+                          f"its first checkpoint; {again}")
 
 
 def resume_config(resume: str | Path, overrides: list[str] | None = None) -> Config:
@@ -534,12 +549,15 @@ def resume_config(resume: str | Path, overrides: list[str] | None = None) -> Con
                             source=f"{path} (the run's config)")
 
 
-def _remove_stale_temp_files(run_dir: Path) -> None:
-    """Delete temporary files left by a process killed while writing a checkpoint or CAM cache."""
-    for tmp in [*run_dir.glob("checkpoints/*.safetensors.*.tmp"), *run_dir.glob("*.safetensors.tmp")]:
+def _remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete temporary files left by a process killed while writing a checkpoint or CAM cache; returns them."""
+    removed = []
+    for tmp in sorted([*run_dir.glob("checkpoints/*.safetensors.*.tmp"), *run_dir.glob("*.safetensors.tmp")]):
         if tmp.is_file():
             log.info("removing a stale temporary file %s (left by an interrupted write)", tmp)
             tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
