@@ -243,6 +243,23 @@ def test_items_equal_the_plain_computation_with_two_modalities(two_modality_cach
         assert np.array_equal(item["target"].numpy(), ref["target"])
 
 
+@pytest.mark.parametrize("recipe", ["real", "openfas"])
+def test_rgb_after_another_modality_is_augmented_as_when_first(two_modality_cache: Path, recipe: str) -> None:
+    def items(modalities: list[str], augment: str) -> list[np.ndarray]:
+        ds = FaceCropDataset(two_modality_cache, modalities=modalities, image_size=24, map_size=8, train=True,
+                             augment=augment, seed=5)
+        return [ds[i]["image"].numpy() for i in range(len(ds))]
+
+    rgb_first, depth_first = items(["rgb", "depth"], recipe), items(["depth", "rgb"], recipe)
+    for a, b in zip(rgb_first, depth_first, strict=True):
+        assert b.shape == (6, 24, 24)
+        assert np.array_equal(b[3:], a[:3]) and np.array_equal(b[:3], a[3:])  # rgb and depth, each as before
+    if recipe == "real":  # its geometric part alone is "geometric": same warps, no colour
+        plain = items(["depth", "rgb"], "geometric")
+        assert all(np.array_equal(b[:3], g[:3]) for b, g in zip(depth_first, plain, strict=True))  # depth: no colour
+        assert any(not np.array_equal(b[3:], g[3:]) for b, g in zip(depth_first, plain, strict=True))  # rgb: colour
+
+
 def test_relight_equals_its_formula() -> None:
     rng = np.random.default_rng(0)
     for i in range(200):

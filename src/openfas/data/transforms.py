@@ -61,10 +61,11 @@ def build_transform(
 ) -> A.Compose:
     """Geometric augmentation for all modalities + target (``mask``); photometric jitter for RGB only.
 
-    Extra modalities are passed as ``additional_targets`` (type ``image``) so that flips and affine
-    warps match pixel for pixel; colour jitter is applied afterwards to the RGB crop alone.
+    The first modality is the ``image`` argument, every other one (``rgb`` included when it is not first) an
+    ``additional_targets`` entry of type ``image``, so that flips and affine warps match pixel for pixel; colour
+    jitter (:func:`build_color_transform`) is applied afterwards to the RGB crop alone, wherever it stands.
     """
-    extra = {m: "image" for m in modalities if m != "rgb"}
+    extra = {m: "image" for m in modalities[1:]}
     recipe = augment_recipe(recipe)
     ops: list[A.BasicTransform] = []
     if train and recipe in ("real", "geometric", "relight"):
