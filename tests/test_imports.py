@@ -118,7 +118,7 @@ def test_no_import_cycles() -> None:
 # Layers from the bottom up; a module may import its own layer and the ones below, never above.
 LAYERS = [
     ("foundation", ["openfas._version", "openfas.errors", "openfas.conventions", "openfas.config", "openfas.io",
-                    "openfas.optim"]),
+                    "openfas.optim", "openfas.devices"]),
     ("ops", ["openfas.ops"]),
     ("models", ["openfas.models"]),
     ("losses", ["openfas.losses"]),

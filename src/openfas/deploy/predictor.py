@@ -165,18 +165,15 @@ class OnnxBackend:
 
 
 def _resolve_device(device: str) -> str:
+    # deferred: the ONNX path loads no torch
     import torch
+
+    # deferred: openfas.devices imports torch
+    from openfas.devices import check_device
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {device!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device!r} but CUDA is not available on this machine")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {device!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    check_device(device, f"--device {device!r}")
     return device
 
 

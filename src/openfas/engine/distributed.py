@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from openfas.config import ConfigError
+from openfas.devices import check_device
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,7 @@ def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"train.device={spec!r}: not a device name (cpu, cuda, cuda:N, mps, auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={spec!r} but CUDA is not available on this machine")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"train.device={spec!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
+    return check_device(spec, f"train.device={spec!r}")
 
 
 def init_distributed(device_spec: str = "auto") -> tuple[DistInfo, torch.device]:
