@@ -1,4 +1,4 @@
-"""tools/lfw_dlibinit_summary.py: the per-run rows and the seed means of docs/masked_recognition.md §8."""
+"""bench/lfw_dlibinit_summary.py: the per-run rows and the seed means (docs/masked_recognition.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "lfw_dlibinit_summary.py"
+TOOL = Path(__file__).resolve().parents[1] / "bench" / "lfw_dlibinit_summary.py"
 
 
 def load_tool():

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Masked-face recognition on real faces (LFW View 1), CPU evidence: dlib teacher → CSDN student with distillation
+# Masked-face recognition on real faces (LFW View 1), trained from scratch: dlib teacher → CSDN student with distillation
 # from the precomputed teacher table, the CosFace baseline and the two ablations (no KD, no consistency loss), all
 # on the same DevTrain identities with masks synthesised on the fly, evaluated on the DevTest pairs in three
-# protocols. Usage: tools/lfw_masked_evidence.sh LFW_ROOT OUT [extra train overrides…]
-#   LFW_ROOT: LFW in its distributed layout (../shared/data/lfw); OUT: folder for data/ and runs.
+# protocols. Usage: bench/lfw_masked_evidence.sh LFW_ROOT OUT [extra train overrides…]
+#   LFW_ROOT: LFW in its distributed layout (e.g. data/lfw); OUT: folder for data/ and runs.
 # Environment: PREP_ARGS (default "--test-pairs 500 --workers 2"), MODELS (default "csdn cosface csdn_nokd csdn_nokl").
 set -euo pipefail
 LFW=$1; OUT=$2; shift 2

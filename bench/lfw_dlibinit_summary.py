@@ -1,6 +1,6 @@
-"""Markdown table of runs made by tools/lfw_dlibinit_run.sh (docs/masked_recognition.md §8–§10).
+"""Markdown table of runs made by bench/lfw_dlibinit_run.sh (docs/masked_recognition.md).
 
-    python tools/lfw_dlibinit_summary.py RUN [RUN ...]
+    python bench/lfw_dlibinit_summary.py RUN [RUN ...]
 
 One row per run: 10-fold accuracy (%) on the clean / one-masked / both-masked lists of the split it was scored on
 (``eval-<protocol>/metrics.json``; for one-masked the end-of-training ``metrics.json`` when there is no

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# One fine-tuning run from dlib's weights on LFW, scored on one split (docs/masked_recognition.md §8).
-#   tools/lfw_dlibinit_run.sh CONFIG DATA WEIGHTS SPLIT RUN [overrides...]
+# One fine-tuning run from dlib's weights on LFW, scored on one split (docs/masked_recognition.md).
+#   bench/lfw_dlibinit_run.sh CONFIG DATA WEIGHTS SPLIT RUN [overrides...]
 # CONFIG: recognition/csdn_lfw_dlibinit.yaml or recognition/cosface_lfw_dlibinit.yaml; DATA: the folder of
 # `openfas data lfw … --geometry dlib --teacher dlib-torch [--val-people N]`; WEIGHTS: `openfas data dlib-weights`;
 # SPLIT: val (schedule selection; needs --val-people) or test (DevTest, scored once per chosen run).
 # Trains on DATA/train (the end-of-training verification is SPLIT's one-masked list), then `openfas eval` on
-# SPLIT's clean and both-masked lists. RUN_PREFIX (e.g. "flock /tmp/openfas-cpu.lock nice -n 5") wraps the whole
+# SPLIT's clean and both-masked lists. RUN_PREFIX (e.g. "nice -n 5", or a flock command) wraps the whole
 # run (training and its two evaluations) once, so a shared lock is taken once per run and released after it.
 # A run whose evals exist is skipped. EVAL_FLAGS (e.g. "--flip") is passed to the two `openfas eval` calls; for the
 # same mirror averaging in the training-end verification add the override data.identities.flip=true.

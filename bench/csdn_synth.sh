@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Masked-face recognition evidence on synthetic identities (a test and demo aid, not a benchmark; CPU, ~40 min):
-# a CosFace teacher trained on unmasked faces, then — fine-tuned from it on the same data with half the faces masked —
-# the CosFace baseline, CSDN and CSDN with region bands (three seeds each), evaluated on the config's masked-vs-unmasked pairs and on a larger
-# held-out set of 60 new identities (1920 pairs). Usage: tools/csdn_evidence.sh [OUT]   (default /tmp/csdn-evidence)
+# Masked-face recognition on synthetic identities (a test and demo aid, not a benchmark of real faces; ~40 min on
+# 2 CPU cores): a CosFace teacher trained on unmasked faces, then, fine-tuned from it on the same data with half the
+# faces masked, the CosFace baseline, CSDN and CSDN with region bands (three seeds each), scored on the config's
+# masked-vs-unmasked pairs and on 60 new identities (1,920 pairs), printed with `openfas compare`.
+#   bench/csdn_synth.sh [OUT]        (default runs/csdn-synth)
 set -euo pipefail
-OUT=${1:-/tmp/csdn-evidence}
+OUT=${1:-runs/csdn-synth}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 C="data.identities.synth.cache_dir=$OUT/cache experiment.output_dir=$OUT"
 openfas train -c recognition/teacher_synth.yaml $C --run-dir "$OUT/teacher" --no-progress
