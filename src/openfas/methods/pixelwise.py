@@ -28,7 +28,7 @@ from openfas.methods.base import Batch, Method, MethodParams, Stage, register_me
 class PixelwiseParams(MethodParams):
     cdl_weight: float = 1.0  # weight of the contrastive depth loss (Eq. 6 of Yu et al. 2020 uses 1)
     # 0 = valid convolution as the official code (30×30 difference maps for 32×32); 1 = zero padding (documented
-    # deviation, the behaviour of openfas before issue 13)
+    # deviation, adds border terms against 0)
     cdl_padding: Literal[0, 1] = 0
     score_norm: Literal["mean", "face_mask"] = "mean"  # CDCN configs: "face_mask" (official test score)
     mask_face_scale: float = Field(1.3, ge=1.0)  # crop side / face-box side, for the implied face mask

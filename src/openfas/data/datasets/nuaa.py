@@ -23,7 +23,7 @@ checkpoint, and it is always carved from the official TRAIN lists, never from se
 - ``cross-session`` (default): train = session 01, dev = session 02, test = session 03. The test session was
   recorded in another place and light, so the dev split must also be an unseen session to predict it: a dev of
   held-out people from the training sessions shares their light and background and saturates (dev AUC 1.0
-  while session-3 AUC was 0.68, issue 12), so it cannot rank recipes. The price is half the training frames.
+  while session-3 AUC was 0.68), so it cannot rank recipes. The price is half the training frames.
 - ``cross-session-swap``: train = session 02, dev = session 01 (the second fold, for recipe selection).
 - ``people``: train = sessions 01–02 of all but the last ``dev_people`` persons (numeric order, only persons with
   both live and print frames count), dev = those persons' frames; kept for comparison.
