@@ -269,7 +269,7 @@ def test_lfw_route_prepares_trains_and_evaluates(lfw_small: Path, tmp_path: Path
     assert m["pairs"] == 4 and "quality_vs_coverage" in m
     res = CliRunner().invoke(app, ["eval", str(run / "checkpoints" / "final.safetensors"), "--pairs",
                                    str(lfw_small / "test" / "pairs_clean.txt"), "--root", str(lfw_small / "test"),
-                                   "--pairs-format", "mlfw", "--out", str(tmp_path / "ev")])
+                                   "--pairs-format", "mlfw", "--aligned", "--out", str(tmp_path / "ev")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["pairs"] == 4
 

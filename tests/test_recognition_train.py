@@ -62,7 +62,7 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     assert not any("teacher" in k for k in load_file(str(ckpt)))  # the teacher is not saved in the student
 
     runner = CliRunner()
-    res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(ids_root / "test" / "pairs.txt"),
+    res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(ids_root / "test" / "pairs.txt"), "--aligned",
                               "--out", str(tmp_path / "ev")])
     assert res.exit_code == 0, res.output
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -72,7 +72,7 @@ def test_csdn_trains_with_teacher_and_evaluates(ids_root: Path, teacher_ckpt: Pa
     assert res.exit_code == 0 and "TAR@FAR=0.001 (%)" in res.output and "Spearman C(X)" in res.output
 
     img = ids_root / "test" / "TestPerson000" / "TestPerson000_0003.png"
-    res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])
+    res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed", "--aligned"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.output)["results"][0]
     assert len(row["embedding"]) == 16 and 0.0 <= row["quality"] <= 1.0 and len(row["weights"]) == 3
@@ -228,7 +228,8 @@ def test_eval_flip_sums_the_mirror_embedding_before_the_cosine(ids_root: Path, t
 
     pairs = ids_root / "test" / "pairs.txt"
     runner = CliRunner()
-    res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--flip", "--out", str(tmp_path / "f")])
+    res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--flip", "--aligned", "--out",
+                              str(tmp_path / "f")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "f" / "metrics.json").read_text())["flip"] is True
     with open(tmp_path / "f" / "scores_pairs.csv", newline="") as f:
@@ -259,17 +260,18 @@ def test_eval_flip_sums_the_mirror_embedding_before_the_cosine(ids_root: Path, t
     ckpt = run / "checkpoints" / "final.safetensors"
     for flags, want_flip in (([], True), (["--no-flip"], False), (["--flip"], True)):
         out = tmp_path / f"cfg{len(flags)}{want_flip}"
-        res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(pairs), *flags, "--out", str(out)])
+        res = runner.invoke(app, ["eval", str(ckpt), "--pairs", str(pairs), *flags, "--aligned", "--out", str(out)])
         assert res.exit_code == 0, res.output
         assert json.loads((out / "metrics.json").read_text())["flip"] is want_flip
-    res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--out", str(tmp_path / "plain")])
+    res = runner.invoke(app, ["eval", str(teacher_ckpt), "--pairs", str(pairs), "--aligned", "--out",
+                              str(tmp_path / "plain")])
     assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["flip"] is False
 
     # predict --embed gives the same embedding as eval for that checkpoint: the normalised mirror sum
     model, info = build_model_from_checkpoint(ckpt)
     model.eval()
     img = resolve_image(pairs.parent, pl.left[0], pl)
-    res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed"])
+    res = runner.invoke(app, ["predict", str(ckpt), str(img), "--embed", "--aligned"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     x = load_face(img, 32, 0.5, 0.5)[None]

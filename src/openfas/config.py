@@ -86,6 +86,9 @@ class IdentityDataConfig(_Strict):
     pairs_format: Literal["auto", "lfw", "mfr2", "mlfw"] = "auto"
     pairs_ext: str | None = None  # image suffix of lfw/mfr2 pair lines (default .jpg for lfw, .png for mfr2)
     flip: bool = False  # eval / predict --embed: sum the embeddings of the image and its mirror (insightface)
+    # the face chips the training images are (recorded in the checkpoint, so that eval / predict --embed cut the
+    # same chips from photos): "arcface" five-point crops, "dlib" face chips, "auto": dlib for dlib-* models
+    face_geometry: Literal["auto", "arcface", "dlib"] = "auto"
     synth: IdentitySynthConfig = Field(default_factory=IdentitySynthConfig)
 
 

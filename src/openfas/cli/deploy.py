@@ -289,9 +289,13 @@ def predict(
     explain: Annotated[bool, typer.Option("--explain", help="Say on stderr how the decision threshold was chosen "
                                           "and warn when it is weakly supported.")] = False,
     embed: Annotated[bool, typer.Option(
-        "--embed", help="Recognition checkpoints (cosface / csdn): write each image's L2-normalised embedding and "
-                        "quality score C(X) (CSDN consistency, higher = more reliable; null for cosface). Inputs "
-                        "are taken as aligned face crops.")] = False,
+        "--embed", help="Recognition checkpoints (cosface / csdn) or --model dlib: write each image's L2-normalised "
+                        "embedding and quality score C(X) (CSDN consistency, higher = more reliable; null "
+                        "otherwise). The face is detected, aligned and cut into the chip the model was trained "
+                        "on (see --aligned).")] = False,
+    aligned: Annotated[bool, typer.Option(
+        "--aligned", help="With --embed: the images already are chips of the model's face geometry (only "
+                          "resized).")] = False,
 ) -> None:
     """Score face images or videos (liveness score, higher = more live).
 
@@ -329,8 +333,10 @@ def predict(
     if embed:
         if model is None or is_bundled_name(model):
             _fail("--embed needs a face-recognition checkpoint (--model), the bundled model scores liveness")
-        _predict_embeddings(Path(str(model)), inputs, output_format, out, device, recursive)
+        _predict_embeddings(str(model), inputs, output_format, out, device, recursive, aligned)
         return
+    if aligned:
+        _fail("--aligned goes with --embed (face-recognition models)")
     if model is not None and Path(model).suffix == ".safetensors" and \
             _checkpoint_method(Path(model)) in ("cosface", "csdn"):
         _fail(f"{model}: a face-recognition checkpoint gives embeddings, not liveness scores; use --embed")
@@ -420,10 +426,10 @@ def _checkpoint_method(checkpoint: Path) -> str | None:
         return None  # Predictor.from_checkpoint reports the problem
 
 
-def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str, out: Path | None,
-                        device: str, recursive: bool = False) -> None:
+def _predict_embeddings(model_spec: str, inputs: list[Path], output_format: str, out: Path | None,
+                        device: str, recursive: bool = False, aligned: bool = False) -> None:
     """``predict --embed``: one row per image with its embedding and quality score (embedded as ``openfas eval``
-    does for this checkpoint: mirror-averaged when its config sets ``data.identities.flip``)."""
+    does for this model: its face chips, mirror-averaged when its config sets ``data.identities.flip``)."""
     import csv
     import json
     import math
@@ -431,54 +437,66 @@ def _predict_embeddings(checkpoint: Path, inputs: list[Path], output_format: str
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
-    from openfas.methods.restore import build_model_from_checkpoint
+    from openfas.methods.recognizer import Recognizer
     from openfas.recognition.data import load_face
-    from openfas.recognition.evaluate import embed_batch
+    from openfas.recognition.evaluate import embed_batch, load_prepared, new_report
 
     try:
-        model, info = build_model_from_checkpoint(checkpoint)
+        rec = Recognizer.load(model_spec)
     except OpenFASError as err:
-        _fail(str(err))
-    method, cfg = info["method"], info["config"]
-    if not callable(getattr(method, "embed", None)):
-        _fail(f"{checkpoint}: --embed needs a face-recognition checkpoint (method cosface or csdn), "
-              f"this one is method {cfg.method.name!r}")
+        _fail(f"--embed needs a face-recognition model: {err}")
+    if rec.geometry_warning and not aligned:
+        typer.secho(f"warning: {rec.geometry_warning}", fg=typer.colors.YELLOW, err=True)
     dev = D.resolve_device(device)
-    model.to(dev).eval()
+    rec.model.to(dev).eval()
     files, missing = _expand(inputs, recursive)
     files = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     rows: list[dict[str, Any]] = [{"file": m, "error": "not found"} for m in missing]
     if not files and not missing:
         _fail(_no_media_message(inputs, "the given inputs", recursive, images_only=True))
     failed = len(missing)
+    prep = None if aligned else rec.preparer()
+    report = new_report(prep, rec.image_size)
     for path in files:
+        before = len(report.not_found)
         try:
-            x = load_face(path, cfg.data.image_size, cfg.data.mean, cfg.data.std).unsqueeze(0).to(dev)
+            if prep is None:
+                x = load_face(path, rec.image_size, rec.mean, rec.std)
+            else:
+                x = load_prepared(path, prep, rec.image_size, rec.mean, rec.std, report)
         except (MediaError, OSError) as err:
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
             continue
-        emb, q, w = embed_batch(model, method, x, cfg.data.identities.flip)
+        emb, q, w = embed_batch(rec.model, rec.method, x.unsqueeze(0).to(dev), rec.flip)
         e = emb[0].cpu().tolist()
         qv = float(q[0])
         rows.append({"file": str(path), "quality": None if math.isnan(qv) else round(qv, 6),
+                     "face_found": len(report.not_found) == before,
                      "weights": [round(float(v), 4) for v in w[0]], "embedding": [round(v, 6) for v in e]})
     stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
     try:
         if output_format == "json":
-            json.dump({"model": str(checkpoint), "method": cfg.method.name, "quality": "C(X) in [0, 1], higher = "
-                       "more consistent sub-decisions (csdn only)", "flip": cfg.data.identities.flip,
+            json.dump({"model": rec.name, "method": getattr(rec.method, "name", None),
+                       "quality": "C(X) in [0, 1], higher = more consistent sub-decisions (csdn only)",
+                       "flip": rec.flip, "face_geometry": rec.geometry.to_meta(), "faces": report.to_json(),
                        "results": rows}, stream)
             stream.write("\n")
         else:
             dim = max((len(r.get("embedding", [])) for r in rows), default=0)
             writer = csv.writer(stream)
-            writer.writerow(["file", "quality", "error", *(f"e{i}" for i in range(dim))])
+            writer.writerow(["file", "quality", "face_found", "error", *(f"e{i}" for i in range(dim))])
             for r in rows:
-                writer.writerow([r["file"], r.get("quality"), r.get("error", ""), *r.get("embedding", [])])
+                writer.writerow([r["file"], r.get("quality"), r.get("face_found", ""), r.get("error", ""),
+                                 *r.get("embedding", [])])
     finally:
         if out:
             stream.close()
+    if prep is not None:
+        typer.echo(report.summary(), err=True)
+    if report.not_found:
+        typer.secho(f"warning: no face found in {len(report.not_found)} image(s), embedded from a centred chip "
+                    f"(face_found false)", fg=typer.colors.YELLOW, err=True)
     if failed:
         typer.secho(f"{failed} input(s) could not be read (see the 'error' field)", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1)

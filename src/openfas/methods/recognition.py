@@ -51,6 +51,7 @@ from openfas.methods.restore import build_model_from_checkpoint
 from openfas.models._registry import model_factory
 from openfas.models.iresnet import RecognitionNet
 from openfas.ops.cosface import cosface_logits
+from openfas.recognition.align import FaceGeometry, default_geometry
 from openfas.recognition.data import MaskedIdentityDataset, scan_identity_folder
 from openfas.recognition.dlib_teacher import DlibTeacher
 from openfas.recognition.embedding_table import EmbeddingTable, EmbeddingTableError
@@ -198,8 +199,13 @@ class CosFaceMethod(Method):
         trainer.barrier()
         if not trainer.dist.is_main:
             self.paths = self.identity_paths(generate=False)
-        trainer.crop_info = {"source": "identity-folder", "aligned": "ArcFace 5-point crop assumed",
-                             "crop_size": self.cfg.data.image_size}
+        trainer.crop_info = {"source": "identity-folder", "crop_size": self.cfg.data.image_size,
+                             "face_geometry": self.face_geometry().to_meta()}
+
+    def face_geometry(self) -> FaceGeometry:
+        """The chips the training images are (``data.identities.face_geometry``; ``auto``: by model name)."""
+        kind, size = self.cfg.data.identities.face_geometry, self.cfg.data.image_size
+        return default_geometry(self.cfg.model.name, size) if kind == "auto" else FaceGeometry(kind, size)
 
     def train_dataset(self, trainer: TrainerContext) -> Any:
         d, data = self.cfg.data.identities, self.cfg.data

@@ -6,6 +6,10 @@ When the image root has a ``masks.csv`` (``file,…,coverage[,degraded]``; writt
 the Spearman correlation between the model's quality score C(X) and the mask coverage is added, and how well
 C(X) separates clean from degraded images (ROC AUC). For every multi-decision model the report also says whether a
 low pair quality min(C(left), C(right)) flags the pairs verified wrongly (:func:`quality_vs_errors`).
+
+Images are either already chips of the model's geometry (``preparer=None``: resized to the input size) or photos
+that a :class:`~openfas.recognition.align.FacePreparer` turns into chips (detect, landmarks, chip); the result
+then says how each face was found and how many were not (``faces``).
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from openfas.data.transforms import to_chw_float
+from openfas.data.video import read_image
 from openfas.eval.metrics import auc
+from openfas.recognition.align import FacePreparer, PreparationReport
 from openfas.recognition.data import load_face
 from openfas.recognition.pairs import PairList, read_pairs, resolve_image
 from openfas.recognition.verification import stratified_folds, verification_report
@@ -36,15 +44,50 @@ def embed_batch(model: torch.nn.Module, method: Any, x: torch.Tensor, flip: bool
     return F.normalize(e.float(), dim=1), q.float(), w.float()
 
 
+def load_prepared(path: str | Path, preparer: FacePreparer, image_size: int, mean: float, std: float,
+                  report: PreparationReport | None = None, name: str | None = None) -> torch.Tensor:
+    """A photo → its chip (``preparer``) → normalised 3×S×S RGB tensor; counts the face's route in ``report``."""
+    img = read_image(path)
+    prepared = preparer(img, str(path))
+    chip = prepared.chip
+    if chip.shape[:2] != (image_size, image_size):
+        chip = cv2.resize(chip, (image_size, image_size), interpolation=cv2.INTER_AREA)
+    if report is not None:
+        how = prepared.face.how
+        report.counts[how] = report.counts.get(how, 0) + 1
+        if not prepared.found:
+            report.not_found.append(name or str(path))
+    return torch.from_numpy(to_chw_float(chip, mean, std))
+
+
+def new_report(preparer: FacePreparer | None, image_size: int) -> PreparationReport:
+    """An empty :class:`PreparationReport` for ``preparer`` (``None``: the images are chips already)."""
+    if preparer is None:
+        return PreparationReport(f"aligned input: each image resized to {image_size} px", {}, [])
+    return PreparationReport(preparer.describe(), {}, [])
+
+
 @torch.no_grad()
 def embed_files(model: torch.nn.Module, method: Any, files: list[Path], image_size: int, mean: float, std: float,
-                device: torch.device, batch_size: int = 64, flip: bool = False
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N×D L2-normalised embeddings, N quality scores C(X) (NaN for single-decision models), N×n weights)."""
+                device: torch.device, batch_size: int = 64, flip: bool = False,
+                preparer: FacePreparer | None = None, report: PreparationReport | None = None,
+                names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N×D L2-normalised embeddings, N quality scores C(X) (NaN for single-decision models), N×n weights).
+
+    ``preparer``: the files are photos, cut into chips first (their routes counted in ``report``, the ones
+    without a face listed by ``names``); ``None``: they are chips already, resized to ``image_size``."""
     model.eval().to(device)
     embs, quals, weights = [], [], []
+    names = names or [str(f) for f in files]
     for k in range(0, len(files), batch_size):
-        x = torch.stack([load_face(f, image_size, mean, std) for f in files[k:k + batch_size]]).to(device)
+        if preparer is None:
+            x = torch.stack([load_face(f, image_size, mean, std) for f in files[k:k + batch_size]])
+            if report is not None:
+                report.counts["aligned"] = report.counts.get("aligned", 0) + len(files[k:k + batch_size])
+        else:
+            x = torch.stack([load_prepared(f, preparer, image_size, mean, std, report, n)
+                             for f, n in zip(files[k:k + batch_size], names[k:k + batch_size], strict=True)])
+        x = x.to(device)
         e, q, w = embed_batch(model, method, x, flip)
         embs.append(e.cpu())
         quals.append(q.cpu())
@@ -104,23 +147,27 @@ def quality_vs_degradation(quality: dict[str, float], degraded: dict[str, float]
 def evaluate_pairs(model: torch.nn.Module, method: Any, pairs: str | Path | PairList, root: str | Path | None,
                    image_size: int, mean: float, std: float, device: torch.device, batch_size: int = 64,
                    fmt: str = "auto", ext: str | None = None, flip: bool = False,
-                   out_dir: str | Path | None = None) -> dict[str, Any]:
+                   out_dir: str | Path | None = None, preparer: FacePreparer | None = None) -> dict[str, Any]:
     """Verification metrics of ``pairs`` (images under ``root``, default the pairs file's folder).
 
-    With ``out_dir``: writes ``scores_pairs.csv`` (left, right, label, score) and ``embeddings_quality.csv``.
+    ``preparer``: the images are photos, cut into chips by it (see the module docstring); the result's ``faces``
+    counts how each face was found and lists the images where none was (they are scored from the fallback chip).
+    With ``out_dir``: writes ``scores_pairs.csv`` (left, right, label, score) and ``quality.csv``.
     """
     pl = pairs if isinstance(pairs, PairList) else read_pairs(pairs, fmt, ext)
     base = Path(root) if root is not None else Path(pl.source).parent
     rels = sorted(set(pl.left) | set(pl.right))
     files = [resolve_image(base, r, pl) for r in rels]
-    emb, qual, weights = embed_files(model, method, files, image_size, mean, std, device, batch_size, flip)
+    report = new_report(preparer, image_size)
+    emb, qual, weights = embed_files(model, method, files, image_size, mean, std, device, batch_size, flip,
+                                     preparer, report, rels)
     index = {r: i for i, r in enumerate(rels)}
     li = np.array([index[r] for r in pl.left])
     ri = np.array([index[r] for r in pl.right])
     scores = (emb[li] * emb[ri]).sum(1)
     labels = np.array(pl.labels)
     result: dict[str, Any] = {"pairs_file": pl.source, "pairs_format": pl.format, "root": str(base),
-                              "flip": flip, "score": "cosine similarity"}
+                              "flip": flip, "score": "cosine similarity", "faces": report.to_json()}
     result.update(verification_report(scores, labels, pl.folds))
     if np.isfinite(qual).any():
         result["quality_mean"] = float(np.nanmean(qual))
@@ -222,6 +269,7 @@ def compare_verification_runs(run_dirs: list[Path]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["compare_verification_runs", "embed_files", "evaluate_pairs", "is_verification_run",
+__all__ = ["compare_verification_runs", "embed_files", "evaluate_pairs", "is_verification_run", "load_prepared",
+           "new_report",
            "pair_correctness", "quality_coverage_correlation", "quality_vs_degradation", "quality_vs_errors",
            "read_coverage"]

