@@ -102,15 +102,16 @@ def test_training_on_a_light_shortcut_logs_a_warning(tmp_path: Path) -> None:
     from openfas.engine.data_check import light_shortcut_warnings
 
     path = _cache(tmp_path / "c", live_light=(70, (0.8, 1.0, 1.3), 4.0), attack_light=(150, (1.2, 1.0, 0.8), 1.0))
-    cfg = load_config(None, [f"data.cache={path}", "data.augment=real"])
+    cfg = load_config(None, [f"data.cache={path}", "data.augment=openfas"])
     warn = light_shortcut_warnings(cfg, path)
     assert len(warn) == 1 and "split 'train'" in warn[0] and "relight" in warn[0]
     # data.train_split=all trains on every split, so every split is measured; a split the cache lacks warns nothing
     every = light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.train_split=all"]), path)
     assert sorted(w.split("'")[1] for w in every) == ["dev", "test", "train"]
     assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.train_split=nosuch"]), path) == []
-    # a run that already removes the light, or reads an order-only input, is not warned
+    # a run that already draws the light independently of the label, or reads an order-only input, is not warned
     assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.augment=relight"]), path) == []
+    assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "data.augment=real"]), path) == []
     assert light_shortcut_warnings(load_config(None, [f"data.cache={path}", "model.input_code=lbp"]), path) == []
     same = (120.0, (1.0, 1.0, 1.0), 2.0)
     fair = _cache(tmp_path / "f", live_light=same, attack_light=same, n=120)
@@ -140,7 +141,7 @@ def test_several_datasets_are_measured_one_domain_at_a_time(tmp_path: Path) -> N
     assert warned == {"a/train", "a/dev", "a/test"}
     only_b = light_shortcuts(CropCacheReader(path), ["train"], domains=["b"])
     assert {r.split for r in only_b} == {"train"} and all(r.strength < 0.6 for r in only_b)
-    cfg = load_config(None, [f"data.cache={path}", "data.augment=real", "data.train_domains=[b]"])
+    cfg = load_config(None, [f"data.cache={path}", "data.augment=openfas", "data.train_domains=[b]"])
     assert light_shortcut_warnings(cfg, path) == []
-    cfg = load_config(None, [f"data.cache={path}", "data.augment=real", "data.train_domains=[a, b]"])
+    cfg = load_config(None, [f"data.cache={path}", "data.augment=openfas", "data.train_domains=[a, b]"])
     assert [w.split("'")[1] for w in light_shortcut_warnings(cfg, path)] == ["a/train"]
