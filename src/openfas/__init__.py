@@ -15,9 +15,9 @@ from openfas.conventions import LIVE, SPOOF
 
 # Public names imported on first use: `import openfas` (and so `openfas --help`) stays free of torch and OpenCV.
 _LAZY = {"create_model": "openfas.models", "list_models": "openfas.models", "register_model": "openfas.models",
-         "Predictor": "openfas.deploy.predictor"}
+         "Predictor": "openfas.deploy.predictor", "Recognizer": "openfas.methods.recognizer"}
 
-__all__ = ["LIVE", "SPOOF", "Predictor", "__version__", "create_model", "list_models", "register_model"]
+__all__ = ["LIVE", "SPOOF", "Predictor", "Recognizer", "__version__", "create_model", "list_models", "register_model"]
 
 
 def __getattr__(name: str) -> Any:
