@@ -309,3 +309,16 @@ def test_python_api_and_predict_embed_take_the_same_path() -> None:
     rows = [r.split(",") for r in res.output.splitlines() if r.startswith(str(LFW))]
     np.testing.assert_allclose(np.array([[float(v) for v in r[4:]] for r in rows]), e, atol=2e-6)
     assert [r[2] for r in rows] == ["True"] * 3
+
+
+def test_view1_pair_lists_with_a_one_number_header_are_read(tmp_path: Path) -> None:
+    from openfas.recognition.pairs import PairsError, read_pairs
+
+    f = tmp_path / "pairsDevTest.txt"
+    f.write_text("2\nAl 1 2\nBo 1 3\nAl 1\tBo 2\nBo 1 Cy 1\n")
+    pl = read_pairs(f)
+    assert pl.format == "lfw" and pl.labels == [1, 1, 0, 0] and pl.folds is None
+    assert pl.left[2] == "Al/Al_0001.jpg" and pl.right[2] == "Bo/Bo_0002.jpg"
+    f.write_text("3\nAl 1 2\nBo 1 3\nAl 1 Bo 2\nBo 1 Cy 1\n")
+    with pytest.raises(PairsError, match="announces 6 pairs, the file has 4"):
+        read_pairs(f)

@@ -4,7 +4,9 @@ Formats (whitespace-separated fields; blank lines and ``#`` comments are skipped
 
 * ``lfw`` – first line ``<sets> <pairs_per_set>`` (e.g. ``10 300``), then ``Name i j`` (same person) or
   ``Name1 i Name2 j`` (different); image ``root/Name/Name_%04d<ext>`` (``ext`` default ``.jpg``). The file
-  is in ``sets`` consecutive blocks of ``2·pairs_per_set`` pairs: the official 10 folds.
+  is in ``sets`` consecutive blocks of ``2·pairs_per_set`` pairs: the official 10 folds. View 1's
+  ``pairsDevTrain.txt`` / ``pairsDevTest.txt`` have a one-number header ``N`` (N same, then N different pairs)
+  and no folds (accuracy then uses 10 folds stratified by label).
 * ``mfr2`` – the same lines without the header; ``ext`` default ``.png`` (MaskTheFace's MFR2 release).
   Not organised in folds.
 * ``mlfw`` – ``img1 img2 label`` (paths relative to ``root``, label 1 = same, 0 = different).
@@ -61,7 +63,7 @@ def detect_format(lines: list[str]) -> str:
         f = line.split()
         if not f or f[0].startswith("#"):
             continue
-        if len(f) == 2 and all(_is_int(x) for x in f):
+        if 1 <= len(f) <= 2 and all(_is_int(x) for x in f):
             return "lfw"
         if len(f) == 3 and f[2] in ("0", "1") and _looks_like_file(f[0]) and _looks_like_file(f[1]):
             return "mlfw"
@@ -89,17 +91,20 @@ def read_pairs(path: str | Path, fmt: str = "auto", ext: str | None = None) -> P
     right: list[str] = []
     labels: list[int] = []
     per_set = None
+    sets = 0
     for no, raw in enumerate(lines, 1):
         f = raw.split()
         if not f or f[0].startswith("#"):
             continue
         where = f"{path}:{no}"
         if fmt == "lfw" and per_set is None:
-            if len(f) != 2 or not all(_is_int(x) for x in f):
-                raise PairsError(f"{where}: expected the LFW header '<sets> <pairs_per_set>', got {raw.strip()!r}")
-            per_set = 2 * int(f[1])
+            if len(f) not in (1, 2) or not all(_is_int(x) for x in f):
+                raise PairsError(f"{where}: expected the LFW header '<sets> <pairs_per_set>' (View 2) or "
+                                 f"'<pairs per class>' (View 1), got {raw.strip()!r}")
+            per_set = 2 * int(f[-1])
             if per_set <= 0:
                 raise PairsError(f"{where}: pairs per set must be positive")
+            sets = int(f[0]) if len(f) == 2 else 1
             continue
         if fmt == "mlfw":
             if len(f) != 3 or f[2] not in ("0", "1"):
@@ -124,7 +129,10 @@ def read_pairs(path: str | Path, fmt: str = "auto", ext: str | None = None) -> P
         raise PairsError(f"{path}: no pairs found")
     folds = None
     if fmt == "lfw" and per_set:
-        folds = [k // per_set for k in range(len(labels))]
+        if len(labels) != sets * per_set:
+            raise PairsError(f"{path}: the header announces {sets * per_set} pairs, the file has {len(labels)}")
+        if sets > 1:
+            folds = [k // per_set for k in range(len(labels))]
     return PairList(left, right, labels, folds, fmt, str(path))
 
 
