@@ -1,11 +1,12 @@
 """LFW View 2 with openfas's synthetic masks: the photos of pairs.txt masked, and three pair lists.
 
-    python tools/lfw_masked_view2.py LFW_ROOT OUT [--seed 0]
+    python tools/lfw_masked_view2.py LFW_ROOT OUT [--seed 0] [--pairs pairs.txt]
 
-Writes OUT/masked/<Name>/<Name>_NNNN.png (each photo of pairs.txt with the mask `openfas data lfw` would draw on a
+Writes OUT/masked/<Name>/<Name>_NNNN.png (each photo of the pair list, View 2's pairs.txt or View 1's
+pairsDevTest.txt, with the mask `openfas data lfw` would draw on a
 test image: style from --seed and the file name, placed from dlib's 68 landmarks of the unmasked photo; the
 photo is not aligned), OUT/clean (a link to the deep-funneled folder) and, in the MLFW layout relative to OUT and
-in pairs.txt order, pairs_clean.txt, pairs_one_masked.txt (the second photo of each pair masked) and
+in the list's order, pairs_clean.txt, pairs_one_masked.txt (the second photo of each pair masked) and
 pairs_both_masked.txt. Score them with `openfas eval MODEL --pairs OUT/pairs_one_masked.txt --root OUT
 --pairs-format mlfw` (10 folds stratified by label, not the official ones).
 """
@@ -29,9 +30,10 @@ def main() -> None:
     ap.add_argument("lfw", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pairs", default="pairs.txt", help="pair list in LFW_ROOT (pairs.txt or pairsDevTest.txt)")
     a = ap.parse_args()
     image_dir = lfw_image_dir(a.lfw)
-    pl = read_pairs(a.lfw / "pairs.txt", "lfw")
+    pl = read_pairs(a.lfw / a.pairs, "lfw")
     a.out.mkdir(parents=True, exist_ok=True)
     if not (a.out / "clean").exists():
         (a.out / "clean").symlink_to(image_dir.resolve(), target_is_directory=True)
