@@ -21,7 +21,7 @@ done
 openfas data synth-ids "$OUT/bigtest" --identities 2 --images 1 --test-identities 60 --test-images 4 \
   --pairs-per-identity 16 --size 64 --seed 7
 for r in teacher cosface_ft_s{0,1,2} csdn_ft_s{0,1,2} csdn_bands_ft_s{0,1,2}; do
-  openfas eval "$OUT/$r/checkpoints/final.safetensors" --pairs "$OUT/bigtest/test/pairs.txt" --out "$OUT/big/$r" >/dev/null
+  openfas eval "$OUT/$r/checkpoints/final.safetensors" --pairs "$OUT/bigtest/test/pairs.txt" --aligned --out "$OUT/big/$r" >/dev/null
 done
 openfas compare "$OUT"/teacher "$OUT"/cosface_ft_s? "$OUT"/csdn_ft_s? "$OUT"/csdn_bands_ft_s?
 openfas compare "$OUT"/big/*

@@ -27,5 +27,5 @@ if [ ! -f "$RUN/checkpoints/final.safetensors" ]; then
 fi
 for p in clean both_masked; do
   $OPENFAS eval "$RUN/checkpoints/final.safetensors" --pairs "$D/$SPLIT/pairs_$p.txt" --root "$D/$SPLIT" \
-    --pairs-format mlfw ${EVAL_FLAGS:-} --out "$RUN/eval-$p"
+    --pairs-format mlfw --aligned ${EVAL_FLAGS:-} --out "$RUN/eval-$p"
 done

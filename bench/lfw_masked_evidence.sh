@@ -26,7 +26,7 @@ for m in ${MODELS:-csdn cosface csdn_nokd csdn_nokl}; do
   echo $(( $(date +%s) - start )) > "$OUT/$m/train_seconds.txt"
   for p in clean one_masked both_masked; do
     openfas eval "$OUT/$m/checkpoints/final.safetensors" --pairs "$D/test/pairs_$p.txt" --root "$D/test" \
-      --pairs-format mlfw --out "$OUT/$m/eval-$p" > /dev/null
+      --pairs-format mlfw --aligned --out "$OUT/$m/eval-$p" > /dev/null
   done
 done
 python -c "from openfas.recognition.lfw import results_table as t; import sys; print(t(sys.argv[1], sys.argv[2:]))" \
