@@ -228,3 +228,30 @@ def test_configs_name_their_papers_recipe() -> None:
         cd = load_config(f"cdcn/cdcn_oulu_{p}.yaml")
         assert cd.data.augment == "cdcn" and cd.method.kwargs()["score_norm"] == "face_mask"
         assert cd.method.kwargs()["cdl_padding"] == 0
+
+
+def test_colour_recipe_keeps_the_fine_texture_that_real_rewrites() -> None:
+    """"colour" = "real" without blur, JPEG, noise and rescaling: over many draws, the fine texture (the grey
+    image's Laplacian) stays correlated with the input's; "real" destroys it in some draws."""
+
+    def laplacian(x: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return cv2.Laplacian(grey, cv2.CV_32F).ravel()
+
+    texture = np.random.default_rng(0).integers(60, 190, (64, 64, 3)).astype(np.uint8)
+    kept = {}
+    for recipe in ("colour", "real"):
+        transform = build_color_transform(True, recipe)
+        assert transform is not None
+        transform.set_random_seed(0)
+        kept[recipe] = min(np.corrcoef(laplacian(texture), laplacian(transform(image=texture)["image"]))[0, 1]
+                           for _ in range(60))
+    assert kept["colour"] > 0.8
+    assert kept["real"] < 0.5
+    # the light still changes (a mean shift in most draws)
+    transform = build_color_transform(True, "colour")
+    assert transform is not None
+    transform.set_random_seed(1)
+    shifts = [abs(float(transform(image=texture)["image"].mean()) - float(texture.mean())) for _ in range(40)]
+    assert sum(s > 3 for s in shifts) >= 20
+    assert load_config(None, ["data.augment=colour"]).data.augment == "colour"

@@ -115,11 +115,12 @@ class DataConfig(_Strict):
     in_memory: bool | Literal["auto"] = "auto"
     sampler: Literal["random", "domain_balanced"] = "random"
     # training augmentation recipe: true = "openfas", false = "none", a method's official recipe by name
-    # ("rfmeta", "anrl", "cdcn"), "real" (strong light/colour/blur/JPEG changes for small real-face sets) or
+    # ("rfmeta", "anrl", "cdcn"), "real" (strong light/colour/blur/JPEG changes for small real-face sets),
+    # "colour" (real's geometric, light and colour changes without blur, JPEG, noise or rescaling) or
     # "geometric" (its crop/flip/rotation alone, for texture inputs such as model.input_code=lbp);
     # "relight" (that crop/flip/rotation, then a random exposure, white balance and noise level per crop);
     # see openfas.data.transforms
-    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight",
+    augment: bool | Literal["openfas", "none", "rfmeta", "anrl", "cdcn", "real", "colour", "geometric", "relight",
                             "light"] = True
     # Centre part of each stored crop the model sees (train and test); 0.5 of a cache prepared with --scale 2.7
     # is a crop of scale 1.35. Checkpoints record the resulting crop scale, so deployment crops the same way.

@@ -16,6 +16,9 @@ where a method config names it (see docs/faithfulness.md):
   session has other light and camera settings — brightness/contrast ±0.4, gamma 0.6–1.6, colour temperature
   3000–15000 K (Planckian jitter), saturation/hue jitter, Gaussian or motion blur, JPEG quality 30–95, sensor
   noise, down-up scaling. The colour part touches the RGB crop only; the geometric part moves the target too;
+* ``"colour"`` – ``"real"`` without the changes that rewrite fine texture (blur, JPEG, sensor noise, down-up
+  scaling): its geometric part and its light and colour changes only, so the print grain and screen moiré a
+  texture descriptor reads survive augmentation;
 * ``"geometric"`` – the geometric part of ``"real"`` alone, for texture inputs (``model.input_code: lbp``): those
   ignore brightness, contrast and gamma anyway, and blur, JPEG, noise and rescaling rewrite the very patterns
   they read;
@@ -37,7 +40,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real", "geometric", "relight", "light")
+RECIPES = ("openfas", "none", "rfmeta", "anrl", "cdcn", "real", "colour", "geometric", "relight", "light")
 RESIZE_ONLY_RECIPES = ("none", "rfmeta", "light")  # training crops keep the stored crop's geometry
 LIGHT_RECIPES = ("relight", "light")  # each crop's light is drawn independently of its label (RandomRelight)
 
@@ -68,7 +71,7 @@ def build_transform(
     extra = {m: "image" for m in modalities[1:]}
     recipe = augment_recipe(recipe)
     ops: list[A.BasicTransform] = []
-    if train and recipe in ("real", "geometric", "relight"):
+    if train and recipe in ("real", "colour", "geometric", "relight"):
         return A.Compose([
             A.RandomResizedCrop(size=(image_size, image_size), scale=(0.6, 1.0), ratio=(0.9, 1.1), p=1.0),
             A.HorizontalFlip(p=0.5),
@@ -119,12 +122,17 @@ def build_color_transform(train: bool, recipe: str = "openfas", crop_scale: floa
         return A.Compose([A.HueSaturationValue(p=0.1)])
     if recipe in LIGHT_RECIPES:
         return A.Compose([RandomRelight(centre=face_fraction(crop_scale))])
-    if recipe == "real":
-        return A.Compose([
+    if recipe in ("real", "colour"):
+        light_and_colour = [
             A.RandomBrightnessContrast(brightness_limit=0.4, contrast_limit=0.4, p=0.8),
             A.RandomGamma(gamma_limit=(60, 160), p=0.5),
             A.PlanckianJitter(mode="blackbody", temperature_limit=(3000, 15000), p=0.5),
             A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=30, val_shift_limit=0, p=0.5),
+        ]
+        if recipe == "colour":
+            return A.Compose(light_and_colour)
+        return A.Compose([
+            *light_and_colour,
             A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 7))], p=0.3),
             A.ImageCompression(quality_range=(30, 95), p=0.5),
             A.GaussNoise(std_range=(0.01, 0.05), p=0.3),

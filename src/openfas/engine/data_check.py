@@ -13,7 +13,7 @@
 * :func:`light_shortcut_warnings` — when the face's brightness, colour or noise alone tells live from attack in
   the training split, a model can learn the recording's light instead of the attack (NUAA: docs/real_faces.md);
   the trainer logs a warning naming ``data.augment=relight`` unless the run already draws each crop's light
-  independently of its label (``relight``, ``light`` or ``real``) or reads an order-only input
+  independently of its label (``relight``, ``light``, ``real`` or ``colour``) or reads an order-only input
   (``model.input_code: lbp``).
 """
 
@@ -97,7 +97,7 @@ def light_shortcut_warnings(cfg: Config, cache_dir: Path, per_split: int = 500) 
     d = cfg.data
     input_code = cfg.model.kwargs().get("input_code")
     texture_only = input_code == "lbp" or cfg.model.name == "lbp"  # LBP codes ignore brightness and gain
-    varies_light = augment_recipe(d.augment) in (*LIGHT_RECIPES, "real")
+    varies_light = augment_recipe(d.augment) in (*LIGHT_RECIPES, "real", "colour")
     if varies_light or texture_only or "rgb" not in d.modalities:
         return []
     splits = None if d.train_split == "all" else [d.train_split]  # "all": the run trains on every split
