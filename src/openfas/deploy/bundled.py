@@ -1,5 +1,6 @@
 """Models that ship inside the package: sealed ONNX files under ``openfas/deploy/bundled/`` listed in its
-``manifest.json`` (name, version, file, SHA-256, licence, training data, threshold, model card, retrain command).
+``manifest.json`` (name, version, file, SHA-256, licence, training data, threshold, model card, retrain command,
+and optionally the face detector it is deployed with).
 
 ``resolve_model(None)`` is the default bundled model; ``resolve_model("openfas-light")`` a bundled model by
 name; any other value is a path to the user's own checkpoint or ONNX file. A bundled file is used only when its
@@ -38,6 +39,7 @@ class BundledModel:
     threshold: float
     card: str
     retrain: str
+    detector: str = ""  # detector spec used when none is given; "" = the one its training crops were cut with
     directory: Path = BUNDLED_DIR
 
     @property
@@ -66,10 +68,22 @@ def _manifest(directory: Path | None = None) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+_OPTIONAL_FIELDS = ("detector",)
+
+
 def bundled_models(directory: Path | None = None) -> list[BundledModel]:
     """Every model the installation ships, in manifest order."""
-    return [BundledModel(**{k: m[k] for k in BundledModel.__dataclass_fields__ if k != "directory"},
+    fields = [k for k in BundledModel.__dataclass_fields__ if k != "directory"]
+    return [BundledModel(**{k: m[k] for k in fields if k in m or k not in _OPTIONAL_FIELDS},
                          directory=directory or BUNDLED_DIR) for m in _manifest(directory)["models"]]
+
+
+def bundled_detector(identity: dict[str, str], directory: Path | None = None) -> str | None:
+    """The face detector a bundled model is deployed with when none is given (its manifest's ``detector``), found
+    by the SHA-256 of the model file (the same bytes loaded from another path count too); ``None`` for other
+    model files and for bundled models without one (they use the detector their training crops were cut with)."""
+    digest = identity.get("sha256")
+    return next((m.detector or None for m in bundled_models(directory) if digest and m.sha256 == digest), None)
 
 
 def default_model_name(directory: Path | None = None) -> str | None:

