@@ -49,7 +49,8 @@ def main() -> None:
     scores = np.array([emb[index[x]] @ emb[index[y]] for x, y in zip(pl.left, pl.right, strict=True)])
     result = verification_report(scores, np.array(pl.labels), pl.folds)
     out = {"pairs_file": str(a.lfw / a.pairs), "images": len(rels), "hog_missed": len(missed),
-           "hog_missed_files": missed, **{k: result[k] for k in ("accuracy", "accuracy_std", "auc", "eer", "pairs")}}
+           "hog_missed_files": missed,
+           **{k: result[k] for k in ("accuracy", "accuracy_std", "auc", "eer", "pairs", "fold_accuracies")}}
     text = json.dumps(out, indent=2)
     print(text)
     if a.out:
