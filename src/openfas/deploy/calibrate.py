@@ -1,7 +1,8 @@
 """Site calibration: re-pick a model's decision threshold on the deployment's own bona fide faces.
 
-A threshold chosen on a training dataset's dev split does not survive a new camera or light: on NUAA, the colour
-LBP model's dev threshold rejected 37 % of the live faces of an unseen session (docs/real_faces.md). Bona fide
+A threshold chosen on a training dataset's dev split does not survive a new camera or light: the colour LBP model
+trained on NUAA rejected 52.5 % of a set of LFW faces at its dev threshold (docs/results.md, site calibration).
+Bona fide
 faces of the deployment site are easy to collect, attacks are not, so the rule needs live faces only:
 
     t = the k-th smallest live score, k = floor(target · n)  (0-based; scores sorted ascending)
