@@ -2,8 +2,7 @@
 
 A threshold chosen on a training dataset's dev split does not survive a new camera or light: the colour LBP model
 trained on NUAA rejected 52.5 % of a set of LFW faces at its dev threshold (docs/results.md, site calibration).
-Bona fide
-faces of the deployment site are easy to collect, attacks are not, so the rule needs live faces only:
+Bona fide faces of the deployment site are easy to collect, attacks are not, so the rule needs live faces only:
 
     t = the k-th smallest live score, k = floor(target · n)  (0-based; scores sorted ascending)
 
