@@ -15,6 +15,7 @@ threshold. The cache is made by the three ``openfas data prepare`` lines in ``co
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -52,6 +53,25 @@ def run_metrics(run: Path) -> dict[str, float]:
     secs = run / "train_seconds.txt"
     if secs.is_file():
         out["minutes"] = float(secs.read_text()) / 60
+    out.update(attack_aucs(run / "scores_test.csv"))
+    return out
+
+
+def attack_aucs(scores_csv: Path) -> dict[str, float]:
+    """AUC of the live target frames against each attack kind alone (``auc_print``, ``auc_replay``), from the
+    run's per-frame test scores."""
+    if not scores_csv.is_file():
+        return {}
+    from sklearn.metrics import roc_auc_score
+
+    with scores_csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    live = [float(r["score"]) for r in rows if r["label"] == "1"]
+    out = {}
+    for kind in ("print", "replay"):
+        spoof = [float(r["score"]) for r in rows if r["label"] == "0" and r["attack"] == kind]
+        if live and spoof:
+            out[f"auc_{kind}"] = float(roc_auc_score([1] * len(live) + [0] * len(spoof), live + spoof))
     return out
 
 
@@ -77,14 +97,32 @@ def table(out: Path) -> str:
         if protocol is None:
             continue
         groups.setdefault((stem[: -len(protocol) - 1], protocol), []).append(run_metrics(run))
-    lines = ["| model | protocol | seeds | target AUC | HTER % | ACER % | source-dev AUC | train min |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | protocol | seeds | target AUC | HTER % | ACER % | AUC prints | AUC replays | source-dev AUC "
+             "| train min |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     order = list(PROTOCOL_TITLES)
     for (model, protocol), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
-        col = {k: [r[k] for r in rows if k in r] for k in ("auc", "hter", "acer", "dev_auc", "minutes")}
+        col = {k: [r[k] for r in rows if k in r]
+               for k in ("auc", "hter", "acer", "auc_print", "auc_replay", "dev_auc", "minutes")}
         minutes = f"{statistics.mean(col['minutes']):.1f}" if col["minutes"] else "–"
         lines.append(f"| {model} | {PROTOCOL_TITLES[protocol]} | {len(rows)} | {_fmt(col['auc'])} | "
-                     f"{_fmt(col['hter'], True)} | {_fmt(col['acer'], True)} | {_fmt(col['dev_auc'])} | {minutes} |")
+                     f"{_fmt(col['hter'], True)} | {_fmt(col['acer'], True)} | {_fmt(col['auc_print'])} | "
+                     f"{_fmt(col['auc_replay'])} | {_fmt(col['dev_auc'])} | {minutes} |")
+    lines += ["", leave_one_out_means(groups)]
+    return "\n".join(lines)
+
+
+def leave_one_out_means(groups: dict[tuple[str, str], list[dict[str, float]]]) -> str:
+    """Per model with all three leave-one-out protocols: the mean of the three target AUCs (what a recipe is
+    chosen by), for the seeds every protocol has."""
+    lines = ["| model | seeds | mean target AUC over [I,S]→N, [N,S]→I, [N,I]→S |", "|---|---|---|"]
+    for model in sorted({m for m, _ in groups}):
+        runs = [groups.get((model, p)) for p in ("is_n", "ns_i", "ni_s")]
+        if not all(runs):
+            continue
+        n = min(len(r) for r in runs if r)
+        per_seed = [statistics.mean(r[i]["auc"] for r in runs if r) for i in range(n)]
+        lines.append(f"| {model} | {n} | {_fmt(per_seed)} |")
     return "\n".join(lines)
 
 
