@@ -1,6 +1,6 @@
 """LFW View 2 with openfas's synthetic masks: the photos of pairs.txt masked, and three pair lists.
 
-    python tools/lfw_masked_view2.py LFW_ROOT OUT [--seed 0] [--pairs pairs.txt]
+    python bench/lfw_masked_view2.py LFW_ROOT OUT [--seed 0] [--pairs pairs.txt]
 
 Writes OUT/masked/<Name>/<Name>_NNNN.png (each photo of the pair list, View 2's pairs.txt or View 1's
 pairsDevTest.txt, with the mask `openfas data lfw` would draw on a

@@ -1,6 +1,6 @@
 """dlib's own face pipeline on LFW View 2, the baseline of `openfas eval dlib`.
 
-    python tools/lfw_dlib_pipeline.py LFW_ROOT [--pairs pairs.txt] [--out FILE.json]
+    python bench/lfw_dlib_pipeline.py LFW_ROOT [--pairs pairs.txt] [--out FILE.json]
 
 Each photo goes through dlib's pipeline as dlib's examples run it: the HOG detector (no upsampling; the face
 nearest the image centre, LFW's centred face box when it finds none), the 68-point model, and

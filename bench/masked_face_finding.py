@@ -1,6 +1,6 @@
 """How well each face finder of openfas's recognition path copes with masks, on LFW photos.
 
-    python tools/masked_face_finding.py LFW_ROOT [--limit N] [--seed 0] [--out FILE.json]
+    python bench/masked_face_finding.py LFW_ROOT [--limit N] [--seed 0] [--out FILE.json]
 
 Takes every image of LFW View 1's DevTest pairs (people not in DevTrain, whose photos fitted the dlib-chip
 template of openfas.recognition.align), draws openfas's own synthetic mask on it (the same fixed-seed style
