@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PROTOCOL_TITLES = {"is_n": "[I,S]→N", "ns_i": "[N,S]→I", "ni_s": "[N,I]→S", "replay": "I→I (intra)"}
 
@@ -88,7 +89,7 @@ def _fmt(values: list[float], pct: bool = False) -> str:
 
 def table(out: Path) -> str:
     """Markdown table of every finished run in ``out`` (groups differ only in the ``_s<seed>`` tag)."""
-    groups: dict[tuple[str, str], list[dict[str, float]]] = {}
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for run in sorted(out.glob("*_s*")):
         if not (run / "metrics.json").is_file():
             continue
@@ -96,7 +97,8 @@ def table(out: Path) -> str:
         protocol = next((p for p in PROTOCOL_TITLES if stem.endswith("_" + p)), None)
         if protocol is None:
             continue
-        groups.setdefault((stem[: -len(protocol) - 1], protocol), []).append(run_metrics(run))
+        seed = run.name.rsplit("_s", 1)[1]
+        groups.setdefault((stem[: -len(protocol) - 1], protocol), []).append({**run_metrics(run), "seed": seed})
     lines = ["| model | protocol | seeds | target AUC | HTER % | ACER % | AUC prints | AUC replays | source-dev AUC "
              "| train min |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -112,17 +114,17 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
-def leave_one_out_means(groups: dict[tuple[str, str], list[dict[str, float]]]) -> str:
-    """Per model with all three leave-one-out protocols: the mean of the three target AUCs (what a recipe is
-    chosen by), for the seeds every protocol has."""
+def leave_one_out_means(groups: dict[tuple[str, Any], list[dict[str, Any]]]) -> str:
+    """Per model with all three leave-one-out protocols: the mean of the three target AUCs of each seed that all
+    three protocols have (what a recipe is chosen by), then mean ± sd over those seeds."""
     lines = ["| model | seeds | mean target AUC over [I,S]→N, [N,S]→I, [N,I]→S |", "|---|---|---|"]
     for model in sorted({m for m, _ in groups}):
-        runs = [groups.get((model, p)) for p in ("is_n", "ns_i", "ni_s")]
-        if not all(runs):
+        by_seed = [{r["seed"]: r["auc"] for r in groups.get((model, p), [])} for p in ("is_n", "ns_i", "ni_s")]
+        seeds = sorted(set.intersection(*(set(b) for b in by_seed)), key=int)
+        if not seeds:
             continue
-        n = min(len(r) for r in runs if r)
-        per_seed = [statistics.mean(r[i]["auc"] for r in runs if r) for i in range(n)]
-        lines.append(f"| {model} | {n} | {_fmt(per_seed)} |")
+        per_seed = [statistics.mean(b[seed] for b in by_seed) for seed in seeds]
+        lines.append(f"| {model} | {len(seeds)} | {_fmt(per_seed)} |")
     return "\n".join(lines)
 
 
