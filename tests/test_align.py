@@ -115,6 +115,27 @@ def test_cut_chip_puts_the_points_on_the_template() -> None:
     assert abs(float(cut_chip(board, m, geo).mean()) - 127.5) < 10
 
 
+@pytest.mark.parametrize("scale, angle", [(0.1, 0.0), (0.037, 0.0), (0.06, 0.4), (0.3, -0.2)])
+def test_cut_chip_of_a_large_photo_keeps_every_point_in_place(scale: float, angle: float) -> None:
+    """A photo shrunk before warping (chip scale < 0.5) still maps photo point p to chip point m·p: the centroid
+    of a smooth bright dot centred on p lands where the matrix says, to 0.1 px, in both geometries."""
+    h, w = 1500, 2100
+    p = np.array([1003.3, 707.6])
+    yy, xx = np.mgrid[0:h, 0:w]
+    dot = np.exp(-((xx - p[0]) ** 2 + (yy - p[1]) ** 2) / (2 * (1.2 / scale) ** 2))
+    img = np.repeat((255 * dot).round().astype(np.uint8)[:, :, None], 3, 2)
+    for geo in (FaceGeometry("arcface", 112), FaceGeometry("dlib", 150)):
+        c, s = scale * np.cos(angle), scale * np.sin(angle)
+        target = np.array([geo.size * 0.45 + 0.3, geo.size * 0.55 - 0.2])  # where p belongs in the chip
+        rot = np.array([[c, -s], [s, c]])
+        m = np.concatenate([rot, (target - rot @ p)[:, None]], 1)
+        chip = cut_chip(img, m, geo)[:, :, 0].astype(np.float64)
+        cy, cx = np.mgrid[0:geo.size, 0:geo.size]
+        weight = chip / chip.sum()
+        centroid = np.array([(weight * cx).sum(), (weight * cy).sum()])
+        assert np.abs(centroid - target).max() < 0.1, (geo.kind, centroid - target)
+
+
 # ------------------------------------------------------------------------------- masked faces, fallback, count
 
 

@@ -154,7 +154,11 @@ def cut_chip(image_bgr: np.ndarray, matrix: np.ndarray, geometry: FaceGeometry) 
         h, w = img.shape[:2]
         nw, nh = max(1, round(w * k)), max(1, round(h * k))
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-        m[:, :2] = m[:, :2] @ np.diag([w / nw, h / nh])
+        # pixel q of the shrunk photo is centred on photo pixel (q + 0.5) * w / nw - 0.5 (pixel centres at
+        # integers, as warpAffine counts them): p = S q + o, so the warp of q is m(S q + o)
+        sx, sy = w / nw, h / nh
+        m[:, 2] += m[:, :2] @ np.array([(sx - 1) / 2, (sy - 1) / 2])
+        m[:, :2] = m[:, :2] @ np.diag([sx, sy])
     size = geometry.size
     if geometry.kind == "dlib":
         out = cv2.warpAffine(img.astype(np.float32), m, (size, size), flags=cv2.INTER_LINEAR,
