@@ -6,6 +6,7 @@ The LFW and dlib checks are skipped when ../shared or the dlib extra is absent."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -339,6 +340,41 @@ def test_geometry_from_checkpoint_metadata_and_the_default_for_old_checkpoints()
         geometry_from_checkpoint({"preprocess": {"crop": {"face_geometry": {"kind": "dlib"}}}}, "bad.st")
     with pytest.raises(GeometryError, match="use one of"):
         FaceGeometry("mtcnn", 112)
+
+
+@pytest.mark.parametrize("meta, problem", [
+    ({"preprocess": {"crop": {"face_geometry": {"kind": "dlib", "size": 10**7}}}}, "from 16 to 1024"),
+    ({"preprocess": {"crop": {"face_geometry": {"kind": "arcface", "size": True}}}}, "size True: must be"),
+    ({"preprocess": {"image_size": 10**6}}, "preprocess.image_size: face geometry size 1000000"),
+    ({"preprocess": {"image_size": "abc"}}, "preprocess.image_size must be an integer"),
+    ({"preprocess": {"image_size": 112.5}}, "preprocess.image_size must be an integer"),
+    ({"preprocess": [1]}, "preprocess must be a mapping"),
+    ({"preprocess": {"crop": "dlib"}}, "preprocess.crop must be a mapping"),
+    ({"preprocess": {"crop": {"face_geometry": [1] * 10**4}}}, "face_geometry must be"),
+])
+def test_a_hostile_checkpoint_header_is_a_geometry_error_naming_the_file(meta: dict, problem: str) -> None:
+    with pytest.raises(GeometryError, match=f"^evil.safetensors: .*{re.escape(problem)}") as info:
+        geometry_from_checkpoint(meta, "evil.safetensors")
+    assert len(str(info.value)) < 300  # a huge value is not echoed in full
+    with pytest.raises(GeometryError, match="from 16 to 1024"):
+        FaceGeometry("arcface", 1025)
+    assert FaceGeometry("arcface", 1024).size == 1024
+
+
+def test_data_align_refuses_a_checkpoint_asking_for_a_huge_chip(tmp_path: Path) -> None:
+    import torch
+
+    from openfas.cli import app
+    from openfas.io.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "evil.safetensors", model_state={"w": torch.zeros(1)}, meta={
+        "model": "iresnet", "preprocess": {"crop": {"face_geometry": {"kind": "arcface", "size": 10**7}}}})
+    (tmp_path / "src").mkdir()
+    _write_noise(tmp_path / "src" / "a.png")
+    res = CliRunner().invoke(app, ["data", "align", str(tmp_path / "src"), str(tmp_path / "dst"), "--model",
+                                   str(ckpt)])
+    assert res.exit_code == 2 and "evil.safetensors" in res.output and "from 16 to 1024" in res.output
+    assert not (tmp_path / "dst").exists()
 
 
 def test_trained_recognition_checkpoint_records_its_face_geometry(tmp_path: Path) -> None:

