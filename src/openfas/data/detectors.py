@@ -20,9 +20,11 @@ Detectors (all satisfy :class:`FaceDetector`, ``detect(image_bgr) -> list[Box]``
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -160,33 +162,87 @@ def _facedetect_cnn() -> Any:
     return fn
 
 
-# The library parallelises its layers with OpenMP, through the copy of libgomp that the wheel ships (not the one
-# PyTorch uses, so torch.set_num_threads and cv2.setNumThreads do not reach it). Without a setting each call
-# starts a team of one thread per core whose threads spin while they wait for each other: on a 2-core machine
-# with another job on one core, a 640×480 frame took 3 to 13 times longer than on one thread (bench_light.py).
-# The thread count is an OpenMP setting of the calling thread, so it is set (and remembered) per thread.
-_omp_state = threading.local()
+# The library parallelises its layers with OpenMP. It is linked with the copy of libgomp that the wheel ships, but
+# the dynamic linker resolves its OpenMP calls (GOMP_parallel) in the process's global scope first: once PyTorch
+# is imported, whose libgomp is loaded globally, the library's parallel regions run on PyTorch's runtime, not the
+# wheel's (LD_DEBUG=bindings shows it). So the thread count is set on every OpenMP runtime the calls may resolve
+# to: the first one in the global scope, if any, and the library's own. Without a setting each call starts a team
+# of one thread per core whose threads spin while they wait for each other: on a 2-core machine with another job
+# on one core, a 640×480 frame took 3 to 13 times longer than on one thread (bench_light.py). The thread count is
+# an OpenMP setting of the calling thread; a detector sets it for its own call and then gives the thread its
+# setting back, so that it never changes how many threads PyTorch's operators use in that thread afterwards.
+
+
+class _OpenMP:
+    """``omp_set_num_threads`` / ``omp_get_max_threads`` of one OpenMP runtime (found by ``dlsym`` on ``handle``:
+    a library, which searches its dependencies too, or the process, which searches its global scope)."""
+
+    def __init__(self, handle: ctypes.CDLL) -> None:
+        self.set_threads = handle["omp_set_num_threads"]  # AttributeError when there is none
+        self.set_threads.restype, self.set_threads.argtypes = None, [ctypes.c_int]
+        self.max_threads = handle["omp_get_max_threads"]
+        self.max_threads.restype, self.max_threads.argtypes = ctypes.c_int, []
+        self.key = ctypes.cast(self.set_threads, ctypes.c_void_p).value  # the same runtime found twice: one key
+
+
+def _find_openmp(handle: ctypes.CDLL) -> _OpenMP | None:
+    try:
+        return _OpenMP(handle)
+    except AttributeError:
+        return None
 
 
 @functools.lru_cache(maxsize=1)
-def _omp_set_num_threads() -> Any:
-    """``omp_set_num_threads`` of the OpenMP runtime the library is linked with (``None`` if it has none)."""
+def _library_openmp() -> _OpenMP | None:
+    """The OpenMP runtime the library is linked with (``None`` if it has none)."""
+    return _find_openmp(_facedetect_library())
+
+
+@functools.lru_cache(maxsize=1)
+def _process() -> ctypes.CDLL:
+    """The process itself: ``dlsym`` on it searches the global scope as it is at the time of the lookup."""
+    return ctypes.CDLL(None)
+
+
+_global_openmp: list[_OpenMP] = []  # the first OpenMP runtime in the process's global scope, once one is loaded
+
+
+def _openmp_runtimes() -> list[_OpenMP]:
+    """Every OpenMP runtime the library's parallel regions may run on: the first one in the process's global
+    scope (looked up again on each call until one is loaded: importing PyTorch later adds one) and the library's
+    own, each once."""
+    if not _global_openmp:
+        found = _find_openmp(_process())
+        if found is not None:
+            _global_openmp.append(found)
+    runtimes = {rt.key: rt for rt in (*_global_openmp, _library_openmp()) if rt is not None}
+    return list(runtimes.values())
+
+
+@contextlib.contextmanager
+def _omp_threads(threads: int | None) -> Iterator[None]:
+    """Within the block, the library's calls in this thread use ``threads`` OpenMP threads, on every runtime they
+    may run on; afterwards each runtime has this thread's setting back. ``None``: leave the setting as it is."""
+    changed = []
     try:
-        fn = _facedetect_library().omp_set_num_threads  # dlsym on the library searches its dependencies too
-    except AttributeError:
-        return None
-    fn.restype = None
-    fn.argtypes = [ctypes.c_int]
-    return fn
+        if threads is not None:
+            for rt in _openmp_runtimes():
+                before = rt.max_threads()
+                if before != threads:
+                    rt.set_threads(threads)
+                    changed.append((rt, before))
+        yield
+    finally:
+        for rt, before in changed:
+            rt.set_threads(before)
 
 
 def _use_omp_threads(threads: int | None) -> None:
-    if threads is None or getattr(_omp_state, "threads", None) == threads:
-        return
-    fn = _omp_set_num_threads()
-    if fn is not None:
-        fn(threads)
-    _omp_state.threads = threads
+    """Set ``threads`` OpenMP threads for this thread on every runtime the library's calls may run on, and leave
+    it so (``None``: nothing). Prefer :meth:`SlimeFaceDetector.detect_rows`, which gives the setting back."""
+    if threads is not None:
+        for rt in _openmp_runtimes():
+            rt.set_threads(threads)
 
 
 class SlimeFaceDetector:
@@ -196,8 +252,11 @@ class SlimeFaceDetector:
     ≤ ``max_side`` px in BGR order, as the library expects; the score is its confidence (0–100).
 
     ``threads``: OpenMP threads the library may use for one call (default 1: parallelism comes from running
-    several images at once, e.g. the server's worker threads or ``data prepare``'s processes; ``None``: the
-    OpenMP runtime's own default, ``OMP_NUM_THREADS`` or one per core). The boxes do not depend on it."""
+    several images at once, e.g. the server's worker threads or ``data prepare``'s processes). It is set in the
+    calling thread, for the call only, on every OpenMP runtime the library's calls may run on: the wheel's own
+    libgomp, and PyTorch's when torch is imported (the library's calls then run on PyTorch's). ``None``: the
+    calling thread's setting as it is: the runtime's default (``OMP_NUM_THREADS``, else one per core) unless
+    something set one in that thread (e.g. ``torch.set_num_threads`` in it). The boxes do not depend on it."""
 
     def __init__(self, min_score: float = 50.0, max_side: int = 640, threads: int | None = 1) -> None:
         _facedetect_cnn()  # fail here, with the install hint, when the package is missing
@@ -221,16 +280,24 @@ class SlimeFaceDetector:
             buf = self._local.buffer = np.zeros(_FACEDETECT_BUFFER, np.uint8)
         return buf
 
-    def detect(self, image_bgr: np.ndarray) -> list[Box]:
+    def detect_rows(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(rows, k)``: the library's raw results on the image scaled by ``k`` ≤ 1 (longer side ≤ ``max_side``),
+        every face whatever its confidence, one int16 row of 16 per face: confidence (0–100), box x, y, w, h, then
+        five landmarks (x, y) – left eye, right eye (as seen in the image), nose tip, left and right mouth corner –
+        in the scaled image's pixels (divide by ``k`` for the original's)."""
         img, k = _downscale(image_bgr, self.max_side)
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
         buf = self._buffer()
-        _use_omp_threads(self.threads)
-        count = _facedetect_cnn()(buf.ctypes.data, img.ctypes.data, img.shape[1], img.shape[0], img.strides[0])[0]
+        with _omp_threads(self.threads):
+            count = _facedetect_cnn()(buf.ctypes.data, img.ctypes.data, img.shape[1], img.shape[0],
+                                      img.strides[0])[0]
         count = max(0, min(int(count), (_FACEDETECT_BUFFER - 4) // 32))
-        rows = np.frombuffer(buf, dtype=np.int16, count=16 * count, offset=4).reshape(count, 16)
+        return np.frombuffer(buf, dtype=np.int16, count=16 * count, offset=4).reshape(count, 16).copy(), k
+
+    def detect(self, image_bgr: np.ndarray) -> list[Box]:
+        rows, k = self.detect_rows(image_bgr)
         return [Box(float(x) / k, float(y) / k, float(bw) / k, float(bh) / k, float(c))
                 for c, x, y, bw, bh in rows[:, :5].tolist() if c >= self.min_score]
 
