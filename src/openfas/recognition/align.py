@@ -65,6 +65,11 @@ class FaceNotFoundError(OpenFASError, ValueError):
     """No face was found in an image and the fallback is ``error``; the message names the image."""
 
 
+class FacePreparationError(OpenFASError, ValueError):
+    """A face was found in an image but no chip could be cut from it (e.g. its landmarks coincide, or the image
+    is unusable); the message names the image."""
+
+
 class GeometryError(OpenFASError, ValueError):
     """A face geometry is unknown or malformed; the message says which values are accepted."""
 
@@ -388,8 +393,15 @@ class FacePreparer:
         return cut_chip(image_bgr, self.matrix(face), self.geometry)
 
     def __call__(self, image_bgr: np.ndarray, name: str = "image") -> PreparedFace:
-        face = self.find(image_bgr, name)
-        return PreparedFace(self.chip(image_bgr, face), face)
+        """The chip of the face in ``image_bgr``; :class:`FaceNotFoundError` (fallback ``error``) or
+        :class:`FacePreparationError` (no chip from what was found), both naming ``name``."""
+        try:
+            face = self.find(image_bgr, name)
+            return PreparedFace(self.chip(image_bgr, face), face)
+        except (FaceNotFoundError, LandmarkError):
+            raise
+        except (ValueError, cv2.error) as err:
+            raise FacePreparationError(f"{name}: no face chip: {err}") from err
 
 
 @dataclass
@@ -429,6 +441,6 @@ def warn_geometry(message: str | None) -> None:
 
 
 __all__ = ["DLIB_CHIP_FIVE_150", "FACE_FINDERS", "FALLBACKS", "GEOMETRIES", "FaceGeometry", "FaceNotFoundError",
-           "FacePreparer", "FoundFace", "GeometryError", "PreparationReport", "PreparedFace", "SlimeFaceLandmarks",
-           "cut_chip",
-           "default_geometry", "geometry_from_checkpoint", "pick_face", "warn_geometry"]
+           "FacePreparationError", "FacePreparer", "FoundFace", "GeometryError", "PreparationReport", "PreparedFace",
+           "SlimeFaceLandmarks", "cut_chip", "default_geometry", "geometry_from_checkpoint", "pick_face",
+           "warn_geometry"]
