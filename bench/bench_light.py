@@ -186,18 +186,23 @@ def _agree_items(spec: str) -> tuple[str, list[tuple[np.ndarray, int]]]:
     name, _, rest = spec.partition(":")
     root, _, split = rest.partition(":")
     adapter = get_dataset(name)(root)
-    try:
-        items = adapter.list_media(split or "test")
-    except Exception:  # noqa: BLE001 - adapters without a test split (a flat folder): its only split
-        if split:
-            raise
-        items = adapter.list_media("all")
+    if not split:  # "test", or the only split of an adapter without one (a flat folder: "all")
+        splits = tuple(adapter.splits)
+        if "test" not in splits and len(splits) != 1:
+            raise SystemExit(f"{spec}: {name} at {root} has no 'test' split and more than one other "
+                             f"({', '.join(splits)}); give one as {name}:{root}:SPLIT")
+        split = "test" if "test" in splits else splits[0]
+    items = adapter.list_media(split)
     frames = []
     for it in items:
         got = read_frames(it.paths["rgb"], [0])
         if got:
             frames.append((got[0][1], int(it.label)))
-    return f"{name}:{Path(root).name}:{split or items[0].split}", frames
+    return f"{name}:{Path(root).name}:{split}", frames
+
+
+def _both_classes(labels: np.ndarray) -> bool:
+    return bool(0 < labels.sum() < len(labels))
 
 
 def _iou(a, b) -> float:  # noqa: ANN001
@@ -213,7 +218,9 @@ def agreement(args: argparse.Namespace) -> None:
     from openfas.eval import metrics as M
 
     deployed, baseline = _predictors(args)
-    det, det_base = deployed._detector(), baseline._detector()
+    det, det_base = deployed.face_detector(), baseline.face_detector()
+    if det is None or det_base is None:
+        raise SystemExit("--agree compares two face detectors; 'whole' finds none")
     thr = deployed.threshold
     side = getattr(det_base, "max_side", None)
     print(f"agreement: detector {deployed.detector_spec} against {baseline.detector_spec}; model "
@@ -235,24 +242,28 @@ def agreement(args: argparse.Namespace) -> None:
             bj = main_face(det_base.detect(moved))
             bj = None if bj is None else Box(bj.x - step, bj.y - step, bj.w, bj.h, bj.score)
             rows.append((label, b0, b1, bj, score(img, b0), score(img, b1), score(img, bj)))
-        labels = np.array([r[0] for r in rows])
-        s0 = np.array([r[4] for r in rows])
-        has0 = np.isfinite(s0)
         n = len(rows)
-        at0 = M.ScoreSet(s0[has0], labels[has0]).apcer_bpcer(thr)
+        labels = np.array([r[0] for r in rows], dtype=np.int64)
+        s0 = np.array([r[4] for r in rows], dtype=np.float64)
+        has0 = np.isfinite(s0)
         print(f"  {name}: {n} frames ({int(labels.sum())} live); faces found: baseline {int(has0.sum())}")
         for box_col, what in ((2, deployed.detector_spec), (3, f"{baseline.detector_spec} on a 1-px-shifted frame")):
-            s1 = np.array([r[box_col + 3] for r in rows])  # the score that goes with that box
+            s1 = np.array([r[box_col + 3] for r in rows], dtype=np.float64)  # the score that goes with that box
             has1 = np.isfinite(s1)
-            both = has0 & has1
+            both = has0 & has1  # a face under both: the frames whose boxes and scores can be compared
             ious = np.array([_iou(r[1], r[box_col]) for r in rows if r[1] is not None and r[box_col] is not None])
             diff = s1[both] - s0[both]
-            flips = np.mean((s1[both] >= thr) != (s0[both] >= thr))
-            print(f"    {what}: faces found {int(has1.sum())}/{n}; box IoU median {np.median(ious):.3f}, 5th pct "
-                  f"{np.percentile(ious, 5):.3f}, min {ious.min():.3f}; |Δscore| mean {np.abs(diff).mean():.4f}, "
-                  f"95th pct {np.percentile(np.abs(diff), 95):.3f}, max {np.abs(diff).max():.3f}; mean Δscore "
-                  f"{diff.mean():+.4f}; decisions flipped {flips:.1%}")
-            if 0 < labels.sum() < n:
+            line = f"    {what}: faces found {int(has1.sum())}/{n}; "
+            if diff.size:
+                flips = np.mean((s1[both] >= thr) != (s0[both] >= thr))
+                print(line + f"box IoU median {np.median(ious):.3f}, 5th pct {np.percentile(ious, 5):.3f}, min "
+                      f"{ious.min():.3f}; |Δscore| mean {np.abs(diff).mean():.4f}, 95th pct "
+                      f"{np.percentile(np.abs(diff), 95):.3f}, max {np.abs(diff).max():.3f}; mean Δscore "
+                      f"{diff.mean():+.4f}; decisions flipped {flips:.1%}")
+            else:
+                print(line + "no frame with a face under both, nothing to compare")
+            if _both_classes(labels[has0]) and _both_classes(labels[has1]):
+                at0 = M.ScoreSet(s0[has0], labels[has0]).apcer_bpcer(thr)
                 at1 = M.ScoreSet(s1[has1], labels[has1]).apcer_bpcer(thr)
                 print(f"      AUC {M.auc(s1[has1], labels[has1]):.4f} (baseline {M.auc(s0[has0], labels[has0]):.4f}); "
                       f"at the threshold APCER {at1['apcer']:.4f} BPCER {at1['bpcer']:.4f} (baseline APCER "

@@ -131,8 +131,8 @@ def _start_server(args: argparse.Namespace, port: int, log: Any) -> subprocess.P
 def _wait_healthy(server: subprocess.Popen, port: int, log: Any) -> dict:
     deadline = time.time() + 120
     while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
             return json.loads(conn.getresponse().read())
         except OSError:
@@ -140,6 +140,8 @@ def _wait_healthy(server: subprocess.Popen, port: int, log: Any) -> dict:
                 log.seek(0)
                 raise SystemExit(f"server did not start: {log.read().decode(errors='replace')[-2000:]}") from None
             time.sleep(0.2)
+        finally:
+            conn.close()
 
 
 def main() -> int:
