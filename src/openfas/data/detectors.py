@@ -39,7 +39,7 @@ class DetectorError(OpenFASError, ValueError):
     """A face detector cannot be built (a missing or unloadable model file); the message names the file."""
 
 
-def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``(image scaled so its longer side is ≤ max_side px, scale factor k ≤ 1)``; boxes found on it are
     divided by ``k`` to return to the original pixels."""
     h, w = image.shape[:2]
@@ -102,7 +102,7 @@ class CascadeDetector:
         self.classifier = cv2.CascadeClassifier(str(self.path))
 
     def detect(self, image_bgr: np.ndarray) -> list[Box]:
-        img, k = _downscale(image_bgr, self.max_side)
+        img, k = downscale(image_bgr, self.max_side)
         gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         gray = cv2.equalizeHist(gray)
         min_side = max(20, int(self.min_size_frac * min(gray.shape[:2])))
@@ -285,7 +285,7 @@ class SlimeFaceDetector:
         every face whatever its confidence, one int16 row of 16 per face: confidence (0–100), box x, y, w, h, then
         five landmarks (x, y) – left eye, right eye (as seen in the image), nose tip, left and right mouth corner –
         in the scaled image's pixels (divide by ``k`` for the original's)."""
-        img, k = _downscale(image_bgr, self.max_side)
+        img, k = downscale(image_bgr, self.max_side)
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
@@ -303,7 +303,7 @@ class SlimeFaceDetector:
 
 
 def _dlib_rgb(image_bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    img, k = _downscale(image_bgr, max_side)
+    img, k = downscale(image_bgr, max_side)
     img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB if img.ndim == 2 else cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(img), k
 

@@ -236,18 +236,7 @@ class SlimeFaceLandmarks(SlimeFaceDetector):
 
     def detect_landmarks(self, image_bgr: np.ndarray) -> list[tuple[Box, np.ndarray]]:
         """Boxes (score >= ``min_score``) with their five landmarks (5×2 float32 pixels of ``image_bgr``)."""
-        img, k = _detectors._downscale(image_bgr, self.max_side)
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-        img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
-        buf = self._buffer()
-        set_threads = getattr(_detectors, "_use_omp_threads", None)  # the library's OpenMP team, where settable
-        if set_threads is not None:
-            set_threads(getattr(self, "threads", 1))
-        count = _detectors._facedetect_cnn()(buf.ctypes.data, img.ctypes.data, img.shape[1], img.shape[0],
-                                             img.strides[0])[0]
-        count = max(0, min(int(count), (_detectors._FACEDETECT_BUFFER - 4) // 32))
-        rows = np.frombuffer(buf, dtype=np.int16, count=16 * count, offset=4).reshape(count, 16).copy()
+        rows, k = self.detect_rows(image_bgr)
         return [(Box(float(r[1]) / k, float(r[2]) / k, float(r[3]) / k, float(r[4]) / k, float(r[0])),
                  r[5:15].reshape(5, 2).astype(np.float32) / k) for r in rows if r[0] >= self.min_score]
 
@@ -343,7 +332,7 @@ class FacePreparer:
     def _hog_box(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
         """dlib's HOG box (x0, y0, x1, y1 in photo pixels) nearest the image centre, found on a copy whose longer
         side is at most ``hog_max_side`` px (again upsampled once when it finds nothing); ``None`` without one."""
-        small, k = _detectors._downscale(image_bgr, self.hog_max_side)
+        small, k = _detectors.downscale(image_bgr, self.hog_max_side)
         rgb = np.ascontiguousarray(small[:, :, ::-1])
         h, w = rgb.shape[:2]
         dets = list(self._dlib.detector(rgb, 0)) or list(self._dlib.detector(rgb, 1))
