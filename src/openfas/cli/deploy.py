@@ -250,6 +250,7 @@ def calibrate(
     threshold = site_threshold(live_scores.array, target_bpcer)
     sources = {k: [str(p) for p in v] for k, v in groups.items() if v}
     info = calibration_info(live_scores, attack_scores, target_bpcer, threshold, previous, sources)
+    info["detector"] = predictor.detector_spec  # the scores behind the threshold came from this detector
     if previous["threshold"] is not None:
         line = (f"previous threshold {float(previous['threshold']):.6g}: rejects {_pct(info.get('previous_bpcer'))} "
                 "of these live faces")

